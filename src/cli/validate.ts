@@ -1,0 +1,5 @@
+// PLACEHOLDER: the `validate` command lands with its issue.
+export async function main(_argv: string[]): Promise<number> {
+  process.stderr.write('portcullis validate: not available in this build\n');
+  return 2;
+}

@@ -1,0 +1,91 @@
+// Owns the validated runtime Config of `portcullis run` (schema + defaults live in config/schema.ts).
+// Every module is built from this one object by app.ts; nothing else reads flags or files for settings.
+
+import type { CompileOptions, PathNormalization } from '../policy/ir.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface InboundListenerConfig {
+  /** Stable name used in logs/metrics (default `inbound-<port>`). */
+  name: string;
+  listen: HostPort;
+  /** `http://127.0.0.1:8080` (HTTP/1.1 upstream) or `h2c://127.0.0.1:9090` (HTTP/2 cleartext, gRPC). */
+  upstream: string;
+  /** `strict`: client certificate required. `permissive`: callers without one are plaintext peers. */
+  mode: 'strict' | 'permissive';
+  /** Workload port used for policy (`ports`, Linkerd Server port); default = the upstream URL's port. */
+  workloadPort: number;
+}
+
+export interface OutboundListenerConfig {
+  name: string;
+  /** Plaintext listener on localhost that the app calls (HTTP/1.1, h2c, gRPC). */
+  listen: HostPort;
+  /** Destination sidecar, `https://host:port`. */
+  target: string;
+  /** The SPIFFE ID the destination must present; anything else is a 503, never plaintext. */
+  expectIdentity: string;
+  /** SNI / authority to send; default the target host. */
+  serverName?: string;
+}
+
+export interface LimitsConfig {
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  tlsHandshakeTimeoutMs: number;
+  h2MaxConcurrentStreams: number;
+  /** RST_STREAMs per connection per second before the connection is closed (rapid reset). */
+  h2MaxResetsPerSecond: number;
+  maxConnections: number;
+  upstreamConnectTimeoutMs: number;
+  upstreamTimeoutMs: number;
+  drainTimeoutMs: number;
+  maxJwtBytes: number;
+}
+
+export interface JwksConfig {
+  cacheTtlMs: number;
+  refreshIntervalMs: number;
+  /** How long stale keys are served after refreshes start failing; then fail closed. */
+  staleGraceMs: number;
+  unknownKidMinIntervalMs: number;
+  requireExpiration: boolean;
+  clockSkewSeconds: number;
+}
+
+export interface Config {
+  /** Path of the config file, if any (relative paths inside it resolve against its directory). */
+  configFile: string | undefined;
+  mode: 'enforce' | 'audit';
+  listeners: InboundListenerConfig[];
+  outbound: OutboundListenerConfig[];
+  admin: HostPort;
+  policies: string[];
+  tls: {
+    certFile: string;
+    keyFile: string;
+    trustBundleFile: string;
+    /** Peer trust domains accepted; default [workload.trustDomain, ...aliases]. */
+    trustDomains: string[];
+  };
+  /** Workload facts + Istio/Linkerd options, exactly what the policy compiler takes. */
+  compile: CompileOptions;
+  pathNormalization: PathNormalization;
+  /** Reject `%2F`/`%5C` in paths with 400 (Envoy REJECT_REQUEST); default false (Istio sidecar keeps them). */
+  rejectEncodedSlashes: boolean;
+  decisionLog: {
+    /** `stdout`, `stderr`, `off`, or a file path. */
+    destination: string;
+    /** Events buffered before new ones are dropped (and counted). */
+    maxBufferedEvents: number;
+  };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  limits: LimitsConfig;
+  jwks: JwksConfig;
+}
