@@ -31,3 +31,19 @@ export interface JwtAuthenticator {
   /** Stops background JWKS refreshes. */
   close(): void;
 }
+
+export interface JwtAuthenticatorOptions {
+  /** Milliseconds since epoch; injected so tests and `check --now` control time. */
+  now: () => number;
+  /** Resolves a `jwksUri` to key-set JSON text. `file://` URIs are read locally; https only by `run`. */
+  fetchJwks: (uri: string, timeoutMs: number) => Promise<string>;
+  clockSkewSeconds: number;
+  requireExpiration: boolean;
+  maxTokenBytes: number;
+  cacheTtlMs: number;
+  refreshIntervalMs: number;
+  staleGraceMs: number;
+  unknownKidMinIntervalMs: number;
+}
+// Factory (src/jwt/authenticator.ts):
+//   createJwtAuthenticator(providers: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator
