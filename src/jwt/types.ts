@@ -17,11 +17,25 @@ export interface JwtHeaderEdits {
   remove: string[];
   /** Headers to set (outputPayloadToHeader, outputClaimToHeaders). */
   set: Record<string, string>;
+  /**
+   * Query parameters to drop from the forwarded target (a query-borne token unless forwardOriginalToken;
+   * Envoy JwtParamLocation::removeJwt). Optional for compatibility; absent or empty = keep the target.
+   */
+  removeQueryParams?: string[];
 }
 
 export type AuthnResult =
   | { kind: 'none'; edits: JwtHeaderEdits }
-  | { kind: 'verified'; jwt: VerifiedJwt; edits: JwtHeaderEdits }
+  | {
+      kind: 'verified';
+      jwt: VerifiedJwt;
+      edits: JwtHeaderEdits;
+      /**
+       * Claims whose string values policy matching splits on spaces: `scope`, `permission` and the verifying
+       * provider's spaceDelimitedClaims (Istio 1.28+). Optional for compatibility.
+       */
+      spaceDelimitedClaims?: string[];
+    }
   /** 401 (403 for a bad audience, as Envoy). `message` is Envoy's body text, e.g. `Jwt is expired`. */
   | { kind: 'failed'; status: 401 | 403; reason: ReasonCode; message: string };
 
@@ -30,6 +44,10 @@ export interface JwtAuthenticator {
   authenticate(request: JwtRequestView): Promise<AuthnResult>;
   /** Stops background JWKS refreshes. */
   close(): void;
+  /** Resolves once the first fetch of every JWKS URI has finished (successfully or not). Optional. */
+  ready?(): Promise<void>;
+  /** Configuration problems found at construction (unusable inline JWKS keys, ...). Optional. */
+  readonly warnings?: readonly string[];
 }
 
 export interface JwtAuthenticatorOptions {
@@ -44,6 +62,10 @@ export interface JwtAuthenticatorOptions {
   refreshIntervalMs: number;
   staleGraceMs: number;
   unknownKidMinIntervalMs: number;
+  /** After a failed JWKS fetch, no new fetch is started for this long (default 1000 ms, Envoy async_fetch). */
+  retryAfterFailureMs?: number;
+  /** Observer for JWKS fetch failures (logs, metrics). Must not throw. */
+  onJwksFetchError?: (uri: string, error: unknown) => void;
 }
 // Factory (src/jwt/authenticator.ts):
 //   createJwtAuthenticator(providers: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator
