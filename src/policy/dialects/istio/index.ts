@@ -1,11 +1,14 @@
 // Owns the Istio dialect (security.istio.io AuthorizationPolicy, RequestAuthentication): validation as
 // istiod does it, scope selection, and lowering to the IR. Spec: ../shared/spec/istio.md.
-// PLACEHOLDER until the Istio dialect lands: accepts no documents.
 import type { DialectCompiler } from '../types.js';
+import { lowerIstio } from './lower.js';
+import { ISTIO_GROUP, validateIstioDocument } from './validate.js';
 
 export const istioDialect: DialectCompiler = {
   dialect: 'istio',
-  accepts: () => false,
-  validate: () => [],
-  lower: () => ({ diagnostics: [], output: { applied: new Set() } }),
+  // Every kind of the security.istio.io group is claimed so that a misspelt kind or an unserved version is
+  // an error, not a silently skipped policy; validate() accepts only the kinds and versions istiod serves.
+  accepts: (apiVersion) => apiVersion.startsWith(ISTIO_GROUP),
+  validate: validateIstioDocument,
+  lower: lowerIstio,
 };
