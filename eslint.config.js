@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const ioModules = ['net', 'tls', 'http', 'https', 'http2', 'fs', 'fs/promises', 'child_process', 'dgram', 'dns', 'worker_threads', 'cluster'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'loadtest/results/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'dist-*/**', 'node_modules/**', 'loadtest/results/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,5 +1,152 @@
-// PLACEHOLDER: the `check` command lands with its issue.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('portcullis check: not available in this build\n');
-  return 2;
+// Owns `portcullis check`: compile policies for a workload, decide one request (or an NDJSON stream
+// against one compiled set) and print the decision as JSON. Exit 0 for any verdict, 2 for unusable input.
+
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { readPolicySources } from '../config/policy-files.js';
+import { compilePolicies } from '../policy/compile.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import type { PolicySnapshot } from '../policy/ir.js';
+import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
+import { CheckInputError, createCheckAuthenticator, decideRequest, type CheckRequest } from '../check/decide.js';
+import { parseWorkloadFlags, workloadFlagsHelp } from './workload-flags.js';
+
+export const checkFlagSpec = {
+  policies: { type: 'string', multiple: true },
+  request: { type: 'string' },
+  requests: { type: 'string' },
+  jwks: { type: 'string', multiple: true },
+  now: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const help = `usage: portcullis check --policies PATH [--policies PATH...] (--request FILE|- | --requests FILE.ndjson) [flags]
+
+Decides a request the way the sidecar would and prints one JSON object:
+  verdict (allow | deny | unauthenticated | bad_request | not_found | rate_limited), status, grpcStatus,
+  audit, shadow, policy {dialect, kind, namespace, name}, rule, reason, authorization.
+The request JSON: method, path (raw target, query included), host, headers (string or string[]),
+peer (SPIFFE ID, or null for a plaintext caller), sourceIp, remoteIp, port, sni, protocol (http|grpc|tcp).
+
+  --policies PATH          policy file or directory (repeatable)
+  --request FILE|-         one request as JSON (- reads standard input)
+  --requests FILE.ndjson   many requests, one per line, against one compiled set; one decision per line
+                           (an optional "time" field in ms drives Linkerd rate limits)
+  --jwks URI=FILE          verify tokens of a jwksUri issuer against a local JWKS file (repeatable)
+  --now TIME               clock for JWT exp/nbf checks (ISO-8601 or ms since epoch; default: now)
+
+${workloadFlagsHelp}
+Exit 0 for any verdict; 2 for unusable input (diagnostics on stderr).
+`;
+
+export interface PreparedCheck {
+  snapshot: PolicySnapshot;
+  now: () => number;
+  jwksFiles: Record<string, string>;
+  values: ReturnType<typeof parseCheckArgs>['values'];
+}
+
+function parseCheckArgs(argv: string[]) {
+  return parseArgs({ args: argv, options: checkFlagSpec, allowPositionals: false, strict: true });
+}
+
+/** Shared by check and explain: parse flags, read and compile policies. Writes problems to stderr. */
+export async function prepareCheck(command: string, argv: string[], usage: string): Promise<PreparedCheck | number> {
+  const workload = parseWorkloadFlags(argv);
+  let parsed;
+  try {
+    parsed = parseCheckArgs(workload.rest);
+  } catch (e) {
+    process.stderr.write(`portcullis ${command}: ${(e as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const values = parsed.values;
+  if (values.help) { process.stdout.write(usage); return 0; }
+  if (workload.diagnostics.some((d) => d.severity === 'error')) {
+    for (const d of workload.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+    return 2;
+  }
+  if (!values.policies || values.policies.length === 0) { process.stderr.write(`portcullis ${command}: --policies is required\n\n${usage}`); return 2; }
+  let now = () => Date.now();
+  if (values.now !== undefined) {
+    const t = /^\d+$/.test(values.now) ? Number(values.now) : Date.parse(values.now);
+    if (!Number.isFinite(t)) { process.stderr.write(`portcullis ${command}: --now "${values.now}" is not a time\n`); return 2; }
+    now = () => t;
+  }
+  const jwksFiles: Record<string, string> = {};
+  for (const item of values.jwks ?? []) {
+    const eq = item.lastIndexOf('=');
+    if (eq <= 0) { process.stderr.write(`portcullis ${command}: --jwks "${item}" is not URI=FILE\n`); return 2; }
+    jwksFiles[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  let sources;
+  try {
+    sources = await readPolicySources(values.policies);
+  } catch (e) {
+    process.stderr.write(`portcullis ${command}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const { snapshot, diagnostics } = compilePolicies(sources, workload.options);
+  for (const d of diagnostics) if (d.severity === 'error' || !snapshot) process.stderr.write(formatDiagnostic(d) + '\n');
+  if (!snapshot) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
+  return { snapshot, now, jwksFiles, values };
+}
+
+export async function readRequestJson(source: string): Promise<unknown> {
+  const text = source === '-' ? await readStdin() : await readFile(source, 'utf8');
+  return JSON.parse(text) as unknown;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const prepared = await prepareCheck('check', argv, help);
+  if (typeof prepared === 'number') return prepared;
+  const { snapshot, now, jwksFiles, values } = prepared;
+  if ((values.request === undefined) === (values.requests === undefined)) {
+    process.stderr.write('portcullis check: give exactly one of --request or --requests\n');
+    return 2;
+  }
+  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles });
+  const rateLimiter = new LocalRateLimiter();
+  try {
+    if (values.request !== undefined) {
+      const request = await readRequestJson(values.request);
+      const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter });
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      return 0;
+    }
+    const text = values.requests === '-' ? await readStdin() : await readFile(values.requests!, 'utf8');
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!.trim();
+      if (line === '') continue;
+      let request: unknown;
+      try {
+        request = JSON.parse(line);
+      } catch (e) {
+        throw new CheckInputError(`${values.requests}:${i + 1}: ${(e as Error).message}`);
+      }
+      try {
+        const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter });
+        process.stdout.write(JSON.stringify(out) + '\n');
+      } catch (e) {
+        if (e instanceof CheckInputError) throw new CheckInputError(`${values.requests}:${i + 1}: ${e.message}`);
+        throw e;
+      }
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof CheckInputError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+      process.stderr.write(`portcullis check: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    authenticator.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,5 +1,82 @@
-// PLACEHOLDER: the `explain` command lands with its issue.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('portcullis explain: not available in this build\n');
-  return 2;
+// Owns `portcullis explain`: the same input as `check`, rendered for a person: which policies select
+// the workload (and why others do not), and for every rule whether each field matched, with the value seen.
+
+import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckRequest } from '../check/decide.js';
+import { explain, type ExplainReport, type MatchTrace } from '../policy/explain.js';
+import { prepareCheck, readRequestJson } from './check.js';
+import { workloadFlagsHelp } from './workload-flags.js';
+
+const help = `usage: portcullis explain --policies PATH [--policies PATH...] --request FILE|- [flags]
+
+Takes the same input as \`portcullis check\` and prints, for a person, which policies selected the
+workload and why each rule and field matched or not.
+
+${workloadFlagsHelp}`;
+
+export async function main(argv: string[]): Promise<number> {
+  const prepared = await prepareCheck('explain', argv, help);
+  if (typeof prepared === 'number') return prepared;
+  const { snapshot, now, jwksFiles, values } = prepared;
+  if (values.request === undefined) { process.stderr.write('portcullis explain: --request is required\n'); return 2; }
+  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles });
+  try {
+    const request = await readRequestJson(values.request);
+    const result = await decideRequestDetailed(snapshot, request as CheckRequest, { authenticator });
+    const out: string[] = [];
+    if (!result.context || !result.decision) {
+      const o = result.output;
+      out.push(`Decision: ${o.verdict.toUpperCase()} ${o.status} (${o.reason})${o.message ? ` — ${o.message}` : ''}`);
+      out.push(o.verdict === 'bad_request'
+        ? 'The request was refused before any policy ran: it is malformed for the proxy (see docs/engine.md).'
+        : 'The request was refused by RequestAuthentication before authorization ran (an invalid token is a 401 even where a DENY policy would match).');
+    } else {
+      renderReport(explain(snapshot, result.context), out);
+    }
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } catch (e) {
+    if (e instanceof CheckInputError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
+      process.stderr.write(`portcullis explain: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    authenticator.close();
+  }
+}
+
+function renderReport(r: ExplainReport, out: string[]): void {
+  const q = r.request;
+  out.push(`Request: ${q.protocol} ${q.method} ${q.path}${q.query ? `?${q.query}` : ''} (authority "${q.authority}", port ${q.port})`);
+  out.push(`  from ${q.peer ?? 'a plaintext caller (no mTLS identity)'} at ${q.sourceIp}${q.jwt ? `, JWT ${q.jwt.issuer}/${q.jwt.subject}` : ', no JWT'}`);
+  const d = r.decision;
+  const by = d.policy ? ` by ${d.policy.dialect} ${d.policy.kind} ${d.policy.namespace}/${d.policy.name}` : '';
+  out.push(`Decision: ${d.verdict.toUpperCase()} ${d.status} (${d.reason})${by}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
+  if (d.audit) out.push(`  AUDIT marked by ${d.audit.policy.namespace}/${d.audit.policy.name}${d.audit.rule ? ` (${d.audit.rule})` : ''}`);
+  if (d.shadow) out.push(`  dry-run (${d.shadow.action}) would ${d.shadow.verdict}${d.shadow.policy ? ` by ${d.shadow.policy.namespace}/${d.shadow.policy.name}` : ''}`);
+  out.push('', `Policies (revision ${r.revision}):`);
+  if (r.documents.length === 0) out.push('  (none loaded)');
+  for (const doc of r.documents) {
+    out.push(`  ${doc.applies ? 'applies ' : 'skipped '} ${doc.kind} ${doc.namespace}/${doc.name}  (${doc.file}:${doc.line})${doc.why ? ` — ${doc.why}` : ''}`);
+  }
+  if (r.istio) {
+    out.push('', `Istio (${r.istio.chain} chain): enforced ALLOW policy present: ${r.istio.hasEnforcedAllow ? 'yes' : 'no — requests not denied are allowed'}`);
+    for (const rule of r.istio.rules) {
+      out.push(`  ${rule.action}${rule.dryRun ? ' (dry-run)' : ''} ${rule.id}: ${rule.matched ? 'MATCHED' : 'no match'}`);
+      renderTrace(rule.trace, '    ', out);
+    }
+  } else {
+    out.push('', 'Istio: no AuthorizationPolicy selects this workload.');
+  }
+  if (r.linkerd !== undefined && r.linkerd !== null) {
+    out.push('', 'Linkerd:');
+    for (const line of JSON.stringify(r.linkerd, null, 2).split('\n')) out.push(`  ${line}`);
+  }
+}
+
+function renderTrace(t: MatchTrace, indent: string, out: string[]): void {
+  const mark = t.matched ? 'yes' : 'no ';
+  const detail = t.expected !== undefined ? `  wants ${t.expected}, saw ${t.actual === null || t.actual === undefined ? '(absent)' : JSON.stringify(t.actual)}` : '';
+  out.push(`${indent}[${mark}] ${t.node}${detail}`);
+  for (const c of t.children ?? []) renderTrace(c, indent + '  ', out);
 }

@@ -1,8 +1,147 @@
-// Owns compileMatcher: IR Matcher -> closure over RequestContext, built once at compile time.
-// PLACEHOLDER until the engine lands: every matcher is false (fails closed for ALLOW).
+// Owns compileMatcher: IR Matcher -> closure over RequestContext, built once at compile time. Every
+// positive leaf is false when its attribute is absent; `not` flips it (istio.md §3 absent-attribute rule).
+import type { RequestContext } from '../context-types.js';
 import type { Matcher } from '../ir.js';
+import { ALWAYS_SPACE_DELIMITED, compileClaim } from './claims.js';
+import { compileCidrs } from './cidr.js';
+import { compileLinkerdIdentity } from './identity.js';
+import { compilePath } from './path.js';
+import { queryParams } from './query.js';
+import { compileString } from './string.js';
 import type { CompiledMatcher, MatcherEnv } from './types.js';
 
-export function compileMatcher(_matcher: Matcher, _env: MatcherEnv): CompiledMatcher {
-  return () => false;
+const TRUE: CompiledMatcher = () => true;
+const FALSE: CompiledMatcher = () => false;
+
+/** A header value as Envoy's header matcher sees it; pseudo-headers are derived from the context. */
+export function headerValue(ctx: RequestContext, name: string): string | undefined {
+  if (name.charCodeAt(0) === 0x3a) {
+    switch (name) {
+      case ':method': return ctx.method || undefined;
+      case ':path': return ctx.path ? (ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path) : undefined;
+      case ':authority': return ctx.authority || undefined;
+      default: return undefined;
+    }
+  }
+  return ctx.headers[name];
+}
+
+function compileAll(list: readonly Matcher[], env: MatcherEnv): CompiledMatcher[] {
+  return list.map((m) => compileMatcher(m, env));
+}
+
+export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
+  switch (m.type) {
+    case 'any': return TRUE;
+    case 'none': return FALSE;
+    case 'and': {
+      const parts = compileAll(m.of, env);
+      if (parts.length === 0) return TRUE;
+      if (parts.length === 1) return parts[0] as CompiledMatcher;
+      if (parts.length === 2) {
+        const [a, b] = parts as [CompiledMatcher, CompiledMatcher];
+        return (ctx) => a(ctx) && b(ctx);
+      }
+      return (ctx) => {
+        for (const p of parts) if (!p(ctx)) return false;
+        return true;
+      };
+    }
+    case 'or': {
+      const parts = compileAll(m.of, env);
+      if (parts.length === 0) return FALSE;
+      if (parts.length === 1) return parts[0] as CompiledMatcher;
+      if (parts.length === 2) {
+        const [a, b] = parts as [CompiledMatcher, CompiledMatcher];
+        return (ctx) => a(ctx) || b(ctx);
+      }
+      return (ctx) => {
+        for (const p of parts) if (p(ctx)) return true;
+        return false;
+      };
+    }
+    case 'not': {
+      const inner = compileMatcher(m.of, env);
+      return (ctx) => !inner(ctx);
+    }
+    case 'peer.principal': {
+      const pred = compileString(m.match);
+      return (ctx) => ctx.peer !== null && pred(ctx.peer.principal);
+    }
+    case 'peer.authenticated':
+      return (ctx) => ctx.peer !== null;
+    case 'peer.linkerd-identity': {
+      const pred = compileLinkerdIdentity(m.exact, m.suffixes, env.linkerdControlPlaneNamespace);
+      return (ctx) => pred(ctx.peer);
+    }
+    case 'source.ip': {
+      const pred = compileCidrs(m.cidrs);
+      return (ctx) => pred(ctx.sourceIp);
+    }
+    case 'remote.ip': {
+      const pred = compileCidrs(m.cidrs);
+      return (ctx) => pred(ctx.remoteIp);
+    }
+    case 'destination.ip': {
+      const pred = compileCidrs(m.cidrs);
+      return (ctx) => pred(ctx.destinationIp);
+    }
+    case 'destination.port': {
+      const ports = new Set(m.ports);
+      if (ports.size === 1) {
+        const only = m.ports[0] as number;
+        return (ctx) => ctx.port === only;
+      }
+      return (ctx) => ports.has(ctx.port);
+    }
+    case 'connection.sni': {
+      const pred = compileString(m.match);
+      return (ctx) => ctx.sni !== undefined && ctx.sni.length > 0 && pred(ctx.sni);
+    }
+    case 'request.method': {
+      const pred = compileString(m.match);
+      return (ctx) => ctx.method.length > 0 && pred(ctx.method);
+    }
+    case 'request.host': {
+      const pred = compileString(m.match, true);
+      return (ctx) => ctx.authority.length > 0 && pred(ctx.authority);
+    }
+    case 'request.path': {
+      const pred = compilePath(m.match);
+      return (ctx) => ctx.path.length > 0 && pred(ctx.path);
+    }
+    case 'request.header': {
+      const name = m.name.toLowerCase();
+      const pred = compileString(m.match);
+      return (ctx) => {
+        const v = headerValue(ctx, name);
+        return v !== undefined && pred(v);
+      };
+    }
+    case 'request.query': {
+      const name = m.name;
+      const pred = compileString(m.match);
+      return (ctx) => {
+        if (ctx.protocol === 'tcp') return false;
+        const values = queryParams(ctx).get(name);
+        if (values === undefined) return false;
+        for (const v of values) if (pred(v)) return true;
+        return false;
+      };
+    }
+    case 'jwt.principal': {
+      const iss = compileString(m.issuer);
+      const sub = compileString(m.subject);
+      return (ctx) => ctx.jwt !== null && iss(ctx.jwt.issuer) && sub(ctx.jwt.subject);
+    }
+    case 'jwt.claim': {
+      const split = new Set<string>([...ALWAYS_SPACE_DELIMITED, ...(env.spaceDelimitedClaims ?? [])]);
+      const pred = compileClaim(m.path, compileString(m.match), split);
+      return (ctx) => pred(ctx.jwt);
+    }
+    case 'unsupported':
+      return FALSE;
+  }
+  // An IR node this engine does not know must not silently match or silently fail: refuse the snapshot.
+  throw new Error(`unknown matcher type ${JSON.stringify((m as { type?: unknown }).type)}`);
 }

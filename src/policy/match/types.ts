@@ -8,4 +8,9 @@ export type CompiledMatcher = (ctx: RequestContext) => boolean;
 export interface MatcherEnv {
   /** Linkerd control-plane namespace for SPIFFE -> Linkerd identity names (`linkerd`). */
   linkerdControlPlaneNamespace: string;
+  /**
+   * Extra JWT claims split on spaces before matching (RequestAuthentication spaceDelimitedClaims);
+   * `scope` and `permission` are always split. Optional, added after the first contract.
+   */
+  spaceDelimitedClaims?: readonly string[];
 }

@@ -1,11 +1,20 @@
 // Owns the Linkerd dialect (policy.linkerd.io + Gateway API routes): validation, references, default
-// policies and lowering to the IR. Spec: ../shared/spec/linkerd.md.
-// PLACEHOLDER until the Linkerd dialect lands: accepts no documents.
+// policies and lowering to the IR. Spec: shared/spec/linkerd.md (linkerd2 policy-controller, webhook).
+
 import type { DialectCompiler } from '../types.js';
+import { lowerLinkerd } from './lower.js';
+import { specSchemaFor } from './schema.js';
+import { validateLinkerdDocument } from './validate.js';
+
+const LINKERD_KINDS = new Set(['Server', 'HTTPRoute', 'GRPCRoute', 'AuthorizationPolicy', 'MeshTLSAuthentication', 'NetworkAuthentication', 'ServerAuthorization', 'HTTPLocalRateLimitPolicy']);
 
 export const linkerdDialect: DialectCompiler = {
   dialect: 'linkerd',
-  accepts: () => false,
-  validate: () => [],
-  lower: () => ({ diagnostics: [], output: { applied: new Set() } }),
+  accepts(apiVersion, kind) {
+    if (apiVersion.startsWith('policy.linkerd.io/')) return LINKERD_KINDS.has(kind);
+    // Gateway API routes take part only through parentRefs to a Server; accepted so that they are validated.
+    return specSchemaFor(apiVersion, kind) !== undefined;
+  },
+  validate: validateLinkerdDocument,
+  lower: lowerLinkerd,
 };

@@ -1,0 +1,258 @@
+// Owns the one mutable cell of the data plane: the current PolicySnapshot, its file watch and reloads.
+// PC-29 (security.md): validate before swap, swap whole, keep the last good snapshot on any reload error.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { compilePolicies, type StageTiming } from '../policy/compile.js';
+import { hasErrors, type Diagnostic } from '../policy/diagnostics.js';
+import type { PolicySource } from '../policy/documents-types.js';
+import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
+import type { Metrics, ReloadResult } from '../observe/metrics.js';
+import { listPolicyFiles, readPolicySources } from './policy-files.js';
+
+/** The subset of a pino logger the store needs. */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ReloadReport {
+  result: ReloadResult;
+  /** ISO time of the attempt. */
+  time: string;
+  /** Errors of a failed attempt, warnings of a successful one. */
+  diagnostics: Diagnostic[];
+  /** Revision in force after the attempt. */
+  revision: string;
+  /** Read + compile wall time. */
+  durationMs: number;
+  /** Compile stages (synchronous, on the event loop): their sum is the pause a reload causes. */
+  stages: StageTiming[];
+}
+
+export interface PolicyStoreStatus {
+  revision: string;
+  /** ISO time the snapshot in force was loaded. */
+  loadedAt: string;
+  documents: LoadedDocumentSummary[];
+  /** Warnings/infos of the snapshot in force. */
+  diagnostics: Diagnostic[];
+  lastReload: ReloadReport;
+}
+
+export type SwapListener = (next: PolicySnapshot, previous: PolicySnapshot) => void;
+
+export interface PolicyStore {
+  /** O(1); always a complete, frozen snapshot. Read it once per request. */
+  current(): PolicySnapshot;
+  status(): PolicyStoreStatus;
+  /** Called after each swap; returns an unsubscribe function. */
+  onSwap(listener: SwapListener): () => void;
+  /** Re-reads and recompiles now (SIGHUP, tests); concurrent calls coalesce into one more run. */
+  reload(): Promise<ReloadReport>;
+  close(): Promise<void>;
+}
+
+export interface PolicyStoreOptions {
+  paths: readonly string[];
+  options: CompileOptions;
+  logger?: StoreLogger;
+  metrics?: Pick<Metrics, 'recordPolicyReload' | 'setPolicyRevision'>;
+  /** Wall clock, epoch ms (default Date.now). */
+  clock?: () => number;
+  /** Watch the paths and reload on change (default true). */
+  watch?: boolean;
+  /** Quiet time after the last change before reloading (default 200 ms). */
+  debounceMs?: number;
+  /** Polling fallback period: catches changes fs.watch misses, e.g. ConfigMap symlink swaps (default 2000 ms; 0 = off). */
+  pollIntervalMs?: number;
+  /** A set with no policy document at all is refused (default), since it is usually a half-written update. */
+  allowEmpty?: boolean;
+  /** Injected reader (default readPolicySources). */
+  readSources?: (paths: readonly string[]) => Promise<PolicySource[]>;
+}
+
+export type CreatePolicyStoreResult = { store: PolicyStore } | { diagnostics: Diagnostic[] };
+
+/** Fingerprint of the files on disk: a read is only trusted if it did not change while reading. */
+async function fingerprint(paths: readonly string[]): Promise<string> {
+  try {
+    const files = await listPolicyFiles(paths);
+    const parts = await Promise.all(files.map(async (f) => {
+      const s = await stat(f);
+      return `${f}\u0000${s.size}\u0000${s.mtimeMs}\u0000${s.ino}`;
+    }));
+    return parts.join('\n');
+  } catch (err) {
+    return `error:${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+const maxSettleAttempts = 5;
+
+interface Attempt {
+  snapshot: PolicySnapshot | undefined;
+  diagnostics: Diagnostic[];
+  durationMs: number;
+  fingerprint: string;
+  stages?: StageTiming[];
+}
+
+function storeDiagnostic(code: string, message: string, file: string): Diagnostic {
+  return { code, severity: 'error', message, origin: { file, line: 1, column: 1 }, fieldPath: '' };
+}
+
+/** Reads the files until two fingerprints agree around the read, then compiles on a later tick. */
+async function attemptLoad(opts: PolicyStoreOptions, read: (paths: readonly string[]) => Promise<PolicySource[]>): Promise<Attempt> {
+  const t0 = performance.now();
+  let sources: PolicySource[] | undefined;
+  let before = '';
+  for (let i = 0; i < maxSettleAttempts; i++) {
+    before = await fingerprint(opts.paths);
+    try {
+      sources = await read(opts.paths);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_READ', `cannot read policies: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
+    }
+    const after = await fingerprint(opts.paths);
+    if (after === before) break;
+    if (i === maxSettleAttempts - 1) {
+      return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_UNSETTLED', 'policy files kept changing while being read; will retry on the next change', opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: after };
+    }
+  }
+  const read_ = sources as PolicySource[];
+  // Compile is synchronous: give pending I/O (requests) a turn first, so a reload is one bounded pause.
+  await new Promise<void>((r) => setImmediate(r));
+  let result: ReturnType<typeof compilePolicies>;
+  try {
+    result = compilePolicies(read_, opts.options, { clock: () => performance.now() });
+  } catch (err) {
+    // A compiler bug must cost a reload, never the process or the snapshot in force.
+    const message = err instanceof Error ? err.message : String(err);
+    return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_INTERNAL', `policy compiler failed: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
+  }
+  const diagnostics = result.diagnostics;
+  let snapshot = result.snapshot;
+  if (snapshot && !opts.allowEmpty && snapshot.documents.length === 0) {
+    diagnostics.push(storeDiagnostic('PRT_POLICY_EMPTY_SET', read_.length === 0 ? 'no policy files found' : 'the policy files contain no policy document', opts.paths.join(',')));
+    snapshot = undefined;
+  }
+  return { snapshot: hasErrors(diagnostics) ? undefined : snapshot, diagnostics, durationMs: performance.now() - t0, fingerprint: before, stages: result.timings };
+}
+
+/** Initial load (refuses on errors: returns the diagnostics), then watches and hot-reloads. */
+export async function createPolicyStore(opts: PolicyStoreOptions): Promise<CreatePolicyStoreResult> {
+  const clock = opts.clock ?? Date.now;
+  const read = opts.readSources ?? readPolicySources;
+  const first = await attemptLoad(opts, read);
+  if (!first.snapshot) {
+    opts.metrics?.recordPolicyReload('failure');
+    return { diagnostics: first.diagnostics };
+  }
+  let snapshot: PolicySnapshot = first.snapshot;
+  let loadedAt = new Date(clock()).toISOString();
+  let lastReload: ReloadReport = { result: 'success', time: loadedAt, diagnostics: first.diagnostics, revision: snapshot.revision, durationMs: first.durationMs, stages: first.stages ?? [] };
+  let lastFingerprint = first.fingerprint;
+  opts.metrics?.recordPolicyReload('success');
+  opts.metrics?.setPolicyRevision(snapshot.revision);
+  opts.logger?.info({ revision: snapshot.revision, documents: snapshot.documents.length, durationMs: Math.round(first.durationMs), warnings: first.diagnostics.length }, 'policy loaded');
+
+  const listeners = new Set<SwapListener>();
+  let closed = false;
+  let running: Promise<ReloadReport> | undefined;
+
+  async function runOnce(): Promise<ReloadReport> {
+    const attempt = await attemptLoad(opts, read);
+    const time = new Date(clock()).toISOString();
+    lastFingerprint = attempt.fingerprint;
+    if (closed) return lastReload;
+    if (!attempt.snapshot) {
+      lastReload = { result: 'failure', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
+      opts.metrics?.recordPolicyReload('failure');
+      opts.logger?.error({ revision: snapshot.revision, diagnostics: attempt.diagnostics.filter((d) => d.severity === 'error').slice(0, 50) }, 'policy reload failed; keeping the last good snapshot');
+      return lastReload;
+    }
+    if (attempt.snapshot.revision === snapshot.revision) {
+      lastReload = { result: 'unchanged', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
+      opts.metrics?.recordPolicyReload('unchanged');
+      return lastReload;
+    }
+    const previous = snapshot;
+    snapshot = attempt.snapshot; // the swap: one assignment, readers see old or new, never a mix
+    loadedAt = time;
+    lastReload = { result: 'success', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
+    opts.metrics?.recordPolicyReload('success');
+    opts.metrics?.setPolicyRevision(snapshot.revision);
+    opts.logger?.info({ revision: snapshot.revision, previous: previous.revision, documents: snapshot.documents.length, durationMs: Math.round(attempt.durationMs) }, 'policy reloaded');
+    for (const l of listeners) {
+      try { l(snapshot, previous); } catch (err) { opts.logger?.error({ err }, 'policy swap listener failed'); }
+    }
+    return lastReload;
+  }
+
+  let queued: Promise<ReloadReport> | undefined;
+  /** One reload at a time; calls during a run share one follow-up run that sees their change. */
+  function reload(): Promise<ReloadReport> {
+    if (!running) {
+      running = runOnce().finally(() => { running = undefined; });
+      return running;
+    }
+    queued ??= running.catch(() => undefined).then(() => { queued = undefined; return reload(); });
+    return queued;
+  }
+
+  // --- watching
+  const watchers: FSWatcher[] = [];
+  let debounce: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (closed) return;
+    if (debounce) clearTimeout(debounce);
+    debounce = setTimeout(() => { debounce = undefined; void reload(); }, opts.debounceMs ?? 200);
+    debounce.unref();
+  };
+  if (opts.watch !== false) {
+    for (const p of opts.paths) {
+      try {
+        // A file is watched through its directory: editors and ConfigMaps replace files by rename.
+        const isDirectory = (await stat(p)).isDirectory();
+        const w = watch(isDirectory ? p : dirname(p), { recursive: isDirectory, persistent: false }, schedule);
+        w.on('error', () => { /* the polling fallback keeps working */ });
+        watchers.push(w);
+      } catch {
+        // recursive watch unsupported or path gone: the poll below still notices changes
+      }
+    }
+    const every = opts.pollIntervalMs ?? 2000;
+    if (every > 0) {
+      let polling = false;
+      poll = setInterval(() => {
+        if (polling || running) return;
+        polling = true;
+        void fingerprint(opts.paths).then((fp) => { if (fp !== lastFingerprint) schedule(); }).finally(() => { polling = false; });
+      }, every);
+      poll.unref();
+    }
+  }
+
+  const store: PolicyStore = {
+    current: () => snapshot,
+    status: () => ({ revision: snapshot.revision, loadedAt, documents: snapshot.documents, diagnostics: snapshot.diagnostics, lastReload }),
+    onSwap(listener) { listeners.add(listener); return () => { listeners.delete(listener); }; },
+    reload,
+    async close() {
+      closed = true;
+      if (debounce) clearTimeout(debounce);
+      if (poll) clearInterval(poll);
+      for (const w of watchers) w.close();
+      listeners.clear();
+      if (queued) await queued.catch(() => undefined);
+      if (running) await running.catch(() => undefined);
+    },
+  };
+  return { store };
+}

@@ -1,0 +1,217 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { PeerIdentity, RequestContext } from './context-types.js';
+import { evaluate, prepareSnapshot } from './evaluate.js';
+import type { CompileOptions, IstioAction, IstioChain, IstioRule, Matcher, PolicySnapshot } from './ir.js';
+import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
+
+const options: CompileOptions = {
+  workload: { namespace: 'foo', labels: {}, annotations: {}, serviceAccount: 'sa', trustDomain: 'cluster.local', trustDomainAliases: [] },
+  rootNamespace: 'istio-system', pathNormalization: 'BASE', customProviders: [],
+  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
+};
+
+let seq = 0;
+function rule(action: IstioAction, name: string, match: Matcher, extra: Partial<IstioRule> = {}): IstioRule {
+  const index = seq++;
+  return { id: `ns[foo]-policy[${name}]-rule[${index}]`, policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'foo', name }, index, action, dryRun: false, match, ...extra };
+}
+
+function chain(rules: IstioRule[], over: Partial<IstioChain> = {}): IstioChain {
+  return {
+    custom: rules.filter((r) => r.action === 'CUSTOM'), deny: rules.filter((r) => r.action === 'DENY'),
+    allow: rules.filter((r) => r.action === 'ALLOW'), audit: rules.filter((r) => r.action === 'AUDIT'),
+    hasEnforcedAllow: rules.some((r) => r.action === 'ALLOW' && !r.dryRun), hasShadowAllow: rules.some((r) => r.action === 'ALLOW' && r.dryRun), ...over,
+  };
+}
+
+function snapshot(http: IstioChain | undefined, tcp?: IstioChain): PolicySnapshot {
+  return {
+    revision: 'r', options, istio: http ? { http, tcp: tcp ?? chain([]) } : undefined, linkerd: undefined, jwtProviders: [], documents: [], diagnostics: [],
+  };
+}
+
+function ctx(over: Partial<RequestContext> = {}): RequestContext {
+  return {
+    protocol: 'http', method: 'GET', path: '/', query: '', authority: 'api', host: 'api', headers: {}, peer: null,
+    sourceIp: '10.0.0.1', remoteIp: '10.0.0.1', destinationIp: undefined, port: 8080, sni: undefined, jwt: null, ...over,
+  };
+}
+
+const pathIs = (value: string): Matcher => ({ type: 'request.path', match: { kind: 'exact', value } });
+const pathPrefix = (value: string): Matcher => ({ type: 'request.path', match: { kind: 'prefix', value } });
+const methodIs = (value: string): Matcher => ({ type: 'request.method', match: { kind: 'exact', value } });
+
+test('no Istio program: allow no_policies', () => {
+  const d = evaluate(snapshot(undefined), ctx());
+  assert.equal(d.verdict, 'allow');
+  assert.equal(d.reason, 'no_policies');
+  assert.equal(d.dialect, null);
+});
+
+test('DENY beats ALLOW; first DENY in id order is reported', () => {
+  const allow = rule('ALLOW', 'allow-all', { type: 'any' });
+  const denyB = rule('DENY', 'b-deny', pathIs('/admin'));
+  const denyA = rule('DENY', 'a-deny', pathPrefix('/adm'));
+  const snap = snapshot(chain([allow, denyB, denyA]));
+  const d = evaluate(snap, ctx({ path: '/admin' }));
+  assert.equal(d.verdict, 'deny');
+  assert.equal(d.status, 403);
+  assert.equal(d.reason, 'deny_policy_matched');
+  assert.equal(d.rule, denyA.id);
+  assert.equal(d.grpcStatus, undefined);
+  const g = evaluate(snap, ctx({ path: '/admin', protocol: 'grpc' }));
+  assert.equal(g.grpcStatus, 7);
+  const ok = evaluate(snap, ctx({ path: '/public', protocol: 'grpc' }));
+  assert.equal(ok.verdict, 'allow');
+  assert.equal(ok.reason, 'allow_policy_matched');
+  assert.equal(ok.rule, allow.id);
+  assert.equal(ok.grpcStatus, 0);
+});
+
+test('ALLOW present but unmatched denies; allow-nothing denies everything', () => {
+  const snap = snapshot(chain([rule('ALLOW', 'get-only', methodIs('GET'))]));
+  assert.equal(evaluate(snap, ctx({ method: 'POST' })).reason, 'no_allow_policy_matched');
+  const nothing = snapshot(chain([], { hasEnforcedAllow: true }));
+  const d = evaluate(nothing, ctx());
+  assert.equal(d.verdict, 'deny');
+  assert.equal(d.reason, 'no_allow_policy_matched');
+  const onlyDeny = snapshot(chain([rule('DENY', 'd', pathIs('/x'))]));
+  const a = evaluate(onlyDeny, ctx());
+  assert.equal(a.verdict, 'allow');
+  assert.equal(a.reason, 'no_policies');
+});
+
+test('CUSTOM without a provider fails closed', () => {
+  const snap = snapshot(chain([rule('CUSTOM', 'ext', pathPrefix('/'), { provider: 'opa' }), rule('ALLOW', 'all', { type: 'any' })]));
+  const d = evaluate(snap, ctx());
+  assert.equal(d.verdict, 'deny');
+  assert.equal(d.reason, 'custom_no_provider');
+});
+
+test('AUDIT marks without changing the verdict', () => {
+  const audit = rule('AUDIT', 'audit-admin', pathIs('/admin'));
+  const snap = snapshot(chain([audit, rule('DENY', 'd', pathIs('/admin'))]));
+  const d = evaluate(snap, ctx({ path: '/admin' }));
+  assert.equal(d.verdict, 'deny');
+  assert.deepEqual(d.audit, { policy: audit.policy, rule: audit.id });
+  const onlyAudit = evaluate(snapshot(chain([audit])), ctx({ path: '/admin' }));
+  assert.equal(onlyAudit.verdict, 'allow');
+  assert.equal(onlyAudit.audit?.rule, audit.id);
+});
+
+test('dry-run: shadow result, never enforced', () => {
+  const shadowDeny = rule('DENY', 'dry-deny', pathIs('/admin'), { dryRun: true });
+  const snap = snapshot(chain([shadowDeny]));
+  const d = evaluate(snap, ctx({ path: '/admin' }));
+  assert.equal(d.verdict, 'allow');
+  assert.deepEqual(d.shadow, { verdict: 'deny', action: 'DENY', policy: shadowDeny.policy, rule: shadowDeny.id });
+  assert.deepEqual(evaluate(snap, ctx({ path: '/x' })).shadow, { verdict: 'allow', action: 'DENY', policy: null, rule: null });
+  // Every ALLOW policy dry-run: nothing is enforced, the shadow reports what would have happened.
+  const shadowAllow = rule('ALLOW', 'dry-allow', methodIs('GET'), { dryRun: true });
+  const s2 = snapshot(chain([shadowAllow]));
+  const post = evaluate(s2, ctx({ method: 'POST' }));
+  assert.equal(post.verdict, 'allow');
+  assert.deepEqual(post.shadow, { verdict: 'deny', action: 'ALLOW', policy: null, rule: null });
+  assert.equal(evaluate(s2, ctx()).shadow?.rule, shadowAllow.id);
+});
+
+test('tcp requests use the tcp chain', () => {
+  const snap = snapshot(chain([rule('ALLOW', 'http', methodIs('GET'))]), chain([], { hasEnforcedAllow: true }));
+  assert.equal(evaluate(snap, ctx({ protocol: 'tcp', method: '', path: '' })).verdict, 'deny');
+  assert.equal(evaluate(snap, ctx()).verdict, 'allow');
+});
+
+test('prepareSnapshot is idempotent and evaluate prepares lazily', () => {
+  const snap = snapshot(chain([rule('ALLOW', 'a', methodIs('GET'))]));
+  assert.equal(prepareSnapshot(snap), prepareSnapshot(snap));
+  const lazy = snapshot(chain([rule('ALLOW', 'a', methodIs('GET'))]));
+  assert.equal(evaluate(lazy, ctx()).verdict, 'allow');
+});
+
+// ---- property: the index reports exactly what a linear scan reports ----
+
+const pathWord = fc.constantFrom('/', '/a', '/a/', '/a/b', '/ab', '/b', '/b/c', '/api/v1', '/api/v1/users', '', 'a', '/api/v', '/api/v1/u', '/api/v10', '//');
+const leafArb: fc.Arbitrary<Matcher> = fc.oneof(
+  pathWord.map((v) => pathIs(v)),
+  pathWord.map((v) => pathPrefix(v)),
+  pathWord.map((value): Matcher => ({ type: 'request.path', match: { kind: 'segment-prefix', value: value || '/' } })),
+  fc.constantFrom('/a/{*}', '/api/{**}', '/{*}/c').map((t): Matcher => ({ type: 'request.path', match: { kind: 'template', segments: t.split('/').slice(1).map((s) => (s === '{*}' ? { kind: 'one' as const } : s === '{**}' ? { kind: 'many' as const } : { kind: 'literal' as const, value: s })) } })),
+  fc.constantFrom('GET', 'POST').map(methodIs),
+  fc.constantFrom('td/ns/a/sa/x', 'td/ns/b/sa/y').map((value): Matcher => ({ type: 'peer.principal', match: { kind: 'exact', value } })),
+  fc.constantFrom('api', 'API', 'other:80').map((value): Matcher => ({ type: 'request.host', match: { kind: 'exact', value } })),
+  fc.array(fc.constantFrom(80, 8080), { minLength: 1, maxLength: 2 }).map((ports): Matcher => ({ type: 'destination.port', ports })),
+  fc.constant<Matcher>({ type: 'any' }), fc.constant<Matcher>({ type: 'none' }),
+);
+const treeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
+  m: fc.oneof({ depthSize: 'small' }, leafArb,
+    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'and', of })),
+    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'or', of })),
+    tie('m').map((of): Matcher => ({ type: 'not', of }))),
+})).m;
+const peerArb = fc.option(fc.constantFrom('td/ns/a/sa/x', 'td/ns/b/sa/y').map((principal): PeerIdentity => ({ spiffeId: `spiffe://${principal}`, principal, trustDomain: 'td', namespace: undefined, serviceAccount: undefined })), { nil: null });
+const reqArb = fc.record({
+  path: fc.constantFrom('/', '/a', '/a/', '/a/b', '/ab', '/abc', '/b/c', '/api/v1', '/api/v1/users', '/api/v1/users/1', '/x/c', '', '/api/v10/x', '//a', '*', '/api/v'),
+  method: fc.constantFrom('GET', 'POST'), authority: fc.constantFrom('api', 'other:80'), port: fc.constantFrom(80, 8080, 9000), peer: peerArb,
+}).map((r) => ctx(r));
+
+test('property: indexed rule selection equals the linear scan', () => {
+  fc.assert(fc.property(fc.array(treeArb, { maxLength: 25 }), fc.array(reqArb, { minLength: 1, maxLength: 8 }), (matchers, requests) => {
+    const rules = matchers.map((m, i) => rule('DENY', `p${String(i % 7)}`, m));
+    const set = buildRuleSet(rules, { linkerdControlPlaneNamespace: 'linkerd' });
+    for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+  }), { numRuns: 4000 });
+});
+
+test('property: evaluate equals a naive linear interpretation of the algorithm', () => {
+  const actions = fc.constantFrom<IstioAction>('ALLOW', 'DENY', 'AUDIT');
+  fc.assert(fc.property(fc.array(fc.tuple(actions, treeArb, fc.boolean()), { maxLength: 20 }), fc.array(reqArb, { minLength: 1, maxLength: 5 }), (specs, requests) => {
+    const rules = specs.map(([a, m, dry], i) => rule(a, `p${String(i)}`, m, { dryRun: a !== 'AUDIT' && dry && i % 3 === 0 }));
+    const c = chain(rules);
+    const snap = snapshot(c);
+    for (const r of requests) {
+      const d = evaluate(snap, r);
+      const byId = (list: IstioRule[]) => [...list].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+      const linear = (list: IstioRule[]) => byId(list).find((x) => naiveMatch(x.match, r)) ?? null;
+      const deny = linear(c.deny.filter((x) => !x.dryRun));
+      const allow = linear(c.allow.filter((x) => !x.dryRun));
+      const audit = linear(c.audit);
+      const want = deny ? ['deny', deny.id] : !c.hasEnforcedAllow ? ['allow', null] : allow ? ['allow', allow.id] : ['deny', null];
+      assert.deepEqual([d.verdict, d.rule], want);
+      assert.equal(d.audit?.rule ?? null, audit?.id ?? null);
+    }
+  }), { numRuns: 1000 });
+});
+
+function naiveMatch(m: Matcher, c: RequestContext): boolean {
+  switch (m.type) {
+    case 'any': return true;
+    case 'none': return false;
+    case 'and': return m.of.every((x) => naiveMatch(x, c));
+    case 'or': return m.of.some((x) => naiveMatch(x, c));
+    case 'not': return !naiveMatch(m.of, c);
+    case 'request.method': return m.match.kind === 'exact' && c.method === m.match.value;
+    case 'peer.principal': return c.peer !== null && m.match.kind === 'exact' && c.peer.principal === m.match.value;
+    case 'request.host': return m.match.kind === 'exact' && c.authority === m.match.value.toLowerCase();
+    case 'destination.port': return m.ports.includes(c.port);
+    case 'request.path': {
+      const p = c.path;
+      if (p === '') return false;
+      const pm = m.match;
+      if (pm.kind === 'exact') return p === pm.value;
+      if (pm.kind === 'prefix') return p.startsWith(pm.value);
+      if (pm.kind === 'segment-prefix') {
+        const pre = pm.value.replace(/\/+$/, '');
+        const q = p.replace(/\/+$/, '');
+        return pre === '' ? p.startsWith('/') : q === pre || q.startsWith(pre + '/');
+      }
+      if (pm.kind === 'template') {
+        const re = pm.segments.map((s) => (s.kind === 'one' ? '[^/]+' : s.kind === 'many' ? '.*' : s.value)).join('/');
+        return new RegExp(`^/${re}$`).test(p);
+      }
+      throw new Error('unexpected');
+    }
+    default: throw new Error(`naive lacks ${m.type}`);
+  }
+}

@@ -1,0 +1,347 @@
+// Owns the rule index behind evaluate's hot path: each rule is filed under a necessary condition taken
+// from its matcher (exact path, path prefix, peer principal, authority, port) so a request only tests
+// candidate rules, in the same rule-id order a linear scan would use (so the reported rule is identical).
+import type { RequestContext } from '../context-types.js';
+import type { IstioRule, Matcher } from '../ir.js';
+import { compileMatcher } from './compile.js';
+import { templateLiteralPrefix } from './path.js';
+import type { CompiledMatcher, MatcherEnv } from './types.js';
+
+export interface CompiledRule {
+  rule: IstioRule;
+  test: CompiledMatcher;
+  /** Which list of a grouped set the rule came from (CUSTOM, AUDIT, DENY, ...); 0 for a plain set. */
+  group: number;
+  /** Position in the set's evaluation order (group, then id). Index lists hold rules ascending by it. */
+  order: number;
+}
+
+type KeyEntry =
+  | { dim: 'pathExact'; value: string }
+  | { dim: 'pathPrefix'; value: string }
+  | { dim: 'principal'; value: string }
+  | { dim: 'authority'; value: string }
+  | { dim: 'port'; value: number };
+
+/** Radix tree node: `label` is the edge text leading here; children are keyed by their label's first char. */
+interface TrieNode {
+  label: string;
+  children: Map<number, TrieNode> | null;
+  rules: CompiledRule[] | null;
+}
+
+export interface RuleSet {
+  /** Sorted by rule id (Envoy keeps RBAC policies in a name-ordered map). */
+  rules: CompiledRule[];
+  pathExact: Map<string, CompiledRule[]>;
+  pathPrefix: TrieNode | null;
+  principal: Map<string, CompiledRule[]>;
+  authority: Map<string, CompiledRule[]>;
+  port: Map<number, CompiledRule[]>;
+  /** Rules with no indexable necessary condition: always candidates. */
+  residual: CompiledRule[];
+  /** Counts for docs and the benchmark: how many rules went where. */
+  stats: { indexed: number; residual: number; never: number };
+}
+
+type Dim = 'path' | 'principal' | 'authority' | 'port';
+
+function dimOf(e: KeyEntry): Dim {
+  return e.dim === 'pathExact' || e.dim === 'pathPrefix' ? 'path' : e.dim;
+}
+
+/**
+ * For each attribute ("dimension"), a set of key entries such that "matcher is true" implies "the
+ * request hits at least one entry". `never` marks a matcher that cannot be true at all. A dimension is
+ * missing when no such set exists for it; a rule with no dimension stays in the residual list.
+ */
+export interface KeyOptions {
+  never: boolean;
+  byDim: Map<Dim, KeyEntry[]>;
+}
+
+function single(e: KeyEntry): KeyOptions {
+  return { never: false, byDim: new Map([[dimOf(e), [e]]]) };
+}
+
+const NONE_OPTIONS: KeyOptions = { never: false, byDim: new Map() };
+
+export function keyOptions(m: Matcher): KeyOptions {
+  switch (m.type) {
+    case 'none': return { never: true, byDim: new Map() };
+    case 'request.path': {
+      const pm = m.match;
+      if (pm.kind === 'exact' && !pm.ignoreCase) return single({ dim: 'pathExact', value: pm.value });
+      if (pm.kind === 'prefix' && !pm.ignoreCase) return single({ dim: 'pathPrefix', value: pm.value });
+      if (pm.kind === 'template') return single({ dim: 'pathPrefix', value: templateLiteralPrefix(pm.segments) });
+      if (pm.kind === 'segment-prefix') return single({ dim: 'pathPrefix', value: pm.value.replace(/\/+$/, '') });
+      return NONE_OPTIONS;
+    }
+    case 'peer.principal':
+      return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
+    case 'request.host':
+      return m.match.kind === 'exact' ? single({ dim: 'authority', value: m.match.value.toLowerCase() }) : NONE_OPTIONS;
+    case 'destination.port':
+      return { never: m.ports.length === 0, byDim: new Map([['port', m.ports.map((p): KeyEntry => ({ dim: 'port', value: p }))]]) };
+    case 'or': {
+      // A request can satisfy an OR through any live child, so a dimension is usable only if every live
+      // child offers it; dead children (never true) add nothing.
+      const live = m.of.map(keyOptions).filter((o) => !o.never);
+      if (live.length === 0) return { never: true, byDim: new Map() };
+      const byDim = new Map<Dim, KeyEntry[]>();
+      for (const dim of (live[0] as KeyOptions).byDim.keys()) {
+        if (live.every((o) => o.byDim.has(dim))) byDim.set(dim, live.flatMap((o) => o.byDim.get(dim) as KeyEntry[]));
+      }
+      return { never: false, byDim };
+    }
+    case 'and': {
+      // Any child's condition is necessary for the AND; keep, per dimension, the smallest key set.
+      const byDim = new Map<Dim, KeyEntry[]>();
+      for (const child of m.of.map(keyOptions)) {
+        if (child.never) return { never: true, byDim: new Map() };
+        for (const [dim, entries] of child.byDim) {
+          const prior = byDim.get(dim);
+          if (prior === undefined || entries.length < prior.length) byDim.set(dim, entries);
+        }
+      }
+      return { never: false, byDim };
+    }
+    default:
+      return NONE_OPTIONS;
+  }
+}
+
+const keyText = (e: KeyEntry): string => `${e.dim}\u0000${String(e.value)}`;
+
+/** Picks, per rule, the dimension whose keys are shared by the fewest other rules (global selectivity). */
+function chooseKeys(options: KeyOptions[]): (KeyEntry[] | null)[] {
+  const freq = new Map<string, number>();
+  for (const o of options) {
+    for (const entries of o.byDim.values()) {
+      for (const k of new Set(entries.map(keyText))) freq.set(k, (freq.get(k) ?? 0) + 1);
+    }
+  }
+  return options.map((o) => {
+    if (o.never) return [];
+    let best: KeyEntry[] | null = null;
+    let bestCost = Infinity;
+    for (const entries of o.byDim.values()) {
+      let cost = 0;
+      for (const e of entries) {
+        cost += freq.get(keyText(e)) ?? 1;
+        // A short prefix is hit by nearly every request whatever its frequency among rules.
+        if (e.dim === 'pathPrefix' && e.value.length <= 1) cost += options.length;
+      }
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = entries;
+      }
+    }
+    return best;
+  });
+}
+
+// Lists hold the rules themselves (not positions) to spare the hot path one memory hop per candidate.
+function pushTo<K>(map: Map<K, CompiledRule[]>, key: K, rule: CompiledRule): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [rule]);
+  else if (list[list.length - 1] !== rule) list.push(rule);
+}
+
+function addRule(node: TrieNode, rule: CompiledRule): void {
+  if (node.rules === null) node.rules = [rule];
+  else if (node.rules[node.rules.length - 1] !== rule) node.rules.push(rule);
+}
+
+// A path-compressed trie keeps the walk to a few hops even with 10,000 prefixes (a per-character trie
+// made one Map and several cache misses per character).
+function insertPrefix(root: TrieNode, prefix: string, rule: CompiledRule): void {
+  let node = root;
+  let pos = 0;
+  while (true) {
+    if (pos === prefix.length) {
+      addRule(node, rule);
+      return;
+    }
+    const c = prefix.charCodeAt(pos);
+    node.children ??= new Map();
+    const child = node.children.get(c);
+    if (child === undefined) {
+      node.children.set(c, { label: prefix.slice(pos), children: null, rules: [rule] });
+      return;
+    }
+    let common = 0;
+    const max = Math.min(child.label.length, prefix.length - pos);
+    while (common < max && child.label.charCodeAt(common) === prefix.charCodeAt(pos + common)) common++;
+    if (common < child.label.length) {
+      const mid: TrieNode = { label: child.label.slice(0, common), children: new Map([[child.label.charCodeAt(common), child]]), rules: null };
+      child.label = child.label.slice(common);
+      node.children.set(c, mid);
+      node = mid;
+    } else {
+      node = child;
+    }
+    pos += common;
+  }
+}
+
+export function compareRuleIds(a: IstioRule, b: IstioRule): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export function buildRuleSet(rules: readonly IstioRule[], env: MatcherEnv): RuleSet {
+  return buildGroupedRuleSet([rules], env);
+}
+
+/**
+ * One index over several rule lists ("groups", e.g. CUSTOM, AUDIT, DENY, ALLOW of one chain): a request
+ * looks its keys up once for all of them. Rules are ordered by group, then by id.
+ */
+export function buildGroupedRuleSet(groups: readonly (readonly IstioRule[])[], env: MatcherEnv): RuleSet {
+  const compiled: CompiledRule[] = [];
+  groups.forEach((list, group) => {
+    for (const rule of [...list].sort(compareRuleIds)) compiled.push({ rule, test: compileMatcher(rule.match, env), group, order: compiled.length });
+  });
+  const sorted = compiled.map((c) => c.rule);
+  const set: RuleSet = {
+    rules: compiled,
+    pathExact: new Map(), pathPrefix: null, principal: new Map(), authority: new Map(), port: new Map(),
+    residual: [], stats: { indexed: 0, residual: 0, never: 0 },
+  };
+  const chosen = chooseKeys(sorted.map((r) => keyOptions(r.match)));
+  compiled.forEach((cr, idx) => {
+    const keys = chosen[idx] as KeyEntry[] | null;
+    if (keys === null) {
+      set.residual.push(cr);
+      set.stats.residual++;
+      return;
+    }
+    if (keys.length === 0) {
+      set.stats.never++;
+      return;
+    }
+    set.stats.indexed++;
+    for (const k of keys) {
+      switch (k.dim) {
+        case 'pathExact': pushTo(set.pathExact, k.value, cr); break;
+        case 'principal': pushTo(set.principal, k.value, cr); break;
+        case 'authority': pushTo(set.authority, k.value, cr); break;
+        case 'port': pushTo(set.port, k.value, cr); break;
+        case 'pathPrefix':
+          set.pathPrefix ??= { label: '', children: null, rules: null };
+          insertPrefix(set.pathPrefix, k.value, cr);
+          break;
+      }
+    }
+  });
+  return set;
+}
+
+// Scratch space for candidate lists; evaluation is synchronous and never re-entered from a matcher.
+const lists: CompiledRule[][] = [];
+const heads: number[] = [];
+
+function collect(set: RuleSet, ctx: RequestContext): number {
+  let n = 0;
+  if (set.residual.length > 0) lists[n++] = set.residual;
+  if (set.pathExact.size > 0) {
+    const l = set.pathExact.get(ctx.path);
+    if (l !== undefined) lists[n++] = l;
+  }
+  if (set.pathPrefix !== null) {
+    let node: TrieNode = set.pathPrefix;
+    if (node.rules !== null) lists[n++] = node.rules;
+    const path = ctx.path;
+    let pos = 0;
+    while (pos < path.length && node.children !== null) {
+      const child = node.children.get(path.charCodeAt(pos));
+      if (child === undefined || !path.startsWith(child.label, pos)) break;
+      pos += child.label.length;
+      node = child;
+      if (node.rules !== null) lists[n++] = node.rules;
+    }
+  }
+  if (set.principal.size > 0 && ctx.peer !== null) {
+    const l = set.principal.get(ctx.peer.principal);
+    if (l !== undefined) lists[n++] = l;
+  }
+  if (set.authority.size > 0) {
+    const l = set.authority.get(ctx.authority);
+    if (l !== undefined) lists[n++] = l;
+  }
+  if (set.port.size > 0) {
+    const l = set.port.get(ctx.port);
+    if (l !== undefined) lists[n++] = l;
+  }
+  return n;
+}
+
+/**
+ * Fills `out[g]` with the first matching rule (in order) of every group whose bit is set in `wanted`.
+ * A match in group g also drops the groups in `cancels[g]` (e.g. a DENY match makes ALLOW moot); a
+ * match in `stopGroup` ends the scan at once. Only indexed candidates are tested.
+ */
+export function matchGroups(set: RuleSet, ctx: RequestContext, out: (CompiledRule | null)[], wanted: number, cancels: readonly number[], stopGroup: number): void {
+  for (let g = 0; g < out.length; g++) out[g] = null;
+  if (set.rules.length === 0 || wanted === 0) return;
+  const n = collect(set, ctx);
+  if (n === 0) return;
+  let pending = wanted;
+  if (n === 1) {
+    const only = lists[0] as CompiledRule[];
+    for (let i = 0; i < only.length; i++) {
+      const r = only[i] as CompiledRule;
+      const bit = 1 << r.group;
+      if ((pending & bit) === 0 || !r.test(ctx)) continue;
+      out[r.group] = r;
+      if (r.group === stopGroup) return;
+      pending &= ~(bit | (cancels[r.group] ?? 0));
+      if (pending === 0) return;
+    }
+    return;
+  }
+  // k-way merge of ascending lists; a rule filed under several hit keys is tested once.
+  for (let i = 0; i < n; i++) heads[i] = 0;
+  let last = -1;
+  while (true) {
+    let best = -1;
+    let bestVal = Number.MAX_SAFE_INTEGER;
+    let r: CompiledRule | undefined;
+    for (let i = 0; i < n; i++) {
+      const l = lists[i] as CompiledRule[];
+      const h = heads[i] as number;
+      if (h < l.length) {
+        const c = l[h] as CompiledRule;
+        if (c.order < bestVal) {
+          bestVal = c.order;
+          best = i;
+          r = c;
+        }
+      }
+    }
+    if (best === -1 || r === undefined) return;
+    heads[best] = (heads[best] as number) + 1;
+    if (bestVal === last) continue;
+    last = bestVal;
+    const bit = 1 << r.group;
+    if ((pending & bit) === 0 || !r.test(ctx)) continue;
+    out[r.group] = r;
+    if (r.group === stopGroup) return;
+    pending &= ~(bit | (cancels[r.group] ?? 0));
+    if (pending === 0) return;
+  }
+}
+
+const firstOut: (CompiledRule | null)[] = [null];
+
+/** The first rule (in id order) whose matcher is true, testing only indexed candidates. */
+export function firstMatch(set: RuleSet, ctx: RequestContext): CompiledRule | null {
+  matchGroups(set, ctx, firstOut, 1, [], -1);
+  return firstOut[0] ?? null;
+}
+
+/** The same answer without the index: the reference the property tests compare against. */
+export function firstMatchLinear(set: RuleSet, ctx: RequestContext): CompiledRule | null {
+  for (const r of set.rules) if (r.test(ctx)) return r;
+  return null;
+}
