@@ -1,5 +1,51 @@
-// PLACEHOLDER: the `run` command lands with its issue.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('portcullis run: not available in this build\n');
-  return 2;
+// Owns the `portcullis run` command: argv -> Config (or diagnostics, exit 2), start the app, and on
+// SIGTERM/SIGINT drain in-flight requests within limits.drainTimeout, then exit 0; SIGHUP reloads policies.
+
+import { readFile } from 'node:fs/promises';
+import { createApp, StartupError } from '../app.js';
+import { loadConfig, wantsHelp } from '../config/load.js';
+import { renderRunHelp } from '../config/schema.js';
+
+export async function main(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(renderRunHelp() + '\n');
+    return 0;
+  }
+  const loaded = await loadConfig(argv, { readFile: (p) => readFile(p, 'utf8'), cwd: process.cwd() });
+  if ('diagnostics' in loaded) {
+    for (const d of loaded.diagnostics) {
+      const where = d.origin ? `${d.origin.file}:${d.origin.line}:${d.origin.column}` : '<config>';
+      process.stderr.write(`${where} ${d.severity} ${d.code} ${d.message}\n`);
+    }
+    return 2;
+  }
+  const app = createApp(loaded.config);
+  try {
+    await app.start();
+  } catch (err) {
+    process.stderr.write(`portcullis run: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof StartupError ? err.exitCode : 2;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(JSON.stringify({ level: 'info', msg: 'draining', signal, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }) + '\n');
+      // A hard deadline so a stuck close never keeps the pod alive past its grace period.
+      const hard = setTimeout(() => { resolve(0); setTimeout(() => process.exit(0), 100).unref(); }, loaded.config.limits.drainTimeoutMs + 3000);
+      hard.unref();
+      const done = (code: number): void => {
+        clearTimeout(hard);
+        resolve(code);
+        // Anything a module forgot to unref must not keep a drained sidecar alive.
+        setTimeout(() => process.exit(code), 500).unref();
+      };
+      app.stop().then(() => done(0), () => done(1));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    // SIGHUP: re-read policies now (the store also watches the files); a bad set keeps the last good one.
+    process.on('SIGHUP', () => { void app.policyStore?.reload(); });
+  });
 }

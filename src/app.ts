@@ -1,0 +1,234 @@
+// Composition root of `portcullis run`: builds every module from one Config (credentials, policy store,
+// JWT, decision log, metrics, admin, inbound/outbound listeners) and owns start()/stop(). No request logic here.
+
+import { createRequire } from 'node:module';
+import type { Config } from './config/types.js';
+import { createPolicyStore, type PolicyStore } from './config/policy-store.js';
+import { CredentialStore } from './identity/credentials.js';
+import { verifyPeerCertificate } from './identity/peer.js';
+import { createJwtAuthenticator } from './jwt/authenticator.js';
+import { createJwksFetcher } from './jwt/fetch-jwks.js';
+import type { JwtAuthenticator } from './jwt/types.js';
+import { createDecisionLog, fanOut, type DecisionLog } from './observe/decision-log.js';
+import { createMetrics, type Metrics } from './observe/metrics.js';
+import { startAdminServer, type AdminServer } from './observe/admin.js';
+import type { DecisionEventV1, DecisionSink } from './observe/types.js';
+import type { PolicySnapshot } from './policy/ir.js';
+import { LocalRateLimiter } from './policy/linkerd-rate-limit.js';
+import { startInbound, type InboundServer } from './proxy/inbound.js';
+import { startOutboundListener, type OutboundListener } from './proxy/outbound.js';
+import type { ProxyDeps } from './proxy/types.js';
+
+export interface AppLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly listeners: readonly InboundServer[];
+  readonly admin: AdminServer | undefined;
+  readonly metrics: Metrics;
+  readonly policyStore: PolicyStore | undefined;
+  /** Starts everything; rejects with a readable message (and starts nothing) when a part is unusable. */
+  start(): Promise<void>;
+  /** Drains in-flight requests (up to limits.drainTimeoutMs), then closes everything. */
+  stop(): Promise<void>;
+}
+
+/** Raised by start() for unusable input (bad policies, unreadable certificates): exit code 1/2, not a crash. */
+export class StartupError extends Error {
+  constructor(message: string, readonly exitCode: 1 | 2) { super(message); }
+}
+
+const stderrLogger: AppLogger = {
+  info: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'info', msg, ...obj }) + '\n'),
+  warn: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'warn', msg, ...obj }) + '\n'),
+  error: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'error', msg, ...obj }) + '\n'),
+};
+
+function packageVersion(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    for (const p of ['../package.json', '../../package.json']) {
+      try { return (require(p) as { version: string }).version; } catch { /* try the next layout */ }
+    }
+  } catch { /* fall through */ }
+  return '0.0.0';
+}
+
+/** Data-plane outcome names -> the metric's bounded `outcome` label. */
+const upstreamOutcomeLabels: Record<string, string> = {
+  ok: 'success',
+  upstream_refused: 'refused',
+  upstream_timeout: 'timeout',
+  upstream_reset: 'reset',
+  reset_after_headers: 'reset',
+  upstream_error: 'bad_response',
+  client_aborted: 'error',
+};
+
+/** Metrics subscribe to the same decision events the log receives. */
+function metricsSink(metrics: Metrics): DecisionSink {
+  return {
+    publish(event: DecisionEventV1) {
+      metrics.recordDecision({
+        listener: event.request.listener,
+        verdict: event.verdict,
+        mode: event.mode,
+        reason: event.reason,
+        wouldDeny: event.would_deny,
+        decisionSeconds: event.latency_us / 1e6,
+      });
+    },
+  };
+}
+
+export function createApp(config: Config, logger: AppLogger = stderrLogger): App {
+  const metrics = createMetrics();
+  let credentials: CredentialStore | undefined;
+  let policyStore: PolicyStore | undefined;
+  let decisionLog: DecisionLog | undefined;
+  let admin: AdminServer | undefined;
+  const listeners: InboundServer[] = [];
+  const outbound: OutboundListener[] = [];
+  const jwksFetcher = createJwksFetcher({ allowHttps: true });
+  const authenticators = new WeakMap<PolicySnapshot, JwtAuthenticator>();
+  const liveAuthenticators = new Set<JwtAuthenticator>();
+  const rateLimiter = new LocalRateLimiter();
+  let started = false;
+
+  function jwtFor(snapshot: PolicySnapshot): JwtAuthenticator {
+    let a = authenticators.get(snapshot);
+    if (!a) {
+      a = createJwtAuthenticator(snapshot.jwtProviders, {
+        now: Date.now,
+        fetchJwks: jwksFetcher,
+        clockSkewSeconds: config.jwks.clockSkewSeconds,
+        requireExpiration: config.jwks.requireExpiration,
+        maxTokenBytes: config.limits.maxJwtBytes,
+        cacheTtlMs: config.jwks.cacheTtlMs,
+        refreshIntervalMs: config.jwks.refreshIntervalMs,
+        staleGraceMs: config.jwks.staleGraceMs,
+        unknownKidMinIntervalMs: config.jwks.unknownKidMinIntervalMs,
+        onJwksFetchError: (uri, error) => logger.warn({ event: 'jwks_fetch_failed', uri, error: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed'),
+      });
+      authenticators.set(snapshot, a);
+      liveAuthenticators.add(a);
+    }
+    return a;
+  }
+
+  async function start(): Promise<void> {
+    if (started) return;
+    started = true;
+    try {
+      credentials = await CredentialStore.load({ certFile: config.tls.certFile, keyFile: config.tls.keyFile, trustBundleFile: config.tls.trustBundleFile, logger });
+    } catch (err) {
+      throw new StartupError(`cannot load certificates: ${err instanceof Error ? err.message : String(err)}`, 2);
+    }
+    const creds = credentials;
+    metrics.setCertificateNotAfter(() => creds.current().notAfter.getTime());
+    const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, metrics });
+    if ('diagnostics' in created) {
+      const lines = created.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.origin?.file ?? '<policies>'}:${d.origin?.line ?? 0}: ${d.code} ${d.message}`);
+      creds.close();
+      throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`, 1);
+    }
+    const store = created.store;
+    policyStore = store;
+    // A new snapshot gets fresh JWT providers and rate-limit buckets; the previous authenticator stops refreshing.
+    store.onSwap((_next, previous) => {
+      rateLimiter.reset();
+      const old = authenticators.get(previous);
+      if (old) { setTimeout(() => { old.close(); liveAuthenticators.delete(old); }, 30_000).unref(); }
+    });
+    decisionLog = createDecisionLog({
+      destination: config.decisionLog.destination,
+      maxBufferedEvents: config.decisionLog.maxBufferedEvents,
+      metrics,
+      onError: (err) => logger.error({ event: 'decision_log_error', error: err.message }, 'decision log destination failed'),
+    });
+    const deps: ProxyDeps = {
+      mode: config.mode,
+      limits: config.limits,
+      pathNormalization: config.pathNormalization,
+      rejectEncodedSlashes: config.rejectEncodedSlashes,
+      policies: store,
+      credentials: {
+        serverOptions: () => creds.serverOptions(),
+        onChange: (l) => creds.onChange(() => l()),
+        ownSpiffeId: () => creds.current().ownSpiffeId,
+      },
+      verifyPeer: (leaf, chain) => verifyPeerCertificate([leaf, ...chain], creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client' }),
+      jwtFor,
+      sink: fanOut(decisionLog, metricsSink(metrics)),
+      rateLimiter: (limit, peer, nowMs) => {
+        const ok = rateLimiter.admit(limit, peer?.spiffeId ?? '', nowMs);
+        if (!ok) metrics.recordRateLimited();
+        return ok;
+      },
+      metrics: {
+        connectionOpened: (l) => metrics.connectionOpened(l),
+        connectionClosed: (l) => metrics.connectionClosed(l),
+        handshakeRejected: (l, reason) => metrics.recordConnection(l, reason === 'tls_error' ? 'tls_error' : 'identity_rejected'),
+        upstreamDuration: (outcome, seconds) => metrics.recordUpstream(upstreamOutcomeLabels[outcome] ?? 'error', seconds),
+        connectionAccepted: (l) => metrics.recordConnection(l, 'accepted'),
+        connectionDropped: (l) => metrics.recordConnection(l, 'limit_exceeded'),
+        h2StreamOpened: () => metrics.http2StreamOpened(),
+        h2StreamClosed: () => metrics.http2StreamClosed(),
+        jwtResult: (result) => metrics.recordJwt(result),
+      },
+    };
+    try {
+      for (const l of config.listeners) listeners.push(await startInbound(l, deps));
+      for (const o of config.outbound) {
+        outbound.push(await startOutboundListener(o, {
+          credentials: creds,
+          trustDomains: config.tls.trustDomains,
+          decisionSink: deps.sink,
+          metrics: deps.metrics,
+          logger,
+          timeouts: { connectMs: config.limits.upstreamConnectTimeoutMs, headersMs: config.limits.upstreamTimeoutMs, idleMs: config.limits.idleTimeoutMs },
+        }));
+      }
+      admin = await startAdminServer({
+        listen: config.admin,
+        metrics,
+        policyStore: store,
+        readiness: () => ({ ready: listeners.length === config.listeners.length, reasons: listeners.length === config.listeners.length ? [] : ['listeners starting'] }),
+        version: packageVersion(),
+      });
+    } catch (err) {
+      await stop();
+      throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`, 2);
+    }
+    for (const l of listeners) {
+      const a = l.address();
+      logger.info({ event: 'listening', listener: l.name, address: `${a.address}:${a.port}`, mode: config.mode }, 'inbound listener ready');
+    }
+  }
+
+  async function stop(): Promise<void> {
+    await Promise.all(listeners.map((l) => l.drain(config.limits.drainTimeoutMs)));
+    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all(outbound.map((o) => o.close()));
+    await admin?.close();
+    await policyStore?.close();
+    credentials?.close();
+    for (const a of liveAuthenticators) a.close();
+    await jwksFetcher.close();
+    await decisionLog?.close(2000);
+  }
+
+  return {
+    config,
+    get listeners() { return listeners; },
+    get admin() { return admin; },
+    metrics,
+    get policyStore() { return policyStore; },
+    start,
+    stop,
+  };
+}

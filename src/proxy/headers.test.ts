@@ -1,0 +1,58 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanResponseHeaders, forwardedClientCert, scanRequestHeaders } from './headers.js';
+
+const scan = (raw: string[], owned: string[] = [], max = 10) => scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: new Set(owned) });
+
+describe('scanRequestHeaders', () => {
+  it('refuses repeated singleton headers in any case (PC-8)', () => {
+    for (const name of ['Host', 'authorization', 'Content-Length', 'content-type']) {
+      const r = scan([name, 'a', name.toUpperCase(), 'b']);
+      assert.equal(r.ok, false, name);
+      if (!r.ok) assert.deepEqual(r.refusal, { kind: 'bad_request', reason: 'duplicate_header' });
+    }
+    assert.equal(scan(['accept', 'a', 'Accept', 'b']).ok, true);
+  });
+
+  it('answers 431 above the count instead of truncating (PC-11); pseudo-headers do not count', () => {
+    const raw = Array.from({ length: 11 }, (_, i) => [`x-${i}`, 'v']).flat();
+    const r = scan(raw);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.refusal.kind, 'headers_too_large');
+    assert.equal(scan([':path', '/', ':method', 'GET', ...raw.slice(0, 20)]).ok, true);
+  });
+
+  it('drops hop-by-hop, framing, Connection-nominated, underscore, identity and override headers', () => {
+    const r = scan([
+      'Connection', 'close, X-Custom', 'X-Custom', '1', 'Keep-Alive', '5', 'Transfer-Encoding', 'chunked', 'TE', 'trailers',
+      'X-Forwarded-Client-Cert', 'x', 'x_spiffe_id', 'y', 'X-Forwarded-For', '1.1.1.1', 'Forwarded', 'for=x', 'X-Real-IP', 'z',
+      'X-Original-URL', '/admin', 'X-HTTP-Method-Override', 'DELETE', 'L5D-Client-Id', 'a', 'x-portcullis-foo', 'b', 'x-claim', 'c', 'x-keep', 'ok',
+    ], ['x-claim'], 100);
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assert.deepEqual([...r.headers.forward.keys()], ['x-keep']);
+    assert.deepEqual(r.headers.forPolicy, { 'x-keep': 'ok' });
+    assert.equal(r.headers.teTrailers, true);
+    assert.equal(r.headers.original['x-forwarded-for'], '1.1.1.1');
+  });
+
+  it('reports Expect, Upgrade, content type and host', () => {
+    const r = scan(['Host', 'API', 'Expect', '100-continue', 'Upgrade', 'WebSocket', 'Content-Type', 'application/grpc']);
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assert.equal(r.headers.host, 'API');
+    assert.equal(r.headers.expectContinue, true);
+    assert.equal(r.headers.upgrade, 'websocket');
+    assert.equal(r.headers.contentType, 'application/grpc');
+  });
+});
+
+describe('response headers and XFCC', () => {
+  it('removes connection-specific response headers and those Connection names', () => {
+    assert.deepEqual(cleanResponseHeaders({ connection: 'x-secret', 'x-secret': '1', 'transfer-encoding': 'chunked', 'keep-alive': 'timeout=5', 'content-type': 'text/plain', ':status': '200' }), { 'content-type': 'text/plain' });
+  });
+
+  it('formats XFCC as Envoy does', () => {
+    assert.equal(forwardedClientCert('spiffe://td/ns/a/sa/me', 'ab12', 'spiffe://td/ns/b/sa/you'), 'By=spiffe://td/ns/a/sa/me;Hash=ab12;URI=spiffe://td/ns/b/sa/you');
+  });
+});

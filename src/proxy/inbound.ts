@@ -1,0 +1,307 @@
+// Owns the inbound listeners: TLS (1.2+, ALPN h2 + http/1.1), permissive plaintext detection, limits and
+// timeouts, per-connection SPIFFE identity, drain. Follows security.md PC-18..PC-20, PC-24/25 and Istio PERMISSIVE.
+
+import { createHash, type X509Certificate } from 'node:crypto';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { Duplex } from 'node:stream';
+import type { InboundListenerConfig } from '../config/types.js';
+import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
+import { handleRequest } from './stages.js';
+import { createH1Forwarder } from './forward-h1.js';
+import { createH2Forwarder } from './forward-h2.js';
+import type { Forwarder } from './upstream.js';
+import type { ConnectionInfo, ProxyDeps } from './types.js';
+import { handleUpgrade } from './websocket.js';
+
+export interface InboundServer {
+  readonly name: string;
+  address(): net.AddressInfo;
+  /** Stop accepting, GOAWAY h2 sessions, `Connection: close` on h1, wait for in-flight requests. */
+  drain(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+  /** Requests currently being handled (for drain and tests). */
+  readonly inFlight: number;
+}
+
+const TLS_HANDSHAKE_RECORD = 0x16;
+const H2_PREFACE_START = Buffer.from('PRI ');
+
+export function createForwarder(listener: InboundListenerConfig, deps: ProxyDeps): Forwarder {
+  const url = new URL(listener.upstream);
+  const origin = `http://${url.host}`;
+  if (url.protocol === 'h2c:') return createH2Forwarder({ origin, connectTimeoutMs: deps.limits.upstreamConnectTimeoutMs });
+  return createH1Forwarder({ origin, connectTimeoutMs: deps.limits.upstreamConnectTimeoutMs, bodyTimeoutMs: deps.limits.requestTimeoutMs });
+}
+
+/** The chain the peer presented after its leaf (getPeerCertificate(true) omits it on the server side). */
+function chainOf(leaf: X509Certificate): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  let current: X509Certificate | undefined = leaf.issuerCertificate;
+  for (let i = 0; i < 8 && current; i++) {
+    if (out.some((c) => c.fingerprint256 === current?.fingerprint256) || current.fingerprint256 === leaf.fingerprint256) break;
+    out.push(current);
+    current = current.issuerCertificate;
+  }
+  return out;
+}
+
+/** A Duplex over `socket` that starts with whatever was unshifted back into it. */
+function replaying(socket: net.Socket): Duplex {
+  const duplex = new Duplex({
+    read() { socket.resume(); },
+    write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
+    final(cb) { socket.end(); cb(); },
+    destroy(err, cb) { socket.destroy(err ?? undefined); cb(err); },
+  });
+  socket.on('data', (c: Buffer) => { if (!duplex.push(c)) socket.pause(); });
+  socket.on('end', () => duplex.push(null));
+  socket.on('close', () => duplex.destroy());
+  return duplex;
+}
+
+export async function startInbound(listener: InboundListenerConfig, deps: ProxyDeps, forwarder: Forwarder = createForwarder(listener, deps)): Promise<InboundServer> {
+  const limits = deps.limits;
+  const strict = listener.mode === 'strict';
+  const infoBySocket = new WeakMap<net.Socket, ConnectionInfo>();
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let pendingH2Info: ConnectionInfo | null = null;
+  let pendingH2Socket: Duplex | null = null;
+  let inFlight = 0;
+  const activeH1 = new Set<Exchange>();
+  let draining = false;
+  let idleResolve: (() => void) | null = null;
+  const track = async (run: Promise<void>): Promise<void> => {
+    inFlight++;
+    try { await run; } catch { /* handleRequest never throws; defensive */ } finally {
+      inFlight--;
+      if (inFlight === 0 && idleResolve) idleResolve();
+    }
+  };
+
+  function baseInfo(raw: net.Socket): Omit<ConnectionInfo, 'tls' | 'peer' | 'peerCertHash' | 'sni'> {
+    return {
+      listener,
+      sourceIp: (raw.remoteAddress ?? '').replace(/^::ffff:/, ''),
+      sourcePort: raw.remotePort ?? 0,
+      destinationIp: raw.localAddress?.replace(/^::ffff:/, ''),
+    };
+  }
+
+  // === HTTP/1.1 ===
+  const h1 = http.createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    keepAliveTimeout: Math.min(limits.idleTimeoutMs, 60_000),
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    requireHostHeader: true,
+  });
+  // Node truncates silently above maxHeadersCount; count ourselves and answer 431 instead (PC-11).
+  h1.maxHeadersCount = 0;
+  // This server never listens itself (sockets are handed to it after TLS). Node starts the connection
+  // tracking behind headersTimeout/requestTimeout and closeIdleConnections() on 'listening', so signal it.
+  h1.emit('listening');
+  h1.timeout = limits.idleTimeoutMs;
+  const onH1Request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const info = infoBySocket.get(req.socket);
+    if (!info) { res.destroy(); return; }
+    const ex = h1Exchange(info, req, res);
+    if (draining) ex.closeAfterResponse();
+    activeH1.add(ex);
+    void track(handleRequest(ex, deps, forwarder)).finally(() => activeH1.delete(ex));
+  };
+  h1.on('request', onH1Request);
+  // PC-15: the decision comes first; the exchange sends 100 only once a Permit exists.
+  h1.on('checkContinue', onH1Request);
+  h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const info = infoBySocket.get(req.socket);
+    if (!info) { socket.destroy(); return; }
+    void track(handleUpgrade(info, req, socket, head, deps, listener));
+  });
+  h1.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\ncontent-length: 18\r\nconnection: close\r\n\r\nMethod Not Allowed');
+  });
+
+  // === HTTP/2 ===
+  const h2 = http2.createServer({
+    settings: {
+      maxConcurrentStreams: limits.h2MaxConcurrentStreams,
+      initialWindowSize: 65_535,
+      maxHeaderListSize: limits.maxHeaderBytes,
+      enablePush: false,
+    },
+    // nghttp2 resets above this with ENHANCE_YOUR_CALM; leave room so our own count answers 431 first.
+    maxHeaderListPairs: limits.maxHeaderCount * 2 + 16,
+    maxSessionMemory: 32,
+  });
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    const info = pendingH2Info;
+    const transport = pendingH2Socket;
+    pendingH2Info = null;
+    pendingH2Socket = null;
+    if (!info) { session.destroy(); return; }
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+    session.on('error', () => { /* the socket closes; nothing to forward */ });
+    try { session.setLocalWindowSize(1 << 20); } catch { /* before connect on some versions; default window then */ }
+    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    // Rapid reset (CVE-2023-44487): count client resets per second; above the limit, GOAWAY and close.
+    let windowStart = 0;
+    let resets = 0;
+    session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      // 'close' with a non-zero code covers streams reset before their handler ran ('aborted' does not).
+      stream.on('close', () => {
+        if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.rstCode === undefined) return;
+        const now = Date.now();
+        if (now - windowStart >= 1000) { windowStart = now; resets = 0; }
+        if (++resets > limits.h2MaxResetsPerSecond && !session.destroyed) {
+          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          // session.destroy() alone may leave the TLS socket half-open; cut the transport after the GOAWAY flushes.
+          setImmediate(() => {
+            session.destroy();
+            transport?.destroy();
+            (transport as { _parent?: net.Socket } | null)?._parent?.destroy();
+          });
+        }
+      });
+      deps.metrics?.h2StreamOpened?.();
+      stream.once('close', () => deps.metrics?.h2StreamClosed?.());
+      if (draining) { stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
+      const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      const ex = h2Exchange(info, stream, headers as Record<string, string | string[] | undefined>, rawHeaders, endStream);
+      void track(handleRequest(ex, deps, forwarder));
+    });
+  });
+
+  function dispatch(socket: net.Socket, info: ConnectionInfo, protocol: 'h2' | 'h1'): void {
+    infoBySocket.set(socket, info);
+    deps.metrics?.connectionAccepted?.(listener.name);
+    if (protocol === 'h2') {
+      pendingH2Info = info;
+      pendingH2Socket = socket;
+      h2.emit('connection', socket);
+      pendingH2Info = null;
+      pendingH2Socket = null;
+    } else {
+      h1.emit('connection', socket);
+    }
+  }
+
+  // === TLS ===
+  const tlsServer = tls.createServer({
+    ...deps.credentials.serverOptions(),
+    requestCert: true,
+    rejectUnauthorized: strict,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: limits.tlsHandshakeTimeoutMs,
+  });
+  tlsServer.on('tlsClientError', (_err, socket) => {
+    deps.metrics?.handshakeRejected?.(listener.name, 'tls_error');
+    socket.destroy();
+  });
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    const leaf = socket.getPeerX509Certificate();
+    let peer: ConnectionInfo['peer'] = null;
+    let peerCertHash: string | null = null;
+    if (leaf) {
+      // A certificate that fails chain or SVID validation is refused on every listener (PC-25).
+      if (!socket.authorized) { deps.metrics?.handshakeRejected?.(listener.name, 'untrusted_chain'); socket.destroy(); return; }
+      let verified: ReturnType<ProxyDeps['verifyPeer']>;
+      try { verified = deps.verifyPeer(leaf, chainOf(leaf)); } catch { verified = { ok: false, reason: 'untrusted_chain', detail: 'verifier failed' }; }
+      if (!verified.ok) { deps.metrics?.handshakeRejected?.(listener.name, verified.reason); socket.destroy(); return; }
+      peer = verified.peer;
+      peerCertHash = createHash('sha256').update(leaf.raw).digest('hex');
+    } else if (strict) {
+      deps.metrics?.handshakeRejected?.(listener.name, 'no_certificate');
+      socket.destroy();
+      return;
+    }
+    const sni = (socket as tls.TLSSocket & { servername?: string | false }).servername;
+    const info: ConnectionInfo = { ...baseInfo(socket), tls: true, peer, peerCertHash, sni: typeof sni === 'string' ? sni : undefined };
+    dispatch(socket, info, socket.alpnProtocol === 'h2' ? 'h2' : 'h1');
+  });
+
+  // Rotation: new handshakes get the new SVID and bundle; established connections are untouched.
+  const unbindCredentials = deps.credentials.onChange(() => tlsServer.setSecureContext(deps.credentials.serverOptions()));
+
+  function acceptTls(socket: net.Socket): void {
+    tlsServer.emit('connection', socket);
+  }
+
+  // === TCP ===
+  const netServer = net.createServer({ noDelay: true });
+  netServer.maxConnections = limits.maxConnections;
+  netServer.on('drop', () => deps.metrics?.connectionDropped?.(listener.name));
+  netServer.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    deps.metrics?.connectionOpened?.(listener.name, true);
+    socket.on('close', () => { sockets.delete(socket); deps.metrics?.connectionClosed?.(listener.name); });
+    socket.on('error', () => { /* peer went away */ });
+    if (draining) { socket.destroy(); return; }
+    if (strict) { acceptTls(socket); return; }
+    // Permissive: peek the first bytes to tell TLS from plaintext (Istio PERMISSIVE on the same port).
+    const timer = setTimeout(() => socket.destroy(), limits.tlsHandshakeTimeoutMs);
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) { acceptTls(socket); return; }
+      const info: ConnectionInfo = { ...baseInfo(socket), tls: false, peer: null, peerCertHash: null, sni: undefined };
+      if (chunk.subarray(0, 4).equals(H2_PREFACE_START)) {
+        // nghttp2 reads the native handle directly and would miss the peeked bytes: give it a JS stream.
+        deps.metrics?.connectionAccepted?.(listener.name);
+        pendingH2Info = info;
+        pendingH2Socket = socket;
+        h2.emit('connection', replaying(socket));
+        pendingH2Info = null;
+        pendingH2Socket = null;
+        return;
+      }
+      dispatch(socket, info, 'h1');
+      socket.resume();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    netServer.once('error', reject);
+    netServer.listen(listener.listen.port, listener.listen.host, () => { netServer.off('error', reject); resolve(); });
+  });
+
+  async function drain(timeoutMs: number): Promise<void> {
+    draining = true;
+    netServer.close();
+    for (const s of sessions) s.close();
+    h1.closeIdleConnections();
+    // In-flight HTTP/1.1 requests answer with `Connection: close` if their response has not started yet.
+    for (const ex of activeH1) ex.closeAfterResponse();
+    if (inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        idleResolve = resolve;
+        setTimeout(resolve, timeoutMs).unref();
+      });
+    }
+  }
+
+  return {
+    name: listener.name,
+    address: () => netServer.address() as net.AddressInfo,
+    drain,
+    async close() {
+      unbindCredentials();
+      draining = true;
+      netServer.close();
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+      h1.closeAllConnections();
+      // Stops the connection-checking interval; the "not running" error is expected (it never listened).
+      h1.close(() => {});
+      await forwarder.close();
+    },
+    get inFlight() { return inFlight; },
+  };
+}

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, replyFor } from './respond.js';
+
+describe('respond table', () => {
+  it('maps refusals to Istio/Envoy statuses and gRPC codes', () => {
+    assert.deepEqual([replyFor({ kind: 'denied', reason: 'x' }).status, replyFor({ kind: 'denied', reason: 'x' }).grpcStatus, replyFor({ kind: 'denied', reason: 'x' }).body], [403, 7, 'RBAC: access denied']);
+    const jwt = replyFor({ kind: 'unauthenticated', reason: 'jwt_expired', status: 401, message: 'Jwt is expired', realm: 'https://a/b' });
+    assert.equal(jwt.status, 401);
+    assert.equal(jwt.grpcStatus, 16);
+    assert.equal(jwt.headers['www-authenticate'], 'Bearer realm="https://a/b", error="invalid_token"');
+    assert.equal(replyFor({ kind: 'unauthenticated', reason: 'jwt_bad_audience', status: 403, message: 'Audiences in Jwt are not allowed', realm: '' }).grpcStatus, 7);
+    assert.deepEqual([replyFor({ kind: 'upstream_refused' }).status, replyFor({ kind: 'upstream_refused' }).grpcStatus], [503, 14]);
+    assert.deepEqual([replyFor({ kind: 'upstream_timeout' }).status, replyFor({ kind: 'upstream_timeout' }).grpcStatus], [504, 4]);
+    assert.deepEqual([replyFor({ kind: 'upstream_reset' }).status, replyFor({ kind: 'upstream_reset' }).grpcStatus], [502, 14]);
+    assert.deepEqual([replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).status, replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).grpcStatus], [429, 8]);
+    assert.equal(replyFor({ kind: 'headers_too_large', reason: 'too_many_headers' }).status, 431);
+    assert.equal(replyFor({ kind: 'internal_error' }).status, 500);
+  });
+
+  it('classifies network errors without ever exposing their text', () => {
+    assert.equal(classifyUpstreamError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })).kind, 'upstream_refused');
+    assert.equal(classifyUpstreamError({ code: 'UND_ERR_HEADERS_TIMEOUT' }).kind, 'upstream_timeout');
+    assert.equal(classifyUpstreamError({ code: 'UND_ERR_SOCKET' }).kind, 'upstream_reset');
+    assert.equal(classifyUpstreamError({ code: 'X', cause: { code: 'ECONNRESET' } }).kind, 'upstream_reset');
+    assert.equal(classifyUpstreamError(new Error('boom')).kind, 'upstream_error');
+    for (const kind of ['upstream_refused', 'upstream_timeout', 'upstream_reset', 'upstream_error'] as const) assert.doesNotMatch(replyFor({ kind }).body, /ECONN|127\.0\.0\.1/);
+  });
+
+  it('percent-encodes grpc-message and recognises gRPC content types', () => {
+    assert.equal(encodeGrpcMessage('RBAC: access denied'), 'RBAC: access denied');
+    assert.equal(encodeGrpcMessage('100% \u00e9\n'), '100%25 %C3%A9%0A');
+    assert.equal(isGrpcContentType('application/grpc'), true);
+    assert.equal(isGrpcContentType('application/grpc+proto'), true);
+    assert.equal(isGrpcContentType('application/grpc-web'), false);
+    assert.equal(isGrpcContentType('application/json'), false);
+  });
+});

@@ -1,0 +1,107 @@
+// Owns THE table from a refusal or failure to what the caller sees: HTTP status, gRPC status, a fixed
+// generic body and the reason code for logs. Istio/Envoy local replies (istio.md §11) and linkerd2-proxy's `rescue`.
+
+import type { BadRequestReason } from '../policy/context-types.js';
+
+export type Refusal =
+  | { kind: 'bad_request'; reason: BadRequestReason | 'duplicate_header' | 'h2c_upgrade' | 'bad_request' }
+  | { kind: 'headers_too_large'; reason: 'too_many_headers' | 'headers_too_large' }
+  | { kind: 'method_not_allowed'; reason: 'connect_not_allowed' }
+  | { kind: 'unauthenticated'; reason: string; status: 401 | 403; message: string; realm: string }
+  | { kind: 'denied'; reason: string }
+  | { kind: 'peer_rejected'; reason: string }
+  | { kind: 'not_found'; reason: string }
+  | { kind: 'rate_limited'; reason: string }
+  | { kind: 'redirect'; reason: string; status: number; location: string }
+  | { kind: 'upstream_refused' }
+  | { kind: 'upstream_timeout' }
+  | { kind: 'upstream_reset' }
+  | { kind: 'upstream_error' }
+  | { kind: 'draining' }
+  | { kind: 'internal_error' };
+
+/** A synthetic response, transport-neutral: the downstream adapter renders it as h1, h2 or gRPC. */
+export interface Reply {
+  status: number;
+  /** Sent instead of `status` to gRPC callers as a trailers-only 200. */
+  grpcStatus: number;
+  /** Fixed, generic; never an error message from a library or the network. */
+  body: string;
+  headers: Record<string, string>;
+  reason: string;
+  /** Verdict recorded in the decision event. */
+  verdict: 'deny' | 'unauthenticated' | 'bad_request' | 'not_found' | 'rate_limited' | 'allow' | 'error';
+}
+
+const denyBody = 'RBAC: access denied';
+
+export function replyFor(refusal: Refusal): Reply {
+  switch (refusal.kind) {
+    case 'bad_request':
+      return { status: 400, grpcStatus: 13, body: 'Bad Request', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
+    case 'headers_too_large':
+      return { status: 431, grpcStatus: 13, body: 'Request Header Fields Too Large', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
+    case 'method_not_allowed':
+      return { status: 405, grpcStatus: 13, body: 'Method Not Allowed', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
+    case 'unauthenticated':
+      return {
+        status: refusal.status,
+        grpcStatus: refusal.status === 401 ? 16 : 7,
+        body: refusal.message,
+        headers: refusal.status === 401 ? { 'www-authenticate': `Bearer realm="${refusal.realm}", error="invalid_token"` } : {},
+        reason: refusal.reason,
+        verdict: 'unauthenticated',
+      };
+    case 'denied':
+      return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
+    case 'peer_rejected':
+      return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
+    case 'not_found':
+      return { status: 404, grpcStatus: 12, body: 'Not Found', headers: {}, reason: refusal.reason, verdict: 'not_found' };
+    case 'rate_limited':
+      return { status: 429, grpcStatus: 8, body: 'Too Many Requests', headers: {}, reason: refusal.reason, verdict: 'rate_limited' };
+    case 'redirect':
+      return { status: refusal.status, grpcStatus: 2, body: '', headers: { location: refusal.location }, reason: refusal.reason, verdict: 'allow' };
+    case 'upstream_refused':
+      return { status: 503, grpcStatus: 14, body: 'upstream connect error', headers: {}, reason: 'upstream_refused', verdict: 'error' };
+    case 'upstream_timeout':
+      return { status: 504, grpcStatus: 4, body: 'upstream request timeout', headers: {}, reason: 'upstream_timeout', verdict: 'error' };
+    case 'upstream_reset':
+      return { status: 502, grpcStatus: 14, body: 'upstream connection reset', headers: {}, reason: 'upstream_reset', verdict: 'error' };
+    case 'upstream_error':
+      return { status: 502, grpcStatus: 14, body: 'Bad Gateway', headers: {}, reason: 'upstream_error', verdict: 'error' };
+    case 'draining':
+      return { status: 503, grpcStatus: 14, body: 'Service Unavailable', headers: { connection: 'close' }, reason: 'draining', verdict: 'error' };
+    case 'internal_error':
+      return { status: 500, grpcStatus: 13, body: 'Internal Server Error', headers: {}, reason: 'internal_error', verdict: 'deny' };
+  }
+}
+
+/** Classifies an upstream failure (undici or node:http2 error) without ever surfacing its message. */
+export function classifyUpstreamError(err: unknown): Refusal {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const cause = typeof err === 'object' && err !== null && 'cause' in err ? (err as { cause: unknown }).cause : undefined;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EADDRNOTAVAIL') {
+    return { kind: 'upstream_refused' };
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT' || code === 'PRT_UPSTREAM_TIMEOUT') {
+    return { kind: 'upstream_timeout' };
+  }
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'ERR_HTTP2_STREAM_ERROR' || code === 'ERR_HTTP2_SESSION_ERROR' || code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'UND_ERR_CLOSED') {
+    return { kind: 'upstream_reset' };
+  }
+  if (cause !== undefined && cause !== err) {
+    const inner = classifyUpstreamError(cause);
+    if (inner.kind !== 'upstream_error') return inner;
+  }
+  return { kind: 'upstream_error' };
+}
+
+/** gRPC `grpc-message` is percent-encoded (grpc PROTOCOL-HTTP2). */
+export function encodeGrpcMessage(message: string): string {
+  return message.replace(/[^\x20-\x24\x26-\x7e]/g, (ch) => encodeURIComponent(ch));
+}
+
+export function isGrpcContentType(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/grpc(\+|;|$)/i.test(contentType.trim());
+}

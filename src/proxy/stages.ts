@@ -1,0 +1,322 @@
+// Owns the request lifecycle as an ordered list of named stages, each returning continue or respond
+// (docs/proxy.md draws it with the status each stage can produce). Only a Permit reaches forward().
+
+import { buildRequestContext } from '../policy/context.js';
+import type { RequestContext, RequestInput } from '../policy/context-types.js';
+import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
+import { evaluate } from '../policy/evaluate.js';
+import type { PolicySnapshot } from '../policy/ir.js';
+import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
+import type { DecisionEventV1 } from '../observe/types.js';
+import { newDecisionId } from '../observe/decision-log.js';
+import { sendReply, type Exchange } from './exchange.js';
+import { forwardedClientCert, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
+import { isGrpcContentType, replyFor, type Refusal } from './respond.js';
+import type { ConnectionInfo, ProxyDeps } from './types.js';
+import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
+
+/** Everything learned about one request so far; stages fill it in order. */
+export interface RequestState {
+  readonly ex: Exchange;
+  readonly startNs: bigint;
+  grpc: boolean;
+  snapshot?: PolicySnapshot;
+  scanned?: ScannedRequestHeaders;
+  ctx?: RequestContext;
+  authn?: AuthnResult;
+  decision?: Decision;
+  decidedNs?: bigint;
+  permit?: Permit;
+}
+
+export type StageResult = { kind: 'continue' } | { kind: 'respond'; refusal: Refusal };
+
+export interface Stage {
+  name: string;
+  run(state: RequestState, deps: ProxyDeps): StageResult | Promise<StageResult>;
+}
+
+const proceed: StageResult = { kind: 'continue' };
+
+/** Names of headers whose client copies are stripped: claim outputs of the snapshot's RequestAuthentications. */
+const ownedNamesCache = new WeakMap<PolicySnapshot, ReadonlySet<string>>();
+function ownedNamesFor(snapshot: PolicySnapshot): ReadonlySet<string> {
+  let names = ownedNamesCache.get(snapshot);
+  if (!names) {
+    const set = new Set<string>();
+    for (const p of snapshot.jwtProviders) {
+      if (p.outputPayloadToHeader) set.add(p.outputPayloadToHeader.toLowerCase());
+      for (const c of p.outputClaimToHeaders) set.add(c.header.toLowerCase());
+    }
+    names = set;
+    ownedNamesCache.set(snapshot, names);
+  }
+  return names;
+}
+
+export const stages: readonly Stage[] = [
+  {
+    // The snapshot is read ONCE per request so no request is judged by two policy sets.
+    name: 'read-snapshot',
+    run(state, deps) {
+      state.snapshot = deps.policies.current();
+      return proceed;
+    },
+  },
+  {
+    name: 'scan-headers',
+    run(state, deps) {
+      const { ex } = state;
+      if (ex.method === 'CONNECT') return { kind: 'respond', refusal: { kind: 'method_not_allowed', reason: 'connect_not_allowed' } };
+      const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: ownedNamesFor(state.snapshot as PolicySnapshot) });
+      if (!scan.ok) return { kind: 'respond', refusal: scan.refusal };
+      const h = scan.headers;
+      state.scanned = h;
+      state.grpc = isGrpcContentType(h.contentType);
+      // h2c smuggling (PC-13): never honoured; WebSocket upgrades take the 'upgrade' path, not this one.
+      if (h.upgrade !== undefined && !(ex.isUpgrade === true && h.upgrade === 'websocket' && ex.method === 'GET')) return { kind: 'respond', refusal: { kind: 'bad_request', reason: 'h2c_upgrade' } };
+      if (ex.httpVersion === '2') {
+        const hostHeader = h.original['host'];
+        const authority = h.original[':authority'];
+        if (typeof hostHeader === 'string' && typeof authority === 'string' && hostHeader.toLowerCase() !== authority.toLowerCase()) {
+          return { kind: 'respond', refusal: { kind: 'bad_request', reason: 'bad_authority' } };
+        }
+      }
+      return proceed;
+    },
+  },
+  {
+    name: 'build-context',
+    run(state, deps) {
+      const input = requestInput(state, null);
+      const built = buildRequestContext(input, { pathNormalization: deps.pathNormalization, rejectEncodedSlashes: deps.rejectEncodedSlashes });
+      if (!built.ok) return { kind: 'respond', refusal: { kind: 'bad_request', reason: built.reason } };
+      state.ctx = built.context;
+      return proceed;
+    },
+  },
+  {
+    name: 'authenticate',
+    async run(state, deps) {
+      const snapshot = state.snapshot as PolicySnapshot;
+      const ctx = state.ctx as RequestContext;
+      if (snapshot.jwtProviders.length === 0) {
+        state.authn = { kind: 'none', edits: { remove: [], set: {} } };
+        return proceed;
+      }
+      const result = await deps.jwtFor(snapshot).authenticate({ method: state.ex.method, target: state.ex.target, headers: (state.scanned as ScannedRequestHeaders).original });
+      state.authn = result;
+      deps.metrics?.jwtResult?.(result.kind === 'failed' ? result.reason : result.kind);
+      if (result.kind === 'failed') {
+        const scheme = state.ex.conn.tls ? 'https' : 'http';
+        return { kind: 'respond', refusal: { kind: 'unauthenticated', reason: result.reason, status: result.status, message: result.message, realm: `${scheme}://${ctx.authority}${ctx.path}` } };
+      }
+      if (result.kind === 'verified') state.ctx = Object.freeze({ ...ctx, jwt: result.jwt });
+      return proceed;
+    },
+  },
+  {
+    name: 'authorize',
+    run(state, deps) {
+      const decision = evaluate(state.snapshot as PolicySnapshot, state.ctx as RequestContext);
+      state.decision = decision;
+      state.decidedNs = process.hrtime.bigint();
+      const permit = issuePermit(decision, deps.mode);
+      if (!permit) return { kind: 'respond', refusal: refusalFor(decision) };
+      state.permit = permit;
+      return proceed;
+    },
+  },
+  {
+    // Linkerd route filters that end the exchange; an audit-mode would-deny skips them (it never matched a route to act on).
+    name: 'route-effects',
+    run(state, deps) {
+      const permit = state.permit as Permit;
+      const effects = permit.decision.effects;
+      if (!effects || permit.wouldDeny) return proceed;
+      if (effects.redirect) return { kind: 'respond', refusal: { kind: 'redirect', reason: 'redirect', status: effects.redirect.status, location: effects.redirect.location } };
+      if (effects.rateLimit && deps.rateLimiter) {
+        const admitted = deps.rateLimiter(effects.rateLimit, (state.ctx as RequestContext).peer, (deps.now ?? Date.now)());
+        if (!admitted) {
+          if (deps.mode === 'audit') return proceed;
+          return { kind: 'respond', refusal: { kind: 'rate_limited', reason: 'rate_limited' } };
+        }
+      }
+      return proceed;
+    },
+  },
+];
+
+function refusalFor(decision: Decision): Refusal {
+  switch (decision.verdict) {
+    case 'not_found': return { kind: 'not_found', reason: decision.reason };
+    case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason };
+    case 'bad_request': return { kind: 'bad_request', reason: 'bad_request' };
+    case 'unauthenticated': return { kind: 'denied', reason: decision.reason };
+    default: return { kind: 'denied', reason: decision.reason };
+  }
+}
+
+function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInput {
+  const { ex } = state;
+  const conn = ex.conn;
+  const scanned = state.scanned as ScannedRequestHeaders;
+  return {
+    protocol: state.grpc ? 'grpc' : 'http',
+    method: ex.method,
+    path: ex.target,
+    host: scanned.host ?? '',
+    headers: scanned.forPolicy,
+    peer: conn.peer,
+    sourceIp: conn.sourceIp,
+    ...(conn.destinationIp !== undefined ? { destinationIp: conn.destinationIp } : {}),
+    port: conn.listener.workloadPort,
+    ...(conn.sni !== undefined ? { sni: conn.sni } : {}),
+    jwt,
+  };
+}
+
+/** The upstream request, from validated fields only (PC-16); Portcullis' own headers are set last. */
+export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSpiffeId: string): UpstreamRequest {
+  const ctx = state.ctx as RequestContext;
+  const scanned = state.scanned as ScannedRequestHeaders;
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, values] of scanned.forward) headers[name] = values.length === 1 ? (values[0] as string) : values;
+  const edits: JwtHeaderEdits | undefined = state.authn && state.authn.kind !== 'failed' ? state.authn.edits : undefined;
+  if (edits) {
+    for (const name of edits.remove) delete headers[name.toLowerCase()];
+    for (const [name, value] of Object.entries(edits.set)) headers[name.toLowerCase()] = value;
+  }
+  const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
+  if (effects) {
+    for (const name of effects.removeHeaders) delete headers[name.toLowerCase()];
+    for (const { name, value } of effects.setHeaders) headers[name.toLowerCase()] = value;
+    for (const { name, value } of effects.addHeaders) {
+      const key = name.toLowerCase();
+      const prev = headers[key];
+      headers[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+    }
+  }
+  // Portcullis' own set, after every edit so nothing (client, JWT output, route filter) can override it.
+  for (const name of Object.keys(headers)) {
+    if (name === 'x-forwarded-client-cert' || name === 'l5d-client-id' || name.startsWith('x-forwarded-') || name.startsWith('x-portcullis-')) delete headers[name];
+  }
+  const conn = state.ex.conn;
+  if (conn.peer && conn.peerCertHash) headers['x-forwarded-client-cert'] = forwardedClientCert(ownSpiffeId, conn.peerCertHash, conn.peer.spiffeId);
+  headers['x-forwarded-proto'] = conn.tls ? 'https' : 'http';
+  let headersTimeoutMs = deps.limits.upstreamTimeoutMs;
+  if (state.grpc) {
+    const deadline = parseGrpcTimeoutMs(scanned.original['grpc-timeout']);
+    if (deadline !== undefined) headersTimeoutMs = Math.max(1, Math.min(headersTimeoutMs, Math.ceil(deadline)));
+  }
+  return {
+    method: ctx.method,
+    path: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
+    authority: ctx.authority,
+    headers,
+    grpc: state.grpc,
+    headersTimeoutMs,
+  };
+}
+
+function micros(fromNs: bigint, toNs: bigint): number {
+  return Number((toNs - fromNs) / 1000n);
+}
+
+/**
+ * The one decision event of a request (schema v1). `override` names a refusal that did not come from the
+ * engine (parse error, JWT, rate limit, redirect); the decision's provenance is kept whenever one exists.
+ */
+function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionEventV1['upstream']): DecisionEventV1 {
+  const d = state.decision;
+  const ctx = state.ctx;
+  const conn: ConnectionInfo = state.ex.conn;
+  const ref = (p: { kind: string; namespace: string; name: string } | null | undefined): DecisionEventV1['policy'] => (p ? { kind: p.kind, namespace: p.namespace, name: p.name } : null);
+  const jwt = ctx?.jwt ?? null;
+  const event: DecisionEventV1 = {
+    v: 1,
+    decision_id: newDecisionId(),
+    time: new Date((deps.now ?? Date.now)()).toISOString(),
+    mode: deps.mode,
+    verdict: override?.verdict ?? d?.verdict ?? 'deny',
+    would_deny: state.permit?.wouldDeny ?? false,
+    dialect: d?.dialect ?? null,
+    policy: ref(d?.policy),
+    rule: d?.rule ?? null,
+    authorization: d?.authorization ?? null,
+    reason: override?.reason ?? d?.reason ?? 'internal_error',
+    audit: d?.audit ? { policy: ref(d.audit.policy) as NonNullable<DecisionEventV1['policy']>, rule: d.audit.rule } : null,
+    shadow: d?.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: ref(d.shadow.policy), rule: d.shadow.rule } : null,
+    peer: { spiffe_id: conn.peer?.spiffeId ?? null, ip: conn.sourceIp },
+    request: {
+      protocol: state.grpc ? 'grpc' : state.ex.httpVersion === '2' ? 'http2' : 'http1',
+      method: ctx?.method ?? state.ex.method.slice(0, 32),
+      authority: ctx?.authority ?? '',
+      path: ctx?.path ?? '',
+      listener: conn.listener.name,
+      port: conn.listener.workloadPort,
+    },
+    jwt: jwt ? { iss: jwt.issuer, sub: jwt.subject } : null,
+    status,
+    grpc_status: grpcStatus,
+    policy_revision: state.snapshot?.revision ?? '',
+    latency_us: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
+  };
+  if (upstream) event.upstream = upstream;
+  return event;
+}
+
+function publish(deps: ProxyDeps, event: DecisionEventV1): void {
+  try { deps.sink.publish(event); } catch { /* a failing sink never fails the request */ }
+}
+
+/**
+ * Runs one request to completion: stages in order, then the forwarder with the Permit, then exactly one
+ * decision event. Any exception before forwarding is a refusal (fail closed, never forwarded).
+ */
+export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Forwarder): Promise<void> {
+  const state: RequestState = { ex, startNs: process.hrtime.bigint(), grpc: false };
+  let refusal: Refusal | null = null;
+  try {
+    for (const stage of stages) {
+      const result = await stage.run(state, deps);
+      if (result.kind === 'respond') { refusal = result.refusal; break; }
+      if (ex.aborted) break;
+    }
+  } catch {
+    refusal = { kind: 'internal_error' };
+    state.permit = undefined;
+  }
+  if (!refusal && ex.aborted) {
+    // The client went away while we decided: nothing to answer, nothing forwarded; still one event.
+    publish(deps, decisionEvent(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, duration_us: 0 }));
+    return;
+  }
+  if (refusal || !state.permit) {
+    const reply = replyFor(refusal ?? { kind: 'internal_error' });
+    // A refused body is never read into memory; the connection closes if the client insists on sending it.
+    if (!ex.bodyless) { ex.closeAfterResponse(); ex.body.resume(); }
+    let status = reply.status;
+    try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
+    const fromEngine = state.decision !== undefined && state.permit === undefined && refusal !== null && refusal.kind !== 'unauthenticated' && refusal.kind !== 'internal_error';
+    publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, fromEngine ? null : { verdict: reply.verdict, reason: reply.reason }));
+    return;
+  }
+  const upstreamStart = process.hrtime.bigint();
+  let outcome: ForwardOutcome;
+  try {
+    outcome = await forwarder.forward(state.permit, buildUpstreamRequest(state, deps, deps.credentials.ownSpiffeId()), ex);
+  } catch {
+    outcome = { ok: false, refusal: { kind: 'upstream_error' } };
+  }
+  const upstreamUs = micros(upstreamStart, process.hrtime.bigint());
+  deps.metrics?.upstreamDuration?.(outcome.ok ? outcome.outcome : replyFor(outcome.refusal).reason, upstreamUs / 1e6);
+  if (outcome.ok) {
+    publish(deps, decisionEvent(state, deps, outcome.status, null, null, { outcome: outcome.outcome, status: outcome.status, duration_us: upstreamUs }));
+    return;
+  }
+  const reply = replyFor(outcome.refusal);
+  let status = reply.status;
+  try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
+  publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, duration_us: upstreamUs }));
+}

@@ -1,0 +1,38 @@
+// Owns the contract between the request lifecycle and the forwarders: a validated upstream request that
+// can only be forwarded with a Permit (linkerd2-proxy's Permitted<T>), and the outcome reported back.
+
+import type { Permit } from '../policy/decision.js';
+import type { Exchange } from './exchange.js';
+import type { Refusal } from './respond.js';
+
+/** Built from validated fields only (PC-16): method, normalized path, canonical authority, clean headers. */
+export interface UpstreamRequest {
+  method: string;
+  /** Normalized path plus `?query` when present. */
+  path: string;
+  authority: string;
+  headers: Record<string, string | string[]>;
+  grpc: boolean;
+  /** Milliseconds to wait for response headers; includes a gRPC deadline when shorter. */
+  headersTimeoutMs: number;
+}
+
+export type ForwardOutcome =
+  | { ok: true; status: number; outcome: 'ok' | 'client_aborted' | 'reset_after_headers' }
+  /** Nothing was sent downstream yet: the caller answers through respond.ts. */
+  | { ok: false; refusal: Refusal };
+
+export interface Forwarder {
+  forward(permit: Permit, request: UpstreamRequest, exchange: Exchange): Promise<ForwardOutcome>;
+  close(): Promise<void>;
+}
+
+/** gRPC `grpc-timeout` (PROTOCOL-HTTP2): up to 8 digits and a unit; undefined when absent or malformed. */
+export function parseGrpcTimeoutMs(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+  return n * (unitMs[m[2] as string] as number);
+}

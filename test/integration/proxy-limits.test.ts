@@ -1,0 +1,97 @@
+// Integration: HTTP/2 limits. SETTINGS advertise 100 concurrent streams and a 64 KiB stream window; too many
+// headers is a 431 (never truncation); a rapid-reset flood closes the connection with GOAWAY.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import { ALLOW_FRONTEND_POLICY, h2Client, h2Request, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+
+describe('HTTP/2 limits', () => {
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  before(async () => {
+    upstream = await startH1Upstream();
+    proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url, flags: ['--h2-max-resets-per-second', '20'] });
+  });
+  after(async () => { await proxy.stop(); await upstream.close(); });
+
+  it('advertises MAX_CONCURRENT_STREAMS 100 and a 64 KiB initial window', async () => {
+    const s = h2Client(proxy, proxy.svids.frontend);
+    const [settings] = (await new Promise<[http2.Settings]>((resolve) => s.once('remoteSettings', (st) => resolve([st]))));
+    s.close();
+    assert.equal(settings.maxConcurrentStreams, 100);
+    assert.equal(settings.initialWindowSize, 65535);
+  });
+
+  it('answers 431 to more headers than the limit; the upstream sees nothing', async () => {
+    const before = upstream.bytes;
+    const s = h2Client(proxy, proxy.svids.frontend);
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'GET', ':path': '/public/a' };
+    for (let i = 0; i < 120; i++) headers[`x-h${i}`] = 'v';
+    const r = await h2Request(s, headers);
+    s.close();
+    assert.equal(r.status, 431);
+    assert.equal(upstream.bytes, before);
+  });
+
+  it('closes a connection that floods RST_STREAM (rapid reset)', async () => {
+    const s = h2Client(proxy, proxy.svids.frontend);
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    const active = async (): Promise<number> => Number(/portcullis_connections_active\{listener="inbound"\} (\d+)/.exec(await proxy.metrics())?.[1] ?? -1);
+    const openBefore = await active();
+    assert.ok(openBefore >= 1);
+    const eventsBefore = (await proxy.events(0)).length;
+    for (let i = 0; i < 200 && !s.destroyed && !s.closed; i++) {
+      try {
+        const req = s.request({ ':method': 'POST', ':path': '/slow' }, { endStream: false });
+        req.on('error', () => {});
+        req.close(http2.constants.NGHTTP2_CANCEL);
+      } catch { break; }
+      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+    }
+    // The proxy cuts the connection (GOAWAY, then the socket): no open downstream connection remains.
+    let open = await active();
+    for (let i = 0; i < 50 && open >= openBefore; i++) { await new Promise((r) => setTimeout(r, 50)); open = await active(); }
+    assert.ok(open < openBefore, `the flooding connection was cut (${openBefore} -> ${open})`);
+    const dispatched = (await proxy.events(0)).length - eventsBefore;
+    assert.ok(dispatched < 100, `streams handled before the cut: ${dispatched}`);
+    s.destroy();
+    void h2Request;
+  });
+});
+
+describe('connection limits and slow clients', () => {
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  before(async () => {
+    upstream = await startH1Upstream();
+    proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url, flags: ['--max-connections', '2', '--headers-timeout', '500ms'] });
+  });
+  after(async () => { await proxy.stop(); await upstream.close(); });
+
+  it('refuses connections above maxConnections and closes slow request heads (slowloris)', async () => {
+    const tls = await import('node:tls');
+    const open = (): Promise<import('node:tls').TLSSocket | null> => new Promise((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: proxy.caPem, cert: proxy.svids.frontend.chainPem, key: proxy.svids.frontend.keyPem, ALPNProtocols: ['http/1.1'] }, () => resolve(s));
+      s.on('error', () => resolve(null));
+      s.on('close', () => resolve(null));
+    });
+    const a = await open();
+    const b = await open();
+    assert.ok(a && b);
+    const c = await open();
+    assert.equal(c, null, 'a third connection is refused');
+    // A request head that never completes is answered 408 and cut after the headers timeout (clock starts at accept).
+    const cut = new Promise<string>((resolve) => {
+      let seen = '';
+      a.on('data', (d: Buffer) => { seen += d.toString('latin1'); if (/^HTTP\/1\.1 408 /.test(seen)) resolve('408'); });
+      a.on('close', () => resolve(seen.startsWith('HTTP/1.1 408') ? '408' : 'closed'));
+      if (a.destroyed) resolve('closed');
+      setTimeout(() => resolve('still open'), 5000);
+    });
+    if (!a.destroyed) a.write('GET /public/a HTTP/1.1\r\nHost: a\r\nX-Slow: ');
+    assert.notEqual(await cut, 'still open');
+    a.destroy();
+    b.destroy();
+    assert.equal(upstream.requests.length, 0);
+  });
+});
