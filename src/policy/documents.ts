@@ -16,7 +16,9 @@ export interface ParsedSources {
 }
 
 /** Core schema + merge keys: no timestamps (creationTimestamp stays a string), like the `yaml` path. */
-const valueSchema = jsyaml.CORE_SCHEMA.extend({ implicit: [jsyaml.types.merge] });
+// js-yaml exports its built-in types at run time; @types/js-yaml does not declare them.
+const mergeKeyType = (jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge;
+const valueSchema = jsyaml.CORE_SCHEMA.extend({ implicit: [mergeKeyType] });
 /** An alias (`*name`) anywhere: such sources take the `yaml` path with its alias limit. */
 const aliasPattern = /(?:^|[\s[{,:-])\*[^\s,\]}]/m;
 const maxAliasCount = 1000;
