@@ -7,6 +7,11 @@ import type { PolicySource } from '../policy/documents-types.js';
 
 const policyFile = /\.(ya?ml|json)$/i;
 
+/** Whether a file name can be part of a policy set read from a directory (`.yaml`, `.yml`, `.json`). */
+export function isPolicyFileName(name: string): boolean {
+  return policyFile.test(name);
+}
+
 export async function listPolicyFiles(paths: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   async function walk(path: string, explicit: boolean): Promise<void> {

@@ -218,3 +218,22 @@ test('no half-loaded set: current() under concurrent rewrites only ever returns 
   }
   assert.equal(store.current().documents.length, expected.get(store.current().revision));
 });
+
+test('a busy neighbour (a log written every 10 ms in the policy directory) never holds a reload back', async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'p.yaml'), policy('p', ['GET']));
+  // A large debounce makes the old failure mode certain: every neighbour write restarted it.
+  const { store } = await open(dir, { debounceMs: 300, pollIntervalMs: 0 });
+  const before = store.current().revision;
+  let writes = 0;
+  const noisy = setInterval(() => { void writeFile(join(dir, 'decisions.log'), `line ${writes++}\n`, { flag: 'a' }); }, 10);
+  try {
+    await writeFile(join(dir, 'p.yaml'), policy('p', ['POST']));
+    await until('the policy change to be applied while the log is being written', () => store.current().revision !== before, 120, 25);
+    assert.ok(writes > 10, 'the neighbour kept writing during the reload');
+  } finally {
+    clearInterval(noisy);
+    store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -3,14 +3,14 @@
 
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { compilePolicies, type StageTiming } from '../policy/compile.js';
 import { hasErrors, type Diagnostic } from '../policy/diagnostics.js';
 import type { PolicySource } from '../policy/documents-types.js';
 import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
 import type { Metrics, ReloadResult } from '../observe/metrics.js';
-import { listPolicyFiles, readPolicySources } from './policy-files.js';
+import { isPolicyFileName, listPolicyFiles, readPolicySources } from './policy-files.js';
 
 /** The subset of a pino logger the store needs. */
 export interface StoreLogger {
@@ -208,19 +208,35 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
   // --- watching
   const watchers: FSWatcher[] = [];
   let debounce: NodeJS.Timeout | undefined;
+  let firstPendingAt: number | undefined;
   let poll: NodeJS.Timeout | undefined;
+  const debounceMs = opts.debounceMs ?? 200;
   const schedule = () => {
     if (closed) return;
     if (debounce) clearTimeout(debounce);
-    debounce = setTimeout(() => { debounce = undefined; void reload(); }, opts.debounceMs ?? 200);
+    // Bounded debounce: a steady stream of events can delay a reload by at most five quiet periods.
+    const now = performance.now();
+    firstPendingAt ??= now;
+    const wait = Math.max(0, Math.min(debounceMs, firstPendingAt + 5 * debounceMs - now));
+    debounce = setTimeout(() => { debounce = undefined; firstPendingAt = undefined; void reload(); }, wait);
     debounce.unref();
   };
   if (opts.watch !== false) {
     for (const p of opts.paths) {
       try {
         // A file is watched through its directory: editors and ConfigMaps replace files by rename.
+        // Only events that can change the policy set count, so busy neighbours (a decision log written
+        // next to the policies) never hold a reload back.
         const isDirectory = (await stat(p)).isDirectory();
-        const w = watch(isDirectory ? p : dirname(p), { recursive: isDirectory, persistent: false }, schedule);
+        const relevant = (name: string | null): boolean => {
+          if (name === null) return true;
+          const base = basename(name);
+          if (base.startsWith('..')) return true; // ConfigMap volumes swap a `..data` symlink
+          return isDirectory ? isPolicyFileName(base) || !base.includes('.') : base === basename(p);
+        };
+        const w = watch(isDirectory ? p : dirname(p), { recursive: isDirectory, persistent: false }, (_event, name) => {
+          if (relevant(typeof name === 'string' ? name : null)) schedule();
+        });
         w.on('error', () => { /* the polling fallback keeps working */ });
         watchers.push(w);
       } catch {
