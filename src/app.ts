@@ -17,6 +17,7 @@ import type { PolicySnapshot } from './policy/ir.js';
 import { LocalRateLimiter } from './policy/linkerd-rate-limit.js';
 import { startInbound, type InboundServer } from './proxy/inbound.js';
 import { startOutboundListener, type OutboundListener } from './proxy/outbound.js';
+import { startTcpListener } from './proxy/tcp.js';
 import type { ProxyDeps } from './proxy/types.js';
 
 export interface AppLogger {
@@ -182,7 +183,9 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
       },
     };
     try {
-      for (const l of config.listeners) listeners.push(await startInbound(l, deps));
+      for (const l of config.listeners) {
+        listeners.push(l.protocol === 'tcp' ? await startTcpListener(l, deps, { onPolicySwap: (fn) => store.onSwap(fn) }) : await startInbound(l, deps));
+      }
       for (const o of config.outbound) {
         outbound.push(await startOutboundListener(o, {
           credentials: creds,

@@ -12,6 +12,8 @@ import type { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
 import { createJwtAuthenticator } from '../jwt/authenticator.js';
 import { parseSpiffeId, toPeerIdentity } from '../identity/spiffe.js';
+import { removeQueryParams } from '../jwt/extract.js';
+import { cleanRequestHeaders, groupHeaders, ownedHeaderNames } from '../proxy/headers.js';
 
 /** The request JSON `portcullis check` reads (one object, or one per NDJSON line). */
 export interface CheckRequest {
@@ -75,10 +77,16 @@ export async function decideRequest(snapshot: PolicySnapshot, request: CheckRequ
 export async function decideRequestDetailed(snapshot: PolicySnapshot, request: CheckRequest, deps: DecideDeps): Promise<DecideResult> {
   const input = toRequestInput(request);
   const isGrpc = input.protocol === 'grpc';
-  const built: ContextResult = buildRequestContext(input, {
-    pathNormalization: snapshot.options.pathNormalization,
-    rejectEncodedSlashes: false,
-  });
+  const contextOptions = { pathNormalization: snapshot.options.pathNormalization, rejectEncodedSlashes: false };
+  // The same header-cleaning step the data plane applies before policy (src/proxy/headers.ts), so a
+  // policy on e.g. x-forwarded-client-cert or authorization answers the same in `check` and `run`.
+  const ownedNames = ownedHeaderNames(snapshot);
+  const grouped = groupHeaders(Object.entries(input.headers).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x] as const)));
+  let cleaned = input.protocol === 'tcp' ? null : cleanRequestHeaders(grouped, { ownedNames });
+  if (cleaned && !cleaned.ok) {
+    return { output: refused('bad_request', 400, isGrpc, cleaned.refusal.reason), context: undefined, decision: undefined };
+  }
+  const built: ContextResult = buildRequestContext(cleaned ? { ...input, headers: cleaned.forPolicy } : input, contextOptions);
   if (!built.ok) {
     return { output: refused('bad_request', 400, isGrpc, built.reason), context: undefined, decision: undefined };
   }
@@ -88,7 +96,18 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
     if (authn.kind === 'failed') {
       return { output: { ...refused('unauthenticated', authn.status, isGrpc, authn.reason), message: authn.message }, context, decision: undefined };
     }
-    if (authn.kind === 'verified') context = Object.freeze({ ...context, jwt: authn.jwt });
+    // JWT edits (token removal, claim outputs, query-borne token removal) apply before policy, as in the proxy.
+    cleaned = cleanRequestHeaders(grouped, { ownedNames, jwtEdits: authn.edits });
+    if (!cleaned.ok) return { output: refused('bad_request', 400, isGrpc, cleaned.refusal.reason), context, decision: undefined };
+    const names = authn.edits.removeQueryParams ?? [];
+    const rebuilt = buildRequestContext({
+      ...input,
+      path: names.length > 0 ? removeQueryParams(input.path, names) : input.path,
+      headers: cleaned.forPolicy,
+      jwt: authn.kind === 'verified' ? authn.jwt : null,
+    }, contextOptions);
+    if (!rebuilt.ok) return { output: refused('bad_request', 400, isGrpc, rebuilt.reason), context, decision: undefined };
+    context = rebuilt.context;
   }
   let decision = evaluate(snapshot, context);
   const limit = decision.effects?.rateLimit;
@@ -98,6 +117,9 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
       decision = { ...decision, verdict: 'rate_limited', status: 429, grpcStatus: isGrpc ? 8 : undefined, reason: 'rate_limited' };
     }
   }
+  // A redirect filter answers with the redirect whatever `status` says (mixed Istio+Linkerd sets report Istio's 200).
+  const redirect = decision.verdict === 'allow' ? decision.effects?.redirect : undefined;
+  if (redirect) decision = { ...decision, status: redirect.status, grpcStatus: isGrpc ? 2 : decision.grpcStatus };
   return { output: toOutput(decision, isGrpc), context, decision };
 }
 

@@ -339,3 +339,56 @@ test('the sample config loads, sets every key, and docs/configuration.md shows t
   assert.ok(doc.includes(renderConfigurationReference()), 'docs/configuration.md is out of date: paste renderConfigurationReference()');
   assert.ok(doc.includes(sample), 'docs/configuration.md does not contain the current sample config');
 });
+
+test('opaque TCP listeners: protocol tcp with a tcp:// upstream, from the file and from --listener', async () => {
+  const yaml = `listeners:
+  - listen: 0.0.0.0:15432
+    upstream: tcp://127.0.0.1:5432
+    protocol: tcp
+  - listen: 0.0.0.0:8443
+    upstream: http://127.0.0.1:8080
+    protocol: http
+policies: [p]
+cert: c
+key: k
+trustBundle: t
+namespace: ns
+`;
+  const c = await ok(yaml);
+  assert.deepEqual(c.listeners[0], { name: 'inbound-15432', listen: { host: '0.0.0.0', port: 15432 }, upstream: 'tcp://127.0.0.1:5432', mode: 'strict', workloadPort: 5432, protocol: 'tcp' });
+  // protocol http (written or absent) leaves the listener exactly as before opaque listeners existed.
+  assert.deepEqual(c.listeners[1], { name: 'inbound-8443', listen: { host: '0.0.0.0', port: 8443 }, upstream: 'http://127.0.0.1:8080', mode: 'strict', workloadPort: 8080 });
+  const flags = await ok(base, ['--listener', 'name=db,listen=127.0.0.1:15432,upstream=tcp://127.0.0.1:5432,protocol=tcp,mode=permissive,workloadPort=6432']);
+  assert.deepEqual(flags.listeners, [{ name: 'db', listen: { host: '127.0.0.1', port: 15432 }, upstream: 'tcp://127.0.0.1:5432', mode: 'permissive', workloadPort: 6432, protocol: 'tcp' }]);
+  assert.match(renderRunHelp(), /protocol\s+`http` \(default/);
+  assert.match(renderRunHelp(), /protocol=tcp,upstream=tcp:\/\//);
+});
+
+test('opaque TCP listeners: protocol and upstream scheme errors name file:line:col and the field path', async () => {
+  const yaml = `listeners:
+  - listen: 0.0.0.0:15432
+    upstream: http://127.0.0.1:5432
+    protocol: tcp
+  - listen: 0.0.0.0:15433
+    upstream: tcp://127.0.0.1:5432
+  - listen: 0.0.0.0:15434
+    upstream: tcp://127.0.0.1
+    protocol: tcp
+  - listen: 0.0.0.0:15435
+    upstream: tcp://127.0.0.1:5432
+    protocol: udp
+policies: [p]
+cert: c
+key: k
+trustBundle: t
+namespace: ns
+`;
+  const errs = await errors(yaml);
+  const f = '/etc/pc/portcullis.yaml';
+  assert.match(expectError(errs, 'PRT_CONFIG_INVALID_URL', `${f}:3:15`, 'listeners[0].upstream').message, /must use tcp:\/\/ \(protocol: tcp\)/);
+  assert.match(expectError(errs, 'PRT_CONFIG_INVALID_URL', `${f}:6:15`, 'listeners[1].upstream').message, /set protocol: tcp/);
+  assert.match(expectError(errs, 'PRT_CONFIG_INVALID_URL', `${f}:8:15`, 'listeners[2].upstream').message, /needs a port/);
+  expectError(errs, 'PRT_CONFIG_INVALID_ENUM', `${f}:12:15`, 'listeners[3].protocol');
+  const flagErrs = await errors(base, ['--listener', 'listen=127.0.0.1:1,upstream=tcp://127.0.0.1:2,protocol=sctp']);
+  expectError(flagErrs, 'PRT_CONFIG_INVALID_ENUM', '<argv>:1:3', 'listeners[0].protocol');
+});

@@ -292,12 +292,12 @@ function formatMs(ms: number): string {
   return `${ms}ms`;
 }
 
-function toUrl(l: Located, problems: Problems, schemes: readonly string[]): URL | undefined {
+function toUrl(l: Located, problems: Problems, schemes: readonly string[], schemeHint = ''): URL | undefined {
   const t = nonEmptyString(l, problems);
   if (t === undefined) return undefined;
   let url: URL;
   try { url = new URL(t); } catch { return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' is not a URL`); }
-  if (!schemes.includes(url.protocol)) return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' must use ${schemes.map((s) => s + '//').join(' or ')}`);
+  if (!schemes.includes(url.protocol)) return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' must use ${schemes.map((s) => s + '//').join(' or ')}${schemeHint}`);
   if (!url.hostname) return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' has no host`);
   if (url.username || url.password || url.search || url.hash || (url.pathname !== '' && url.pathname !== '/')) {
     return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' must be scheme://host:port only (no credentials, path, query or fragment)`);
@@ -333,12 +333,23 @@ function toListeners(l: Located, problems: Problems): InboundListenerConfig[] | 
     const f = fields(item, problems, listenerFields);
     if (!f) { ok = false; continue; }
     const listen = f.has('listen') ? toHostPort(f.get('listen') as Located, problems) : undefined;
-    const upstream = f.has('upstream') ? toUrl(f.get('upstream') as Located, problems, ['http:', 'h2c:']) : undefined;
+    const protocol = f.has('protocol') ? toEnum(f.get('protocol') as Located, problems, ['http', 'tcp']) : 'http';
+    // The upstream scheme must agree with the protocol: a tcp:// workload behind an HTTP listener (or the
+    // reverse) would be decided on the wrong facts, so it is refused rather than guessed.
+    let upstream = f.has('upstream') && protocol !== undefined
+      ? toUrl(f.get('upstream') as Located, problems, protocol === 'tcp' ? ['tcp:'] : ['http:', 'h2c:'], protocol === 'tcp' ? ' (protocol: tcp)' : ' (set protocol: tcp for a tcp:// upstream)')
+      : undefined;
+    if (upstream && protocol === 'tcp' && !upstream.port) {
+      upstream = problems.error((f.get('upstream') as Located).where, 'PRT_CONFIG_INVALID_URL', `'${upstream.href}' needs a port (tcp://host:port)`);
+    }
     const mode = f.has('mode') ? toEnum(f.get('mode') as Located, problems, ['strict', 'permissive']) : 'strict';
     const workloadPort = f.has('workloadPort') ? toPort(f.get('workloadPort') as Located, problems) : upstream ? urlPort(upstream) : undefined;
     const name = f.has('name') ? nonEmptyString(f.get('name') as Located, problems) : listen ? `inbound-${listen.port}` : undefined;
-    if (!listen || !upstream || !mode || workloadPort === undefined || name === undefined) { ok = false; continue; }
-    out.push({ name, listen, upstream: `${upstream.protocol}//${upstream.host}`, mode: mode as 'strict' | 'permissive', workloadPort });
+    if (!listen || !upstream || !mode || !protocol || workloadPort === undefined || name === undefined) { ok = false; continue; }
+    const entry: InboundListenerConfig = { name, listen, upstream: `${upstream.protocol}//${upstream.host}`, mode: mode as 'strict' | 'permissive', workloadPort };
+    // Absent means http, so configs and tests written before opaque listeners keep their exact shape.
+    if (protocol === 'tcp') entry.protocol = 'tcp';
+    out.push(entry);
   }
   return ok ? out : undefined;
 }

@@ -57,7 +57,8 @@ export const defaultClusterNetworks = '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,19
 export const listenerFields: readonly { key: string; required: boolean; help: string }[] = [
   { key: 'name', required: false, help: 'name in logs and metrics; default `inbound-<port>`' },
   { key: 'listen', required: true, help: 'mTLS address to accept on, `host:port`' },
-  { key: 'upstream', required: true, help: 'the workload: `http://127.0.0.1:8080` (HTTP/1.1) or `h2c://127.0.0.1:9090` (HTTP/2, gRPC)' },
+  { key: 'upstream', required: true, help: 'the workload: `http://127.0.0.1:8080` (HTTP/1.1), `h2c://127.0.0.1:9090` (HTTP/2, gRPC), or `tcp://127.0.0.1:5432` with `protocol: tcp`' },
+  { key: 'protocol', required: false, help: '`http` (default: requests decided one by one) or `tcp` (opaque: one decision per connection, bytes piped to a `tcp://` upstream)' },
   { key: 'mode', required: false, help: '`strict` (client certificate required, default) or `permissive`' },
   { key: 'workloadPort', required: false, help: 'port policies see (`ports`, Linkerd Server port); default the upstream port' },
 ];
@@ -76,7 +77,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'mode', flag: 'mode', kind: 'enum', values: ['enforce', 'audit'], default: 'enforce', type: 'enforce|audit',
     help: 'enforce denies; audit forwards would-be denials and logs them (identity, smuggling and parse rejections are still enforced). Any other value is an error.' },
   { key: 'listeners', flag: 'listener', kind: 'listeners', default: undefined, required: true, repeatable: true, type: 'list of listener',
-    help: 'inbound mTLS listeners; flag form `name=inbound-8443,listen=0.0.0.0:8443,upstream=http://127.0.0.1:8080,mode=strict,workloadPort=8080` (repeat for more)' },
+    help: 'inbound mTLS listeners; flag form `name=inbound-8443,listen=0.0.0.0:8443,upstream=http://127.0.0.1:8080,mode=strict,workloadPort=8080` (repeat for more; `protocol=tcp,upstream=tcp://127.0.0.1:5432` for an opaque TCP port)' },
   { key: 'outbound', flag: 'outbound', kind: 'outbound', default: undefined, repeatable: true, type: 'list of outbound',
     help: 'plaintext listeners for the app that originate mTLS; flag form `listen=127.0.0.1:15001,target=https://peer:8443,expectIdentity=spiffe://td/ns/x/sa/y`' },
   { key: 'admin', flag: 'admin', kind: 'hostPort', default: '127.0.0.1:15000', type: 'host:port',

@@ -12,8 +12,13 @@ export interface InboundListenerConfig {
   /** Stable name used in logs/metrics (default `inbound-<port>`). */
   name: string;
   listen: HostPort;
-  /** `http://127.0.0.1:8080` (HTTP/1.1 upstream) or `h2c://127.0.0.1:9090` (HTTP/2 cleartext, gRPC). */
+  /** `http://127.0.0.1:8080` (HTTP/1.1 upstream), `h2c://127.0.0.1:9090` (HTTP/2 cleartext, gRPC) or `tcp://127.0.0.1:5432` (opaque). */
   upstream: string;
+  /**
+   * `http` (absent = http): requests are parsed and decided one by one. `tcp`: an opaque port, one decision
+   * per connection (protocol 'tcp'), bytes piped to a `tcp://` upstream. Optional for backward compatibility.
+   */
+  protocol?: 'http' | 'tcp';
   /** `strict`: client certificate required. `permissive`: callers without one are plaintext peers. */
   mode: 'strict' | 'permissive';
   /** Workload port used for policy (`ports`, Linkerd Server port); default = the upstream URL's port. */

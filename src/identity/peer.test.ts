@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { PeerVerifier, verifyPeerCertificate } from './peer.js';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import { PeerVerifier, peerCertificateChain, verifyPeerCertificate } from './peer.js';
 import { sharedTestPki, TEST_IDS, type IssuedCert } from '../../test/helpers/pki.js';
 import type { PeerRejectReason } from './types.js';
 
@@ -142,4 +145,70 @@ test('pathLenConstraint and unknown critical extensions are enforced', async () 
   assert.equal(r.ok ? 'ok' : r.reason, 'untrusted_chain');
   const benign = buildCertificate({ ...leafSpec, signingKey: rootKeys.privateKey, issuer: root, extraExtensions: [{ oid: '1.2.3.4.5', critical: false, value: der.null() }] });
   assert.ok(new PeerVerifier().verify([benign], [root], opts).ok);
+});
+
+// Real TLS: a client SVID issued by an intermediate, the intermediate sent in the client's chain, only the
+// root in the bundle. Each case gets a fresh verifier so no cached result hides how the chain was read.
+async function withServerSocket(run: (socket: tls.TLSSocket) => void): Promise<void> {
+  const intermediate = pki.intermediate();
+  const client = intermediate.issue({ spiffeId: TEST_IDS.frontend });
+  let failure: unknown;
+  const server = tls.createServer({ cert: svids.server.chainPem, key: svids.server.keyPem, ca: pki.caCertPem, requestCert: true, rejectUnauthorized: true });
+  server.on('secureConnection', (socket) => {
+    try { run(socket); } catch (err) { failure = err; }
+    socket.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const conn = tls.connect({ host: '127.0.0.1', port, ca: pki.caCertPem, cert: client.chainPem, key: client.keyPem, servername: 'localhost' });
+  conn.on('error', () => {});
+  conn.resume();
+  await once(conn, 'close');
+  await new Promise<void>((r) => server.close(() => r()));
+  if (failure) throw failure;
+}
+
+test('TLS: verifyPeerCertificate(socket) then peerCertificateChain: the intermediate is seen both times', async () => {
+  let ran = false;
+  await withServerSocket((socket) => {
+    const first = new PeerVerifier().verify(socket, bundle, opts);
+    assert.ok(first.ok, JSON.stringify(first));
+    const chain = peerCertificateChain(socket);
+    assert.ok(chain.length >= 2, 'leaf and intermediate');
+    assert.equal(chain[1]?.ca, true);
+    const viaChain = new PeerVerifier().verify(chain, bundle, opts);
+    assert.ok(viaChain.ok && viaChain.peer.spiffeId === TEST_IDS.frontend);
+    ran = true;
+  });
+  assert.ok(ran);
+});
+
+test('TLS: peerCertificateChain then verifyPeerCertificate(socket) (the inbound order), repeatedly', async () => {
+  let ran = false;
+  await withServerSocket((socket) => {
+    const chain = peerCertificateChain(socket);
+    assert.ok(chain.length >= 2);
+    for (let i = 0; i < 3; i++) {
+      const r = new PeerVerifier().verify(socket, bundle, opts);
+      assert.ok(r.ok && r.peer.spiffeId === TEST_IDS.frontend, JSON.stringify(r));
+      assert.equal(peerCertificateChain(socket).length, chain.length);
+    }
+    ran = true;
+  });
+  assert.ok(ran);
+});
+
+test('TLS (Node 20 fact behind the design): getPeerX509Certificate() consumes the presented intermediates', async () => {
+  let ran = false;
+  await withServerSocket((socket) => {
+    assert.ok(socket.getPeerX509Certificate()?.issuerCertificate, 'first call sees the intermediate');
+    assert.equal(socket.getPeerX509Certificate()?.issuerCertificate, undefined, 'second call no longer does');
+    // Without the intermediate the chain cannot reach the bundle: refused, never accepted (fail closed).
+    const r = new PeerVerifier().verify(socket, bundle, opts);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.reason, 'untrusted_chain');
+    ran = true;
+  });
+  assert.ok(ran);
 });

@@ -94,8 +94,7 @@ export class PeerVerifier {
     const nowMs = typeof opts.now === 'number' ? opts.now : opts.now.getTime();
     const role = opts.role ?? 'client';
     // Sockets: the cheap non-detailed certificate gives the fingerprint for the cache; the detailed
-    // chain (≈15x dearer) is read only on a miss. Never getPeerX509Certificate() here: on Node 20 a
-    // server-side call drops the issuer chain from later getPeerCertificate(true) calls.
+    // chain (≈15x dearer) is read only on a miss, through peerCertificateChain (see there why).
     let fingerprint: string;
     if (input instanceof TLSSocket) {
       const cert = input.getPeerCertificate(false) as SocketCert | undefined;
@@ -125,7 +124,7 @@ export class PeerVerifier {
 
     let chain: X509Certificate[];
     try {
-      chain = input instanceof TLSSocket ? chainFromSocketCert(input.getPeerCertificate(true) as SocketCert, this.bundleFingerprints(bundle)) : input.map(toX509);
+      chain = input instanceof TLSSocket ? chainFromSocketCert(detailedPeerCertificate(input), this.bundleFingerprints(bundle)) : input.map(toX509);
     } catch (err) {
       return reject('untrusted_chain', `peer chain is not parseable: ${(err as Error).message}`);
     }
@@ -155,6 +154,40 @@ interface SocketCert {
   raw?: Buffer;
   fingerprint256?: string;
   issuerCertificate?: SocketCert;
+}
+
+/** The detailed peer certificate per socket, read once: every chain read goes through here. */
+const detailedBySocket = new WeakMap<TLSSocket, SocketCert>();
+
+/**
+ * Node 20 (server side): getPeerCertificate(true) may be called any number of times and carries the
+ * presented intermediates, while the FIRST getPeerX509Certificate() takes them out of the session, so
+ * every later read (either API) sees the leaf alone. Portcullis therefore reads chains only with
+ * getPeerCertificate(true), once per socket, and never calls getPeerX509Certificate() on a peer.
+ */
+function detailedPeerCertificate(socket: TLSSocket): SocketCert {
+  let cert = detailedBySocket.get(socket);
+  if (!cert) {
+    cert = (socket.getPeerCertificate(true) as SocketCert | undefined) ?? {};
+    if (cert.raw) detailedBySocket.set(socket, cert);
+  }
+  return cert;
+}
+
+/**
+ * The peer's chain as presented (leaf first, then its issuers as Node reports them, possibly completed
+ * from the CA store), or [] without a certificate. Safe in any order with verifyPeerCertificate(socket).
+ */
+export function peerCertificateChain(socket: TLSSocket): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  let current: SocketCert | undefined = detailedPeerCertificate(socket);
+  for (let i = 0; i <= MAX_CHAIN_DEPTH && current?.raw; i++) {
+    out.push(new X509Certificate(current.raw));
+    const next: SocketCert | undefined = current.issuerCertificate;
+    if (!next || next === current || next.fingerprint256 === current.fingerprint256) break;
+    current = next;
+  }
+  return out;
 }
 
 /**

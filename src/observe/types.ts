@@ -22,7 +22,8 @@ export interface DecisionEventV1 {
   grpc_status: number | null;
   policy_revision: string;
   latency_us: number;
-  upstream?: { outcome: string; status: number | null; duration_us: number };
+  /** `bytes_sent`/`bytes_received` (optional, opaque TCP listeners): bytes piped to / from the workload. */
+  upstream?: { outcome: string; status: number | null; duration_us: number; bytes_sent?: number; bytes_received?: number };
 }
 
 export interface DecisionSink {

@@ -51,16 +51,18 @@ export function sendReply(ex: Exchange, reply: Reply, grpc: boolean): number {
   const res = ex.response;
   if (res.started) { res.abort(); return reply.status; }
   if (grpc) {
+    const message = reply.grpcMessage === undefined ? reply.body : reply.grpcMessage;
     res.start(200, {
       'content-type': 'application/grpc',
       'grpc-status': String(reply.grpcStatus),
-      'grpc-message': encodeGrpcMessage(reply.body),
+      ...(message !== null ? { 'grpc-message': encodeGrpcMessage(message) } : {}),
       ...reply.headers,
     }, { endStream: true, trailers: false });
     return 200;
   }
   const body = Buffer.from(reply.body, 'utf8');
-  const headers: OutHeaders = { ...reply.headers, 'content-type': 'text/plain', 'content-length': String(body.length) };
+  // An empty body (Linkerd's 403/404/429, redirects) carries no content-type, only `content-length: 0`.
+  const headers: OutHeaders = { ...reply.headers, ...(body.length > 0 ? { 'content-type': 'text/plain' } : {}), 'content-length': String(body.length) };
   const head = ex.method === 'HEAD' || body.length === 0;
   res.start(reply.status, headers, { endStream: head, trailers: false });
   if (!head) res.body.end(body);

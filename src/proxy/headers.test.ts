@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanResponseHeaders, forwardedClientCert, scanRequestHeaders } from './headers.js';
+import { cleanRequestHeaders, cleanResponseHeaders, forwardedClientCert, groupHeaders, scanRequestHeaders } from './headers.js';
 
 const scan = (raw: string[], owned: string[] = [], max = 10) => scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: new Set(owned) });
 
@@ -22,10 +22,26 @@ describe('scanRequestHeaders', () => {
     assert.equal(scan([':path', '/', ':method', 'GET', ...raw.slice(0, 20)]).ok, true);
   });
 
-  it('drops hop-by-hop, framing, Connection-nominated, underscore, identity and override headers', () => {
+  it('refuses header names containing `_` with 400 bad_header (PC-9), like the engine and `portcullis check`', () => {
+    for (const name of ['x_spiffe_id', 'X_Forwarded_For', 'x-user_id']) {
+      const r = scan([name, 'v']);
+      assert.equal(r.ok, false, name);
+      if (!r.ok) assert.deepEqual(r.refusal, { kind: 'bad_request', reason: 'bad_header' });
+    }
+  });
+
+  it('cleanRequestHeaders applies JWT edits after stripping, and is what policy sees', () => {
+    const seen = groupHeaders([['Authorization', 'Bearer t'], ['X-Forwarded-Client-Cert', 'spoof'], ['x-claim', 'client'], ['x-keep', 'ok']]);
+    const r = cleanRequestHeaders(seen, { ownedNames: new Set(['x-claim']), jwtEdits: { remove: ['authorization'], set: { 'x-claim': 'verified' } } });
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assert.deepEqual(r.forPolicy, { 'x-keep': 'ok', 'x-claim': 'verified' });
+  });
+
+  it('drops hop-by-hop, framing, Connection-nominated, identity and override headers', () => {
     const r = scan([
       'Connection', 'close, X-Custom', 'X-Custom', '1', 'Keep-Alive', '5', 'Transfer-Encoding', 'chunked', 'TE', 'trailers',
-      'X-Forwarded-Client-Cert', 'x', 'x_spiffe_id', 'y', 'X-Forwarded-For', '1.1.1.1', 'Forwarded', 'for=x', 'X-Real-IP', 'z',
+      'X-Forwarded-Client-Cert', 'x', 'x-spiffe-id', 'y', 'X-Forwarded-For', '1.1.1.1', 'Forwarded', 'for=x', 'X-Real-IP', 'z',
       'X-Original-URL', '/admin', 'X-HTTP-Method-Override', 'DELETE', 'L5D-Client-Id', 'a', 'x-portcullis-foo', 'b', 'x-claim', 'c', 'x-keep', 'ok',
     ], ['x-claim'], 100);
     assert.ok(r.ok);

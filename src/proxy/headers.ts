@@ -1,6 +1,8 @@
 // Owns request/response header hygiene: singleton and count checks, hop-by-hop and framing removal,
 // spoofable identity/override headers stripped, then Portcullis' own set added (security.md PC-7..PC-12, PC-21, PC-22).
 
+import type { JwtHeaderEdits } from '../jwt/types.js';
+import type { PolicySnapshot } from '../policy/ir.js';
 import type { Refusal } from './respond.js';
 
 /** Headers that must appear at most once (PC-8); a repeat is a 400, never "first wins". */
@@ -27,6 +29,8 @@ export interface ScannedRequestHeaders {
   forPolicy: Record<string, string | string[]>;
   /** Original headers lower-cased (JWT extraction reads the token before it is removed). */
   original: Record<string, string | string[]>;
+  /** Every header as received, lower-cased and grouped (re-cleaned with the JWT edits after authentication). */
+  seen: ReadonlyMap<string, readonly string[]>;
   host: string | undefined;
   contentType: string | undefined;
   expectContinue: boolean;
@@ -50,26 +54,48 @@ function isOwned(name: string, owned: ReadonlySet<string>): boolean {
   return false;
 }
 
-/** `raw` is Node's flat rawHeaders list: [name, value, name, value, ...], pseudo-headers included for h2. */
-export function scanRequestHeaders(raw: readonly string[], options: ScanOptions): ScanResult {
-  let count = 0;
-  const original: Record<string, string | string[]> = {};
-  const seen = new Map<string, string[]>();
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    const value = raw[i + 1] as string;
-    if (!name.startsWith(':')) count++;
-    const list = seen.get(name);
-    if (list) {
-      if (singletons.has(name)) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
-      list.push(value);
-    } else {
-      seen.set(name, [value]);
-    }
-  }
-  if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
-  for (const [name, values] of seen) original[name] = values.length === 1 ? (values[0] as string) : values;
+const ownedNamesCache = new WeakMap<PolicySnapshot, ReadonlySet<string>>();
 
+/** Claim-output header names of the snapshot's RequestAuthentications: client copies are stripped (PC-21). */
+export function ownedHeaderNames(snapshot: PolicySnapshot): ReadonlySet<string> {
+  let names = ownedNamesCache.get(snapshot);
+  if (!names) {
+    const set = new Set<string>();
+    for (const p of snapshot.jwtProviders) {
+      if (p.outputPayloadToHeader) set.add(p.outputPayloadToHeader.toLowerCase());
+      for (const c of p.outputClaimToHeaders) set.add(c.header.toLowerCase());
+    }
+    names = set;
+    ownedNamesCache.set(snapshot, names);
+  }
+  return names;
+}
+
+export interface CleanHeadersOptions {
+  /** Claim-output header names from RequestAuthentications: client copies are stripped too. */
+  ownedNames: ReadonlySet<string>;
+  /** JWT edits of a verified request (forward=false removal, claim outputs): applied last. */
+  jwtEdits?: JwtHeaderEdits | undefined;
+}
+
+export type CleanResult =
+  | { ok: true; forward: Map<string, string[]>; forPolicy: Record<string, string | string[]> }
+  | { ok: false; refusal: Extract<Refusal, { kind: 'bad_request' }> };
+
+/**
+ * THE header-cleaning step between the wire and policy, shared by the data plane and `portcullis check`
+ * so both judge the same header set (pure: no I/O). `seen` maps lower-cased names to their values in
+ * arrival order (pseudo-headers are skipped). Refuses repeated singletons (PC-8) and `_` names (PC-9),
+ * removes hop-by-hop and Connection-nominated headers (PC-10, PC-12) and identity/override headers
+ * only Portcullis may set (PC-21, PC-22, PC-7), then applies the JWT edits.
+ */
+export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>, options: CleanHeadersOptions): CleanResult {
+  for (const [name, values] of seen) {
+    if (values.length > 1 && singletons.has(name)) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
+    // Refused, not dropped (PC-9): WSGI-style upstreams fold `_` into `-`, and a silently dropped header
+    // would make the data plane judge a different request than `portcullis check` (which refuses it).
+    if (!name.startsWith(':') && name.includes('_')) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
+  }
   // Connection may remove end-to-end headers, but it is computed before Portcullis adds its own (PC-10).
   const nominated = new Set<string>();
   for (const v of seen.get('connection') ?? []) {
@@ -79,24 +105,61 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
     }
   }
   const forward = new Map<string, string[]>();
-  const forPolicy: Record<string, string | string[]> = {};
   for (const [name, values] of seen) {
     if (name.startsWith(':')) continue;
-    // Underscore names are dropped (PC-9): WSGI-style upstreams fold them into their hyphenated twins.
-    if (name.includes('_')) continue;
     if (hopByHop.has(name) || nominated.has(name) || isOwned(name, options.ownedNames)) continue;
-    forward.set(name, values);
-    forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
+    forward.set(name, [...values]);
   }
+  const edits = options.jwtEdits;
+  if (edits) {
+    for (const name of edits.remove) forward.delete(name.toLowerCase());
+    for (const [name, value] of Object.entries(edits.set)) forward.set(name.toLowerCase(), [value]);
+  }
+  const forPolicy: Record<string, string | string[]> = {};
+  for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
+  return { ok: true, forward, forPolicy };
+}
+
+/** Lower-cases names and groups repeated headers, in arrival order (input of cleanRequestHeaders). */
+export function groupHeaders(pairs: Iterable<readonly [string, string]>): Map<string, string[]> {
+  const seen = new Map<string, string[]>();
+  for (const [rawName, value] of pairs) {
+    const name = rawName.toLowerCase();
+    const list = seen.get(name);
+    if (list) list.push(value);
+    else seen.set(name, [value]);
+  }
+  return seen;
+}
+
+/** `raw` is Node's flat rawHeaders list: [name, value, name, value, ...], pseudo-headers included for h2. */
+export function scanRequestHeaders(raw: readonly string[], options: ScanOptions): ScanResult {
+  let count = 0;
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (!name.startsWith(':')) count++;
+    pairs.push([name, raw[i + 1] as string]);
+  }
+  const seen = groupHeaders(pairs);
+  for (const [name, values] of seen) {
+    if (values.length > 1 && singletons.has(name)) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
+  }
+  if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
+  const original: Record<string, string | string[]> = {};
+  for (const [name, values] of seen) original[name] = values.length === 1 ? (values[0] as string) : values;
+  const cleaned = cleanRequestHeaders(seen, { ownedNames: options.ownedNames });
+  if (!cleaned.ok) return cleaned;
   const te = (seen.get('te') ?? []).join(',').toLowerCase();
   const expect = (seen.get('expect') ?? []).join(',').toLowerCase();
   const upgrade = seen.get('upgrade')?.join(',').toLowerCase();
   return {
     ok: true,
     headers: {
-      forward,
-      forPolicy,
+      forward: cleaned.forward,
+      forPolicy: cleaned.forPolicy,
       original,
+      seen,
       host: seen.get(':authority')?.[0] ?? seen.get('host')?.[0],
       contentType: seen.get('content-type')?.[0],
       expectContinue: expect.includes('100-continue'),

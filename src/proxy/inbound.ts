@@ -10,6 +10,7 @@ import { Duplex } from 'node:stream';
 import type { InboundListenerConfig } from '../config/types.js';
 import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
 import { handleRequest } from './stages.js';
+import { peerCertificateChain } from '../identity/peer.js';
 import { createH1Forwarder } from './forward-h1.js';
 import { createH2Forwarder } from './forward-h2.js';
 import type { Forwarder } from './upstream.js';
@@ -26,6 +27,9 @@ export interface InboundServer {
   readonly inFlight: number;
 }
 
+/** Opaque (protocol tcp) listeners: a connection that passed TLS and identity is handed over whole (src/proxy/tcp.ts). */
+export type OpaqueConnectionHandler = (socket: net.Socket, info: ConnectionInfo) => void;
+
 const TLS_HANDSHAKE_RECORD = 0x16;
 const H2_PREFACE_START = Buffer.from('PRI ');
 
@@ -34,18 +38,6 @@ export function createForwarder(listener: InboundListenerConfig, deps: ProxyDeps
   const origin = `http://${url.host}`;
   if (url.protocol === 'h2c:') return createH2Forwarder({ origin, connectTimeoutMs: deps.limits.upstreamConnectTimeoutMs });
   return createH1Forwarder({ origin, connectTimeoutMs: deps.limits.upstreamConnectTimeoutMs, bodyTimeoutMs: deps.limits.requestTimeoutMs });
-}
-
-/** The chain the peer presented after its leaf (getPeerCertificate(true) omits it on the server side). */
-function chainOf(leaf: X509Certificate): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  let current: X509Certificate | undefined = leaf.issuerCertificate;
-  for (let i = 0; i < 8 && current; i++) {
-    if (out.some((c) => c.fingerprint256 === current?.fingerprint256) || current.fingerprint256 === leaf.fingerprint256) break;
-    out.push(current);
-    current = current.issuerCertificate;
-  }
-  return out;
 }
 
 /** A Duplex over `socket` that starts with whatever was unshifted back into it. */
@@ -62,7 +54,7 @@ function replaying(socket: net.Socket): Duplex {
   return duplex;
 }
 
-export async function startInbound(listener: InboundListenerConfig, deps: ProxyDeps, forwarder: Forwarder = createForwarder(listener, deps)): Promise<InboundServer> {
+export async function startInbound(listener: InboundListenerConfig, deps: ProxyDeps, forwarder: Forwarder = createForwarder(listener, deps), onOpaqueConnection?: OpaqueConnectionHandler): Promise<InboundServer> {
   const limits = deps.limits;
   const strict = listener.mode === 'strict';
   const infoBySocket = new WeakMap<net.Socket, ConnectionInfo>();
@@ -88,6 +80,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       sourceIp: (raw.remoteAddress ?? '').replace(/^::ffff:/, ''),
       sourcePort: raw.remotePort ?? 0,
       destinationIp: raw.localAddress?.replace(/^::ffff:/, ''),
+      destinationPort: raw.localPort,
     };
   }
 
@@ -180,6 +173,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   function dispatch(socket: net.Socket, info: ConnectionInfo, protocol: 'h2' | 'h1'): void {
     infoBySocket.set(socket, info);
     deps.metrics?.connectionAccepted?.(listener.name);
+    if (onOpaqueConnection) { onOpaqueConnection(socket, info); return; }
     if (protocol === 'h2') {
       pendingH2Info = info;
       pendingH2Socket = socket;
@@ -205,14 +199,22 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     socket.destroy();
   });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
-    const leaf = socket.getPeerX509Certificate();
+    // The one chain read (identity/peer.ts explains why never getPeerX509Certificate()).
+    let presented: X509Certificate[];
+    try { presented = peerCertificateChain(socket); } catch {
+      // An unreadable certificate is never treated as "no certificate" (that would pass permissive mode).
+      deps.metrics?.handshakeRejected?.(listener.name, 'untrusted_chain');
+      socket.destroy();
+      return;
+    }
+    const leaf = presented[0];
     let peer: ConnectionInfo['peer'] = null;
     let peerCertHash: string | null = null;
     if (leaf) {
       // A certificate that fails chain or SVID validation is refused on every listener (PC-25).
       if (!socket.authorized) { deps.metrics?.handshakeRejected?.(listener.name, 'untrusted_chain'); socket.destroy(); return; }
       let verified: ReturnType<ProxyDeps['verifyPeer']>;
-      try { verified = deps.verifyPeer(leaf, chainOf(leaf)); } catch { verified = { ok: false, reason: 'untrusted_chain', detail: 'verifier failed' }; }
+      try { verified = deps.verifyPeer(leaf, presented.slice(1)); } catch { verified = { ok: false, reason: 'untrusted_chain', detail: 'verifier failed' }; }
       if (!verified.ok) { deps.metrics?.handshakeRejected?.(listener.name, verified.reason); socket.destroy(); return; }
       peer = verified.peer;
       peerCertHash = createHash('sha256').update(leaf.raw).digest('hex');
@@ -252,6 +254,8 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       socket.unshift(chunk);
       if (chunk[0] === TLS_HANDSHAKE_RECORD) { acceptTls(socket); return; }
       const info: ConnectionInfo = { ...baseInfo(socket), tls: false, peer: null, peerCertHash: null, sni: undefined };
+      // Opaque: the peeked bytes stay unshifted and the socket paused until the connection is decided.
+      if (onOpaqueConnection) { dispatch(socket, info, 'h1'); return; }
       if (chunk.subarray(0, 4).equals(H2_PREFACE_START)) {
         // nghttp2 reads the native handle directly and would miss the peeked bytes: give it a JS stream.
         deps.metrics?.connectionAccepted?.(listener.name);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, replyFor } from './respond.js';
+import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, linkerdError, replyFor } from './respond.js';
 
 describe('respond table', () => {
   it('maps refusals to Istio/Envoy statuses and gRPC codes', () => {
@@ -16,6 +16,21 @@ describe('respond table', () => {
     assert.deepEqual([replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).status, replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).grpcStatus], [429, 8]);
     assert.equal(replyFor({ kind: 'headers_too_large', reason: 'too_many_headers' }).status, 431);
     assert.equal(replyFor({ kind: 'internal_error' }).status, 500);
+  });
+
+  it('renders Linkerd refusals as linkerd2-proxy: empty body, l5d-proxy-error only for a verified peer, 404 <-> grpc 5', () => {
+    const conn = { peer: { spiffeId: 'spiffe://cluster.local/ns/foo/sa/a' }, sourceIp: '10.0.0.1', sourcePort: 5000, destinationIp: '10.0.0.2', destinationPort: 4143 };
+    const denied = replyFor({ kind: 'denied', reason: 'unauthorized', linkerd: linkerdError('denied', conn) });
+    assert.deepEqual([denied.status, denied.grpcStatus, denied.body], [403, 7, '']);
+    assert.equal(denied.headers['l5d-proxy-error'], 'client 10.0.0.1:5000: server: 10.0.0.2:4143: unauthorized request on route');
+    assert.equal(denied.grpcMessage, denied.headers['l5d-proxy-error']);
+    const bare = replyFor({ kind: 'denied', reason: 'unauthorized', linkerd: linkerdError('denied', { ...conn, peer: null }) });
+    assert.deepEqual([bare.body, bare.headers, bare.grpcMessage], ['', {}, null]);
+    const notFound = replyFor({ kind: 'not_found', reason: 'route_not_found', linkerd: linkerdError('not_found', conn) });
+    assert.deepEqual([notFound.status, notFound.grpcStatus], [404, 5]);
+    assert.equal(replyFor({ kind: 'not_found', reason: 'route_not_found' }).grpcStatus, 5);
+    const limited = replyFor({ kind: 'rate_limited', reason: 'rate_limited', linkerd: linkerdError('rate_limited', conn) });
+    assert.deepEqual([limited.status, limited.grpcStatus, limited.body], [429, 8, '']);
   });
 
   it('classifies network errors without ever exposing their text', () => {

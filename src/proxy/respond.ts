@@ -8,10 +8,10 @@ export type Refusal =
   | { kind: 'headers_too_large'; reason: 'too_many_headers' | 'headers_too_large' }
   | { kind: 'method_not_allowed'; reason: 'connect_not_allowed' }
   | { kind: 'unauthenticated'; reason: string; status: 401 | 403; message: string; realm: string }
-  | { kind: 'denied'; reason: string }
+  | { kind: 'denied'; reason: string; linkerd?: LinkerdError }
   | { kind: 'peer_rejected'; reason: string }
-  | { kind: 'not_found'; reason: string }
-  | { kind: 'rate_limited'; reason: string }
+  | { kind: 'not_found'; reason: string; linkerd?: LinkerdError }
+  | { kind: 'rate_limited'; reason: string; linkerd?: LinkerdError }
   | { kind: 'redirect'; reason: string; status: number; location: string }
   | { kind: 'upstream_refused' }
   | { kind: 'upstream_timeout' }
@@ -19,6 +19,34 @@ export type Refusal =
   | { kind: 'upstream_error' }
   | { kind: 'draining' }
   | { kind: 'internal_error' };
+
+/**
+ * A refusal rendered the way linkerd2-proxy does (linkerd.md §8): empty body, and `l5d-proxy-error`
+ * (plus `grpc-message` for gRPC) only when the client presented a verified identity.
+ */
+export interface LinkerdError {
+  /** `client <ip:port>: server: <ip:port>: <reason>`, or null for a plaintext / unidentified client. */
+  proxyError: string | null;
+}
+
+/** linkerd2-proxy's reason texts (inbound/src/http/server.rs, policy errors). */
+export const linkerdReasons = {
+  denied: 'unauthorized request on route',
+  not_found: 'no route found for request',
+  rate_limited: 'too many requests',
+} as const;
+
+/** The `l5d-proxy-error` value for a verified peer, or null for a plaintext caller (bare status). */
+export function linkerdError(reason: keyof typeof linkerdReasons, conn: { peer: unknown; sourceIp: string; sourcePort: number; destinationIp: string | undefined; destinationPort?: number | undefined }): LinkerdError {
+  if (!conn.peer) return { proxyError: null };
+  const hostPort = (ip: string, port: number | undefined): string => `${ip.includes(':') ? `[${ip}]` : ip}:${port ?? 0}`;
+  return { proxyError: `client ${hostPort(conn.sourceIp, conn.sourcePort)}: server: ${hostPort(conn.destinationIp ?? '', conn.destinationPort)}: ${linkerdReasons[reason]}` };
+}
+
+function linkerdReply(status: number, grpcStatus: number, error: LinkerdError, reason: string, verdict: Reply['verdict']): Reply {
+  const headers: Record<string, string> = error.proxyError !== null ? { 'l5d-proxy-error': error.proxyError } : {};
+  return { status, grpcStatus, body: '', headers, reason, verdict, grpcMessage: error.proxyError };
+}
 
 /** A synthetic response, transport-neutral: the downstream adapter renders it as h1, h2 or gRPC. */
 export interface Reply {
@@ -29,6 +57,8 @@ export interface Reply {
   body: string;
   headers: Record<string, string>;
   reason: string;
+  /** gRPC `grpc-message`: defaults to `body`; null = send none (Linkerd, unidentified client). */
+  grpcMessage?: string | null;
   /** Verdict recorded in the decision event. */
   verdict: 'deny' | 'unauthenticated' | 'bad_request' | 'not_found' | 'rate_limited' | 'allow' | 'error';
 }
@@ -53,12 +83,16 @@ export function replyFor(refusal: Refusal): Reply {
         verdict: 'unauthenticated',
       };
     case 'denied':
+      if (refusal.linkerd) return linkerdReply(403, 7, refusal.linkerd, refusal.reason, 'deny');
       return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
     case 'peer_rejected':
       return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
     case 'not_found':
-      return { status: 404, grpcStatus: 12, body: 'Not Found', headers: {}, reason: refusal.reason, verdict: 'not_found' };
+      // Only Linkerd produces not_found; gRPC NOT_FOUND is 5 (linkerd.md §8: 404 <-> 5).
+      if (refusal.linkerd) return linkerdReply(404, 5, refusal.linkerd, refusal.reason, 'not_found');
+      return { status: 404, grpcStatus: 5, body: 'Not Found', headers: {}, reason: refusal.reason, verdict: 'not_found' };
     case 'rate_limited':
+      if (refusal.linkerd) return linkerdReply(429, 8, refusal.linkerd, refusal.reason, 'rate_limited');
       return { status: 429, grpcStatus: 8, body: 'Too Many Requests', headers: {}, reason: refusal.reason, verdict: 'rate_limited' };
     case 'redirect':
       return { status: refusal.status, grpcStatus: 2, body: '', headers: { location: refusal.location }, reason: refusal.reason, verdict: 'allow' };

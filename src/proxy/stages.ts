@@ -10,8 +10,9 @@ import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { newDecisionId } from '../observe/decision-log.js';
 import { sendReply, type Exchange } from './exchange.js';
-import { forwardedClientCert, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
-import { isGrpcContentType, replyFor, type Refusal } from './respond.js';
+import { cleanRequestHeaders, forwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
+import { removeQueryParams } from '../jwt/extract.js';
+import { isGrpcContentType, linkerdError, replyFor, type Refusal } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
 
@@ -38,21 +39,7 @@ export interface Stage {
 
 const proceed: StageResult = { kind: 'continue' };
 
-/** Names of headers whose client copies are stripped: claim outputs of the snapshot's RequestAuthentications. */
-const ownedNamesCache = new WeakMap<PolicySnapshot, ReadonlySet<string>>();
-function ownedNamesFor(snapshot: PolicySnapshot): ReadonlySet<string> {
-  let names = ownedNamesCache.get(snapshot);
-  if (!names) {
-    const set = new Set<string>();
-    for (const p of snapshot.jwtProviders) {
-      if (p.outputPayloadToHeader) set.add(p.outputPayloadToHeader.toLowerCase());
-      for (const c of p.outputClaimToHeaders) set.add(c.header.toLowerCase());
-    }
-    names = set;
-    ownedNamesCache.set(snapshot, names);
-  }
-  return names;
-}
+const ownedNamesFor = ownedHeaderNames;
 
 export const stages: readonly Stage[] = [
   {
@@ -111,7 +98,10 @@ export const stages: readonly Stage[] = [
         const scheme = state.ex.conn.tls ? 'https' : 'http';
         return { kind: 'respond', refusal: { kind: 'unauthenticated', reason: result.reason, status: result.status, message: result.message, realm: `${scheme}://${ctx.authority}${ctx.path}` } };
       }
-      if (result.kind === 'verified') state.ctx = Object.freeze({ ...ctx, jwt: result.jwt });
+      // Policy judges the request as it will be forwarded: JWT edits (token removal, claim outputs,
+      // query-borne token removal) are applied before authorization, as Envoy's jwt_authn runs before RBAC.
+      const edited = applyJwtEdits(state, deps, result.edits, result.kind === 'verified' ? result.jwt : null);
+      if (edited) return edited;
       return proceed;
     },
   },
@@ -122,7 +112,7 @@ export const stages: readonly Stage[] = [
       state.decision = decision;
       state.decidedNs = process.hrtime.bigint();
       const permit = issuePermit(decision, deps.mode);
-      if (!permit) return { kind: 'respond', refusal: refusalFor(decision) };
+      if (!permit) return { kind: 'respond', refusal: refusalFor(decision, state.ex.conn) };
       state.permit = permit;
       return proceed;
     },
@@ -139,7 +129,8 @@ export const stages: readonly Stage[] = [
         const admitted = deps.rateLimiter(effects.rateLimit, (state.ctx as RequestContext).peer, (deps.now ?? Date.now)());
         if (!admitted) {
           if (deps.mode === 'audit') return proceed;
-          return { kind: 'respond', refusal: { kind: 'rate_limited', reason: 'rate_limited' } };
+          // Local rate limits exist only in Linkerd, so the refusal is rendered Linkerd's way.
+          return { kind: 'respond', refusal: { kind: 'rate_limited', reason: 'rate_limited', linkerd: linkerdError('rate_limited', state.ex.conn) } };
         }
       }
       return proceed;
@@ -147,13 +138,27 @@ export const stages: readonly Stage[] = [
   },
 ];
 
-function refusalFor(decision: Decision): Refusal {
+/** Re-cleans the headers with the JWT edits and rebuilds the context from them (the one cleaning step, headers.ts). */
+function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
+  const scanned = state.scanned as ScannedRequestHeaders;
+  const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: ownedNamesFor(state.snapshot as PolicySnapshot), jwtEdits: edits });
+  if (!cleaned.ok) return { kind: 'respond', refusal: cleaned.refusal };
+  state.scanned = { ...scanned, forward: cleaned.forward, forPolicy: cleaned.forPolicy };
+  const target = edits.removeQueryParams && edits.removeQueryParams.length > 0 ? removeQueryParams(state.ex.target, edits.removeQueryParams) : state.ex.target;
+  const built = buildRequestContext({ ...requestInput(state, jwt), path: target }, { pathNormalization: deps.pathNormalization, rejectEncodedSlashes: deps.rejectEncodedSlashes });
+  if (!built.ok) return { kind: 'respond', refusal: { kind: 'bad_request', reason: built.reason } };
+  state.ctx = built.context;
+  return null;
+}
+
+/** Engine refusals; a Linkerd decision is rendered on the wire as linkerd2-proxy does (linkerd.md §8). */
+function refusalFor(decision: Decision, conn: ConnectionInfo): Refusal {
+  const linkerd = decision.dialect === 'linkerd';
   switch (decision.verdict) {
-    case 'not_found': return { kind: 'not_found', reason: decision.reason };
-    case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason };
+    case 'not_found': return { kind: 'not_found', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('not_found', conn) } : {}) };
+    case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('rate_limited', conn) } : {}) };
     case 'bad_request': return { kind: 'bad_request', reason: 'bad_request' };
-    case 'unauthenticated': return { kind: 'denied', reason: decision.reason };
-    default: return { kind: 'denied', reason: decision.reason };
+    default: return { kind: 'denied', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('denied', conn) } : {}) };
   }
 }
 
@@ -182,11 +187,7 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
   const scanned = state.scanned as ScannedRequestHeaders;
   const headers: Record<string, string | string[]> = {};
   for (const [name, values] of scanned.forward) headers[name] = values.length === 1 ? (values[0] as string) : values;
-  const edits: JwtHeaderEdits | undefined = state.authn && state.authn.kind !== 'failed' ? state.authn.edits : undefined;
-  if (edits) {
-    for (const name of edits.remove) delete headers[name.toLowerCase()];
-    for (const [name, value] of Object.entries(edits.set)) headers[name.toLowerCase()] = value;
-  }
+  // JWT edits are already in `forward` (applied before policy by the authenticate stage).
   const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
   if (effects) {
     for (const name of effects.removeHeaders) delete headers[name.toLowerCase()];

@@ -76,5 +76,7 @@ export interface ConnectionInfo {
   sourceIp: string;
   sourcePort: number;
   destinationIp: string | undefined;
+  /** Local port the caller connected to (Linkerd's `server: <ip:port>` in l5d-proxy-error). Optional for compatibility. */
+  destinationPort?: number | undefined;
   sni: string | undefined;
 }

@@ -155,15 +155,20 @@ describe('HTTP/2 downstream to either upstream kind', () => {
 
   it('h2 -> h1 upstream: POST body and headers arrive, response relayed', async () => {
     const s = h2Client(toH1, toH1.svids.frontend);
-    const r = await h2Request(s, { ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain', 'x_spiffe_id': 'spoof', 'x-forwarded-for': '9.9.9.9' }, 'hello h2');
+    const r = await h2Request(s, { ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain', 'x-spiffe-id': 'spoof', 'x-forwarded-for': '9.9.9.9' }, 'hello h2');
+    // A `_` header name is refused (PC-9), never silently dropped; the upstream sees nothing of it.
+    const before = h1.requests.length;
+    const underscore = await h2Request(s, { ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain', 'x_spiffe_id': 'spoof' }, 'nope');
     s.close();
+    assert.equal(underscore.status, 400);
+    assert.equal(h1.requests.length, before);
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), 'upstream ok');
     const seen = h1.requests.at(-1);
     assert.equal(seen?.method, 'POST');
     assert.equal(seen?.body.toString(), 'hello h2');
     assert.equal(seen?.headers['x-forwarded-for'], undefined);
-    assert.equal(seen?.headers['x_spiffe_id'], undefined);
+    assert.equal(seen?.headers['x-spiffe-id'], undefined);
     assert.match(String(seen?.headers['x-forwarded-client-cert']), /sa\/frontend$/);
   });
 
