@@ -9,6 +9,7 @@ import { extractTokens, planLocations, type ExtractedToken } from './extract.js'
 import { candidateKeys, importPinned, parseKeySet, type KeySet } from './keys.js';
 import { JwksCache } from './jwks-cache.js';
 import { isFailure, JwtMessage, jwtFailure, parseJwt, type JwtFailure, type ParsedJwt } from './token.js';
+import { VerifiedSignatureCache } from './verified-cache.js';
 
 /** Istio always splits these claims on spaces before matching (istio.md §10). */
 const ALWAYS_SPACE_DELIMITED = ['scope', 'permission'];
@@ -130,6 +131,8 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
   }
 
   const noneEdits = (): JwtHeaderEdits => ({ remove: [...outputHeaders], set: {} });
+  // Signature verification is most of a JWT request's cost; a repeated token is checked once per key set.
+  const verified = new VerifiedSignatureCache<KeySet, Provider>(options.verifiedTokenCacheSize ?? 1000);
 
   async function keysFor(provider: Provider): Promise<KeySet | JwtFailure> {
     const source = provider.keys;
@@ -142,10 +145,15 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
   async function verifySignature(provider: Provider, parsed: ParsedJwt): Promise<JwtFailure | undefined> {
     const keySet = await keysFor(provider);
     if (isFailure(keySet)) return keySet;
+    if (verified.has(parsed.compact, provider, keySet)) return undefined;
+    let usedKeys = keySet;
     let candidates = candidateKeys(keySet, parsed.kid, parsed.alg);
     if (candidates.length === 0 && provider.keys.kind === 'uri') {
       const refreshed = await cache.refetchForUnknownKid(provider.keys.uri);
-      if (refreshed.kind === 'keys') candidates = candidateKeys(refreshed.keys, parsed.kid, parsed.alg);
+      if (refreshed.kind === 'keys') {
+        usedKeys = refreshed.keys;
+        candidates = candidateKeys(usedKeys, parsed.kid, parsed.alg);
+      }
     }
     if (candidates.length === 0) return jwtFailure('jwt_no_matching_key', JwtMessage.noMatchingKey);
     for (const key of candidates) {
@@ -153,6 +161,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
         const cryptoKey = await importPinned(key, parsed.alg);
         // The algorithm list is the one the key is pinned to, never the token's own claim alone.
         await compactVerify(parsed.compact, cryptoKey, { algorithms: [parsed.alg] });
+        verified.add(parsed.compact, provider, usedKeys);
         return undefined;
       } catch {
         // Try the next candidate; Envoy also accepts a token if any matching key verifies it.

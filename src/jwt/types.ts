@@ -64,6 +64,8 @@ export interface JwtAuthenticatorOptions {
   unknownKidMinIntervalMs: number;
   /** After a failed JWKS fetch, no new fetch is started for this long (default 1000 ms, Envoy async_fetch). */
   retryAfterFailureMs?: number;
+  /** Verified-signature cache entries (exact token bytes + key set); default 1000, 0 = off. */
+  verifiedTokenCacheSize?: number;
   /** Observer for JWKS fetch failures (logs, metrics). Must not throw. */
   onJwksFetchError?: (uri: string, error: unknown) => void;
 }
