@@ -5,8 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { PeerVerifier, peerCertificateChain, verifyPeerCertificate } from './peer.js';
-import { sharedTestPki, TEST_IDS, type IssuedCert } from '../../test/helpers/pki.js';
-import type { PeerRejectReason } from './types.js';
+import { REJECTED_SVIDS, sharedTestPki, TEST_IDS, type IssuedCert } from '../../test/helpers/pki.js';
 
 const { pki, svids } = sharedTestPki();
 const bundle = [pki.caCert];
@@ -17,22 +16,8 @@ function chainOf(c: IssuedCert): X509Certificate[] {
   return pems.map((p) => new X509Certificate(p));
 }
 
-const rejected: Array<[keyof typeof svids, PeerRejectReason]> = [
-  ['expired', 'expired'],
-  ['notYetValid', 'not_yet_valid'],
-  ['otherCa', 'untrusted_chain'],
-  ['twoUriSans', 'not_one_uri_san'],
-  ['caAsLeaf', 'leaf_is_ca'],
-  ['noUriSan', 'not_one_uri_san'],
-  ['httpsUri', 'bad_spiffe_id'],
-  ['uppercaseScheme', 'bad_spiffe_id'],
-  ['wrongTrustDomain', 'trust_domain_rejected'],
-  ['serverAuthOnly', 'bad_key_usage'],
-  ['sanInjection', 'bad_spiffe_id'],
-  ['keyCertSignLeaf', 'bad_key_usage'],
-];
 
-for (const [name, reason] of rejected) {
+for (const [name, reason] of REJECTED_SVIDS) {
   test(`rejects ${name} with ${reason}`, () => {
     const r = new PeerVerifier().verify(chainOf(svids[name]), bundle, opts);
     assert.equal(r.ok, false);

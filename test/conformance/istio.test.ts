@@ -2,14 +2,12 @@
 // users apply them, then decides each request through the real check path. Format: test/conformance/istio/README.md.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { repoRoot } from '../helpers/paths.js';
-import { compilePolicies } from '../../src/policy/compile.js';
 import type { CompileOptions, PathNormalization } from '../../src/policy/ir.js';
 import type { CheckRequest } from '../../src/check/decide.js';
 import { mintToken, type TokenSpec } from '../fixtures/jwt/mint.js';
+import { assertSubset, compileSuite, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
 
 /** The clock every case runs at (2026-09-21T...): tokens are minted and verified against it. */
 const NOW = 1_790_000_000_000;
@@ -37,22 +35,11 @@ interface RequestCase {
   token?: TokenCase;
   expect: Record<string, unknown>;
 }
-interface DiagnosticExpectation { code: string; fieldPath?: string; severity?: string; line?: number }
-interface Suite {
-  name: string;
-  source?: string;
+interface Suite extends ConformanceSuite<RequestCase> {
   workload?: WorkloadSpec;
   options?: OptionsSpec;
-  policies: string;
-  /** Expected diagnostics (each must be present); with an error the set must not compile. */
-  diagnostics?: DiagnosticExpectation[];
-  cases?: RequestCase[];
 }
-interface CaseFile {
-  topic: string;
-  defaults?: { workload?: WorkloadSpec; options?: OptionsSpec; request?: CheckRequest };
-  suites: Suite[];
-}
+type CaseFile = BaseCaseFile<Suite, { workload?: WorkloadSpec; options?: OptionsSpec }>;
 
 type DecideModule = typeof import('../../src/check/decide.js');
 
@@ -75,16 +62,6 @@ function compileOptions(file: CaseFile, suite: Suite): CompileOptions {
     customProviders: o.customProviders ?? [],
     linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
   };
-}
-
-/** Every key of `expected` must match in `actual` (recursively); other keys of `actual` are ignored. */
-function assertSubset(actual: unknown, expected: unknown, path: string): void {
-  if (expected === null || typeof expected !== 'object' || Array.isArray(expected)) {
-    assert.deepEqual(actual ?? null, expected, `${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-    return;
-  }
-  assert.ok(actual !== null && typeof actual === 'object', `${path}: expected an object ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-  for (const [k, v] of Object.entries(expected)) assertSubset((actual as Record<string, unknown>)[k], v, `${path}.${k}`);
 }
 
 async function buildRequest(file: CaseFile, c: RequestCase): Promise<CheckRequest> {
@@ -111,57 +88,35 @@ function loadDecide(): Promise<DecideModule | Error> {
   return decideModule;
 }
 
-const dir = join(repoRoot(), 'test', 'conformance', 'istio');
-const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+const loaded = loadCaseFiles<CaseFile>('istio');
 const jwksFiles = Object.fromEntries(JWKS_URIS.map((u) => [u, join(repoRoot(), 'test', 'fixtures', 'jwt', 'jwks.json')]));
 
 test('the Istio conformance suite has at least 90 cases', () => {
   let count = 0;
-  for (const name of files) {
-    const file = parseYaml(readFileSync(join(dir, name), 'utf8')) as CaseFile;
+  for (const { file } of loaded) {
     for (const s of file.suites) count += (s.cases?.length ?? 0) + (s.diagnostics ? 1 : 0);
   }
   assert.ok(count >= 90, `only ${count} cases`);
 });
 
-for (const name of files) {
-  const file = parseYaml(readFileSync(join(dir, name), 'utf8')) as CaseFile;
-  for (const suite of file.suites) {
-    const label = `${file.topic} / ${suite.name}`;
-    const compiled = () => compilePolicies([{ file: `${name}#${suite.name}`, text: suite.policies ?? '' }], compileOptions(file, suite));
-
-    if (suite.diagnostics) {
-      test(`${label}: diagnostics [${suite.source ?? ''}]`, () => {
-        const result = compiled();
-        const got = result.diagnostics.map((d) => ({ code: d.code, fieldPath: d.fieldPath, severity: d.severity, line: d.origin.line }));
-        for (const want of suite.diagnostics ?? []) {
-          const hit = got.find((g) => g.code === want.code
-            && (want.fieldPath === undefined || g.fieldPath === want.fieldPath)
-            && (want.severity === undefined || g.severity === want.severity)
-            && (want.line === undefined || g.line === want.line));
-          assert.ok(hit, `missing ${JSON.stringify(want)}; got ${JSON.stringify(got)}`);
-        }
-        const wantsError = (suite.diagnostics ?? []).some((d) => (d.severity ?? 'error') === 'error');
-        assert.equal(result.snapshot === undefined, wantsError, wantsError ? 'a set with errors must not compile' : `unexpected errors: ${JSON.stringify(got)}`);
-      });
+registerConformanceSuites<CaseFile, Suite, RequestCase>({
+  loaded,
+  labelPrefix: '',
+  // Compiled inside each test: a set whose compilation throws fails only its own tests.
+  compile: (name, file, suite) => () => compileSuite(name, suite, compileOptions(file, suite)),
+  runCase: async (compiled, file, _suite, c) => {
+    const result = compiled();
+    const errors = result.diagnostics.filter((d) => d.severity === 'error');
+    assert.deepEqual(errors, [], 'policies of a decision suite must compile');
+    assert.ok(result.snapshot);
+    const mod = await loadDecide();
+    if (mod instanceof Error) assert.fail(`src/check/decide.ts is not available: ${mod.message}`);
+    const authenticator = mod.createCheckAuthenticator(result.snapshot, { now: () => NOW, jwksFiles });
+    try {
+      const out = await mod.decideRequest(result.snapshot, await buildRequest(file, c), { authenticator });
+      assertSubset(out, c.expect, 'decision');
+    } finally {
+      authenticator.close();
     }
-
-    for (const c of suite.cases ?? []) {
-      test(`${label}: ${c.name} [${c.source ?? suite.source ?? ''}]`, async () => {
-        const result = compiled();
-        const errors = result.diagnostics.filter((d) => d.severity === 'error');
-        assert.deepEqual(errors, [], 'policies of a decision suite must compile');
-        assert.ok(result.snapshot);
-        const mod = await loadDecide();
-        if (mod instanceof Error) assert.fail(`src/check/decide.ts is not available: ${mod.message}`);
-        const authenticator = mod.createCheckAuthenticator(result.snapshot, { now: () => NOW, jwksFiles });
-        try {
-          const out = await mod.decideRequest(result.snapshot, await buildRequest(file, c), { authenticator });
-          assertSubset(out, c.expect, 'decision');
-        } finally {
-          authenticator.close();
-        }
-      });
-    }
-  }
-}
+  },
+});

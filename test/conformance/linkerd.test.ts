@@ -2,16 +2,12 @@
 // suite's shape (topic, defaults, suites of policies + cases; see README.md there) and every case cites
 // the Linkerd documentation page or source file whose behaviour it pins down.
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parse } from 'yaml';
-import { compilePolicies } from '../../src/policy/compile.js';
 import type { CompileOptions, PathNormalization } from '../../src/policy/ir.js';
 import { createCheckAuthenticator, decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
 import { LocalRateLimiter } from '../../src/policy/linkerd-rate-limit.js';
-import { repoRoot } from '../helpers/paths.js';
+import { assertSubset, compileSuite, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
 
 interface WorkloadSpec { namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; serviceAccount?: string }
 interface OptionsSpec {
@@ -41,29 +37,16 @@ interface Case {
   /** Several requests through one rate limiter (`request.time` in ms drives it). */
   steps?: Step[];
 }
-interface DiagnosticExpectation { code: string; fieldPath?: string; severity?: string; line?: number }
-interface Suite {
-  name: string;
-  source?: string;
+interface Suite extends ConformanceSuite<Case> {
   workload?: WorkloadSpec;
   options?: OptionsSpec;
-  policies: string;
-  /** Each must be reported; with an expected error the set must not compile. */
-  diagnostics?: DiagnosticExpectation[];
-  cases?: Case[];
 }
-interface CaseFile {
-  topic: string;
-  defaults?: { workload?: WorkloadSpec; options?: OptionsSpec; request?: CheckRequest };
-  suites: Suite[];
-}
+type CaseFile = BaseCaseFile<Suite, { workload?: WorkloadSpec; options?: OptionsSpec }>;
 
 /** Plain-HTTP request from a cluster address (never the 127.0.0.1 default: that is Linkerd's localhost). */
 const BASE_REQUEST: CheckRequest = { method: 'GET', path: '/', host: 'api', headers: {}, peer: null, sourceIp: '10.0.0.1', port: 8080, protocol: 'http' };
 
-const dir = join(repoRoot(), 'test', 'conformance', 'linkerd');
-const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
-const loaded = files.map((name) => ({ name, file: parse(readFileSync(join(dir, name), 'utf8')) as CaseFile }));
+const loaded = loadCaseFiles<CaseFile>('linkerd');
 
 function compileOptions(file: CaseFile, suite: Suite): CompileOptions {
   const w = { ...file.defaults?.workload, ...suite.workload };
@@ -89,15 +72,6 @@ function compileOptions(file: CaseFile, suite: Suite): CompileOptions {
   };
 }
 
-function assertSubset(actual: unknown, expected: unknown, path: string): void {
-  if (expected === null || typeof expected !== 'object' || Array.isArray(expected)) {
-    assert.deepEqual(actual ?? null, expected, `${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-    return;
-  }
-  assert.ok(actual !== null && typeof actual === 'object', `${path}: expected an object ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-  for (const [k, v] of Object.entries(expected)) assertSubset((actual as Record<string, unknown>)[k], v, `${path}.${k}`);
-}
-
 function checkExpect(got: DecideResult, want: Expect, label: string): void {
   const { audit, dialect, effects, ...output } = want;
   const shown = `${label}\n  got ${JSON.stringify({ ...got.output, effects: got.decision?.effects ?? null })}`;
@@ -118,39 +92,25 @@ test('the Linkerd conformance suite has at least 70 cases', () => {
   assert.ok(count >= 70, `only ${count} cases`);
 });
 
-for (const { name, file } of loaded) {
-  for (const suite of file.suites) {
-    const label = `linkerd ${file.topic} / ${suite.name}`;
-    const compiled = compilePolicies([{ file: `${name}#${suite.name}`, text: suite.policies ?? '' }], compileOptions(file, suite));
-
-    if (suite.diagnostics) {
-      test(`${label}: diagnostics [${suite.source ?? ''}]`, () => {
-        const got = compiled.diagnostics.map((d) => ({ code: d.code, fieldPath: d.fieldPath, severity: d.severity, line: d.origin.line }));
-        for (const want of suite.diagnostics ?? []) {
-          const hit = got.find((g) => g.code === want.code
-            && (want.fieldPath === undefined || g.fieldPath === want.fieldPath)
-            && (want.severity === undefined || g.severity === want.severity)
-            && (want.line === undefined || g.line === want.line));
-          assert.ok(hit, `missing ${JSON.stringify(want)}; got ${JSON.stringify(got)}`);
-        }
-        const wantsError = (suite.diagnostics ?? []).some((d) => (d.severity ?? 'error') === 'error');
-        assert.equal(compiled.snapshot === undefined, wantsError, wantsError ? 'a set with errors must not compile' : `unexpected errors: ${JSON.stringify(got)}`);
-      });
+registerConformanceSuites<CaseFile, Suite, Case>({
+  loaded,
+  labelPrefix: 'linkerd ',
+  // Compiled once per suite while the tests are registered; every test of the suite shares the result.
+  compile: (name, file, suite) => {
+    const compiled = compileSuite(name, suite, compileOptions(file, suite));
+    return () => compiled;
+  },
+  runCase: async (compiled, file, _suite, c) => {
+    const result = compiled();
+    const snapshot = result.snapshot;
+    assert.ok(snapshot, `policies of a decision suite must compile: ${JSON.stringify(result.diagnostics.map((d) => `${d.code} ${d.fieldPath}: ${d.message}`))}`);
+    const authenticator = createCheckAuthenticator(snapshot, { now: () => 0 });
+    const rateLimiter = new LocalRateLimiter();
+    const steps: Step[] = c.steps ?? [{ request: c.request, expect: c.expect ?? {} }];
+    for (const [i, step] of steps.entries()) {
+      const request: CheckRequest = { ...BASE_REQUEST, ...file.defaults?.request, ...step.request };
+      const got = await decideRequestDetailed(snapshot, request, { authenticator, rateLimiter });
+      checkExpect(got, step.expect, `step ${i}`);
     }
-
-    for (const c of suite.cases ?? []) {
-      test(`${label}: ${c.name} [${c.source ?? suite.source ?? ''}]`, async () => {
-        const snapshot = compiled.snapshot;
-        assert.ok(snapshot, `policies of a decision suite must compile: ${JSON.stringify(compiled.diagnostics.map((d) => `${d.code} ${d.fieldPath}: ${d.message}`))}`);
-        const authenticator = createCheckAuthenticator(snapshot, { now: () => 0 });
-        const rateLimiter = new LocalRateLimiter();
-        const steps: Step[] = c.steps ?? [{ request: c.request, expect: c.expect ?? {} }];
-        for (const [i, step] of steps.entries()) {
-          const request: CheckRequest = { ...BASE_REQUEST, ...file.defaults?.request, ...step.request };
-          const got = await decideRequestDetailed(snapshot, request, { authenticator, rateLimiter });
-          checkExpect(got, step.expect, `step ${i}`);
-        }
-      });
-    }
-  }
-}
+  },
+});

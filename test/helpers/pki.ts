@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { buildCertificate, generateKeyPair, privateKeyPem, type ExtKeyUsageName, type KeyType } from '../../src/identity/x509-build.js';
 import type { KeyUsageName } from '../../src/identity/x509-parse.js';
+import type { PeerRejectReason } from '../../src/identity/types.js';
 
 export interface IssueOptions {
   /** Shorthand for `uris: [spiffeId]`. */
@@ -142,6 +143,22 @@ export interface SvidSet {
   /** Leaf signed by an intermediate of the test CA; chainPem carries the intermediate. */
   viaIntermediate: IssuedCert;
 }
+
+/** Every variant of SvidSet a peer must be refused for, with the reason the verifier gives, in a stable order. */
+export const REJECTED_SVIDS: ReadonlyArray<readonly [keyof SvidSet, PeerRejectReason]> = [
+  ['expired', 'expired'],
+  ['notYetValid', 'not_yet_valid'],
+  ['otherCa', 'untrusted_chain'],
+  ['twoUriSans', 'not_one_uri_san'],
+  ['caAsLeaf', 'leaf_is_ca'],
+  ['noUriSan', 'not_one_uri_san'],
+  ['httpsUri', 'bad_spiffe_id'],
+  ['uppercaseScheme', 'bad_spiffe_id'],
+  ['wrongTrustDomain', 'trust_domain_rejected'],
+  ['serverAuthOnly', 'bad_key_usage'],
+  ['sanInjection', 'bad_spiffe_id'],
+  ['keyCertSignLeaf', 'bad_key_usage'],
+];
 
 export function issueStandardSvids(pki: TestPki): SvidSet {
   const now = Date.now();

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,23 +95,15 @@ export async function startH2Upstream(handler?: (stream: http2.ServerHttp2Stream
   };
 }
 
-export interface ProxyUnderTest {
-  dir: string;
-  app: App;
+export interface ProxyUnderTest extends AppUnderTest {
   port: number;
   adminPort: number;
   origin: string;
-  logFile: string;
-  policyFile: string;
-  svids: SvidSet;
-  caPem: string;
-  files: ReturnType<typeof writePkiFiles>;
   /** Events in the decision log so far, waiting (bounded) until at least `min` are present. */
   events(min?: number): Promise<DecisionEventV1[]>;
   /** The last event matching `predicate`, waiting (bounded) for the asynchronous log to catch up. */
   event(predicate: (e: DecisionEventV1) => boolean): Promise<DecisionEventV1 | undefined>;
   metrics(): Promise<string>;
-  stop(): Promise<void>;
 }
 
 export interface ProxyOptions {
@@ -143,8 +136,33 @@ spec:
     to: [{operation: {paths: ["/anon"]}}]
 `;
 
-export async function startProxy(opts: ProxyOptions): Promise<ProxyUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-it-'));
+export interface AppUnderTest {
+  dir: string;
+  app: App;
+  logFile: string;
+  policyFile: string;
+  svids: SvidSet;
+  caPem: string;
+  files: ReturnType<typeof writePkiFiles>;
+  /** Stops the app and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  /** Prefix of the temporary directory holding PKI files, policies and the decision log. */
+  dirPrefix: string;
+  policy: string;
+  /** The `--listener` value. */
+  listener: string;
+  /** Workload identity flags (`--service-account …`, `--labels …`); the namespace is always foo. */
+  workload: string[];
+  mode?: 'enforce' | 'audit';
+  flags?: string[];
+}
+
+/** Writes the shared test PKI and `policy` to a fresh directory and starts `portcullis run` on them, as the CLI would. */
+export async function startApp(opts: AppOptions): Promise<AppUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), opts.dirPrefix));
   const { pki, svids } = sharedTestPki();
   const files = writePkiFiles(join(dir, 'pki'), pki, { server: svids.server });
   // Policies get their own directory: the store watches it, and the decision log must not live there.
@@ -153,12 +171,12 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyUnderTest> {
   writeFileSync(policyFile, opts.policy);
   const logFile = join(dir, 'decisions.ndjson');
   const argv = [
-    '--listener', `name=inbound,listen=127.0.0.1:0,upstream=${opts.upstream},mode=${opts.listenerMode ?? 'strict'},workloadPort=8080`,
+    '--listener', opts.listener,
     '--policies', policyFile,
     '--cert', (files.files.server as { cert: string }).cert,
     '--key', (files.files.server as { key: string }).key,
     '--trust-bundle', files.bundle,
-    '--namespace', 'foo', '--service-account', 'httpbin',
+    '--namespace', 'foo', ...opts.workload,
     '--admin', '127.0.0.1:0',
     '--decision-log', logFile,
     '--mode', opts.mode ?? 'enforce',
@@ -168,20 +186,48 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyUnderTest> {
   if ('diagnostics' in loaded) throw new Error(`config refused: ${JSON.stringify(loaded.diagnostics)}`);
   const app = createApp(loaded.config, quietLogger);
   await app.start();
+  return {
+    dir, app, logFile, policyFile, svids, caPem: pki.caCertPem, files,
+    async stop() {
+      await app.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The non-empty lines of a decision log so far (the last one may still be being appended). */
+export function decisionLogLines(logFile: string): string[] {
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+}
+
+/** The complete events among `lines`: a line still being appended is not an event yet. */
+export function parseDecisionLines(lines: readonly string[]): DecisionEventV1[] {
+  return lines.flatMap((l) => { try { return [JSON.parse(l) as DecisionEventV1]; } catch { return []; } });
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<ProxyUnderTest> {
+  const started = await startApp({
+    dirPrefix: 'portcullis-it-',
+    policy: opts.policy,
+    listener: `name=inbound,listen=127.0.0.1:0,upstream=${opts.upstream},mode=${opts.listenerMode ?? 'strict'},workloadPort=8080`,
+    workload: ['--service-account', 'httpbin'],
+    mode: opts.mode,
+    flags: opts.flags,
+  });
+  const { app, logFile } = started;
   const port = (app.listeners[0] as { address(): AddressInfo }).address().port;
   const adminPort = app.admin?.address.port ?? 0;
   async function events(min = 1): Promise<DecisionEventV1[]> {
     let lines: string[] = [];
     for (let i = 0; i < 100; i++) {
-      lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+      lines = decisionLogLines(logFile);
       if (lines.length >= min) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    // A line still being appended is not an event yet.
-    return lines.flatMap((l) => { try { return [JSON.parse(l) as DecisionEventV1]; } catch { return []; } });
+    return parseDecisionLines(lines);
   }
   return {
-    dir, app, port, adminPort, origin: `https://127.0.0.1:${port}`, logFile, policyFile, svids, caPem: pki.caCertPem, files,
+    ...started, port, adminPort, origin: `https://127.0.0.1:${port}`,
     events,
     async event(predicate) {
       for (let i = 0; i < 100; i++) {
@@ -195,11 +241,17 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyUnderTest> {
       const res = await undiciRequest(`http://127.0.0.1:${adminPort}/metrics`);
       return res.body.text();
     },
-    async stop() {
-      await app.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
   };
+}
+
+/** A port nothing listens on (bound once, then released). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }
 
 /** An undici Agent presenting `cert` (an X509-SVID) to the proxy. */
@@ -254,11 +306,13 @@ export async function rawTls(proxy: { caPem: string; port: number }, cert: Issue
     const chunks: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
     const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(Buffer.concat(chunks).toString('latin1')); };
-    const arm = (): void => { clearTimeout(timer); timer = setTimeout(done, quietMs); };
-    socket.on('data', (c: Buffer) => { chunks.push(c); arm(); });
+    // The quiet period counts from the last bytes received; before the first byte a slow handshake on a
+    // busy machine gets a generous allowance instead of being mistaken for an empty answer.
+    const arm = (ms: number): void => { clearTimeout(timer); timer = setTimeout(done, ms); };
+    socket.on('data', (c: Buffer) => { chunks.push(c); arm(quietMs); });
     socket.on('end', done);
     socket.on('close', done);
     socket.on('error', (err) => { if (chunks.length > 0) done(); else reject(err); });
-    arm();
+    arm(Math.max(quietMs, 10_000));
   });
 }

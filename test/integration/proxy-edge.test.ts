@@ -11,17 +11,8 @@ import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import * as grpc from '@grpc/grpc-js';
-import { ALLOW_FRONTEND_POLICY, getText, h2Client, h2Request, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+import { ALLOW_FRONTEND_POLICY, closedPort, getText, h2Client, h2Request, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
 import { echoClient, unary } from './grpc-fixture.js';
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('upstream failures map through respond.ts', () => {
   const cleanups: (() => Promise<void>)[] = [];

@@ -5,17 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
+import type { App } from '../../src/app.js';
 import type { DecisionEventV1 } from '../../src/observe/types.js';
-import { sharedTestPki, writePkiFiles, type IssuedCert } from '../helpers/pki.js';
-import { quietLogger } from './harness.js';
+import { sharedTestPki, type IssuedCert } from '../helpers/pki.js';
+import { closedPort, decisionLogLines, parseDecisionLines, startApp } from './harness.js';
 
 const WORKLOAD_PORT = 9000;
 
@@ -41,16 +37,6 @@ async function startEcho(): Promise<EchoUpstream> {
   };
 }
 
-/** A port nothing listens on (bound once, then released). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 interface TcpProxy {
   app: App;
   port: number;
@@ -62,38 +48,21 @@ interface TcpProxy {
 }
 
 async function startTcpProxy(opts: { policy: string; upstreamPort: number; mode?: 'enforce' | 'audit'; listenerMode?: 'strict' | 'permissive'; flags?: string[] }): Promise<TcpProxy> {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-tcp-'));
-  const { pki, svids } = sharedTestPki();
-  const files = writePkiFiles(join(dir, 'pki'), pki, { server: svids.server });
-  mkdirSync(join(dir, 'policies'));
-  const policyFile = join(dir, 'policies', 'policy.yaml');
-  writeFileSync(policyFile, opts.policy);
-  const logFile = join(dir, 'decisions.ndjson');
-  const argv = [
-    '--listener', `name=db,listen=127.0.0.1:0,upstream=tcp://127.0.0.1:${opts.upstreamPort},protocol=tcp,mode=${opts.listenerMode ?? 'strict'},workloadPort=${WORKLOAD_PORT}`,
-    '--policies', policyFile,
-    '--cert', (files.files.server as { cert: string }).cert,
-    '--key', (files.files.server as { key: string }).key,
-    '--trust-bundle', files.bundle,
-    '--namespace', 'foo', '--service-account', 'db', '--labels', 'app=db',
-    '--admin', '127.0.0.1:0',
-    '--decision-log', logFile,
-    '--mode', opts.mode ?? 'enforce',
-    ...(opts.flags ?? []),
-  ];
-  const loaded = await loadConfig(argv, { readFile: (p) => readFile(p, 'utf8'), cwd: dir });
-  if ('diagnostics' in loaded) throw new Error(`config refused: ${JSON.stringify(loaded.diagnostics)}`);
-  const app = createApp(loaded.config, quietLogger);
-  await app.start();
-  const events = (): DecisionEventV1[] => {
-    const lines = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
-    return lines.flatMap((l) => { try { return [JSON.parse(l) as DecisionEventV1]; } catch { return []; } });
-  };
+  const started = await startApp({
+    dirPrefix: 'portcullis-tcp-',
+    policy: opts.policy,
+    listener: `name=db,listen=127.0.0.1:0,upstream=tcp://127.0.0.1:${opts.upstreamPort},protocol=tcp,mode=${opts.listenerMode ?? 'strict'},workloadPort=${WORKLOAD_PORT}`,
+    workload: ['--service-account', 'db', '--labels', 'app=db'],
+    mode: opts.mode,
+    flags: opts.flags,
+  });
+  const { app, logFile } = started;
+  const events = (): DecisionEventV1[] => parseDecisionLines(decisionLogLines(logFile));
   return {
     app,
     port: (app.listeners[0] as { address(): net.AddressInfo }).address().port,
-    caPem: pki.caCertPem,
-    policyFile,
+    caPem: started.caPem,
+    policyFile: started.policyFile,
     events,
     async event(predicate) {
       for (let i = 0; i < 150; i++) {
@@ -103,7 +72,7 @@ async function startTcpProxy(opts: { policy: string; upstreamPort: number; mode?
       }
       return undefined;
     },
-    async stop() { await app.stop(); rmSync(dir, { recursive: true, force: true }); },
+    stop: () => started.stop(),
   };
 }
 

@@ -6,7 +6,10 @@ export type Ip128 = [number, number, number, number];
 
 export interface Cidr {
   words: Ip128;
+  /** Prefix length in the 128-bit space (an IPv4 `/8` is 104). */
   bits: number;
+  /** How the range was written; matching ignores it, CIDR-in-CIDR containment does not. */
+  family: 4 | 6;
 }
 
 function parseIpv4Words(text: string): number | null {
@@ -88,7 +91,25 @@ export function parseCidr(text: string): Cidr | null {
     bits = Number(len);
   }
   if (isV4) bits += 96;
-  return { words: maskWords(words, bits), bits };
+  return { words: maskWords(words, bits), bits, family: isV4 ? 4 : 6 };
+}
+
+/**
+ * parseCidr for ranges in Kubernetes objects, written the way the Linkerd webhook accepts them: no zone
+ * id, no brackets, no leading zero in the prefix length, and an embedded IPv4 address only at the end.
+ */
+export function parseCidrStrict(text: string): Cidr | null {
+  const slash = text.indexOf('/');
+  const addr = slash === -1 ? text : text.slice(0, slash);
+  if (/[%[\]]/.test(addr)) return null;
+  if (slash !== -1 && !/^(?:0|[1-9][0-9]{0,2})$/.test(text.slice(slash + 1))) return null;
+  if (addr.includes(':') && addr.includes('.') && addr.indexOf('.') < addr.lastIndexOf(':')) return null;
+  return parseCidr(text);
+}
+
+/** True when every address of `inner` lies in `outer`; an IPv4 range never contains an IPv6 one, nor the reverse. */
+export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
+  return outer.family === inner.family && inner.bits >= outer.bits && cidrContains(outer, inner.words);
 }
 
 function maskWord(bitsInWord: number): number {

@@ -4,7 +4,7 @@
 import RE2 from 're2';
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
-import { cidrContainsCidr, parseCidr } from './cidr.js';
+import { cidrContainsCidr, parseCidrStrict } from '../../match/cidr.js';
 import { isValidIdentityEntry } from './identity.js';
 import { checkSchema, isObject, specSchemaFor } from './schema.js';
 
@@ -223,13 +223,13 @@ function validateMeshTls(spec: Obj, err: Report): void {
 export function validateNetworks(v: JsonValue | undefined, path: string, err: Report): void {
   objects(v).forEach((n, i) => {
     const at = `${path}[${i}]`;
-    const cidr = typeof n.cidr === 'string' ? parseCidr(n.cidr) : undefined;
+    const cidr = typeof n.cidr === 'string' ? parseCidrStrict(n.cidr) : null;
     if (!cidr) { err('PRT_LINKERD_BAD_CIDR', `"${String(n.cidr)}" is not an IP address or CIDR`, `${at}.cidr`); return; }
     list(n.except).forEach((e, j) => {
-      const ex = typeof e === 'string' ? parseCidr(e) : undefined;
+      const ex = typeof e === 'string' ? parseCidrStrict(e) : null;
       if (!ex) { err('PRT_LINKERD_BAD_CIDR', `"${String(e)}" is not an IP address or CIDR`, `${at}.except[${j}]`); return; }
       if (!cidrContainsCidr(cidr, ex)) err('PRT_LINKERD_BAD_CIDR', `except ${String(e)} is not inside cidr ${String(n.cidr)}`, `${at}.except[${j}]`);
-      else if (ex.prefix === cidr.prefix) err('PRT_LINKERD_BAD_CIDR', `except ${String(e)} covers the whole cidr ${String(n.cidr)}`, `${at}.except[${j}]`);
+      else if (ex.bits === cidr.bits) err('PRT_LINKERD_BAD_CIDR', `except ${String(e)} covers the whole cidr ${String(n.cidr)}`, `${at}.except[${j}]`);
     });
   });
 }
