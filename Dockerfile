@@ -41,6 +41,5 @@ EXPOSE 8443 15000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('http').get({host:'127.0.0.1',port:process.env.PORTCULLIS_ADMIN_PORT||15000,path:'/ready',timeout:2500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 # Exec form: node is PID 1 and `portcullis run` handles SIGTERM by draining connections.
-# --max-semi-space-size=2: a small V8 young generation keeps the sidecar's RSS low (src/node-flags.ts).
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/src/main.js"]
+ENTRYPOINT ["node", "/app/dist/src/main.js"]
 CMD ["run", "--config", "/etc/portcullis/portcullis.yaml"]

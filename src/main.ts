@@ -1,7 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env node
 // Process entry: argv -> command module; exit codes (0 ok, 1 policy errors, 2 unusable input); signals
 // belong to the `run` command. Each command lives in src/cli/<name>.ts and exports `main(argv)`.
-// The shebang's flag mirrors src/node-flags.ts (a shebang cannot import it).
 
 type CommandMain = (argv: string[]) => Promise<number>;
 

@@ -11,7 +11,6 @@ import { generateKeyPair } from '../identity/x509-build.js';
 import { SignJWT } from 'jose';
 import { callOrders, startServiceB, type ServiceB } from './apps.js';
 import { DEMO_JWT_AUDIENCE, DEMO_JWT_ISSUER, DEMO_NAMESPACE, demoSpiffeId, makeDemoPki, type DemoPki, type DemoWorkload } from './pki.js';
-import { portcullisNodeFlags } from '../node-flags.js';
 
 /** Where the example policies say the JWKS lives (compose and Kubernetes mount it there). */
 export const EXAMPLE_JWKS_URI = 'file:///etc/portcullis/certs/jwks.json';
@@ -80,7 +79,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function defaultPortcullis(): string[] {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith('.ts')) return [process.execPath, '--import', 'tsx', join(repoRoot(), 'src', 'main.ts')];
-  return [process.execPath, ...portcullisNodeFlags, join(dirname(dirname(here)), 'main.js')];
+  return [process.execPath, join(dirname(dirname(here)), 'main.js')];
 }
 
 function yamlList(items: string[]): string {
