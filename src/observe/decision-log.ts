@@ -35,6 +35,9 @@ export interface DecisionLog extends DecisionSink {
 
 type Destination = ReturnType<typeof pino.destination>;
 
+const BATCH_BYTES = 16 * 1024;
+const FLUSH_EVERY_MS = 100;
+
 export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   const maxEvents = Math.max(1, options.maxBufferedEvents);
   const maxBytes = options.maxBufferedBytes ?? maxEvents * 2048;
@@ -46,8 +49,12 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   }
 
   const target = options.destination === 'stdout' ? 1 : options.destination === 'stderr' ? 2 : options.destination;
-  // minLength 0: SonicBoom writes at once when idle and batches whatever accumulates while a write is in flight.
-  const dest: Destination = pino.destination({ dest: target, sync: false, minLength: 0, mkdir: typeof target === 'string', maxLength: maxBytes * 2 });
+  // Batched writes: one fs.write (a thread-pool round trip) per ~16 KiB instead of one per event, which
+  // measured at ~30% of the proxy's CPU per request; periodicFlush bounds how long a line waits (100 ms).
+  const dest: Destination = pino.destination({
+    dest: target, sync: false, mkdir: typeof target === 'string', maxLength: maxBytes * 2,
+    minLength: BATCH_BYTES, maxWrite: 4 * BATCH_BYTES, periodicFlush: FLUSH_EVERY_MS,
+  });
 
   // Byte lengths of events not yet written, as a queue: 'write' reports bytes, the bound is in events.
   const lengths: number[] = [];
@@ -125,6 +132,8 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     flush(timeoutMs = 5000) {
       return new Promise<void>((resolve) => {
         if (pendingEvents() === 0) { resolve(); return; }
+        // Lines below the batch size wait for periodicFlush; a flush request writes them now.
+        try { if (opened && !(dest as unknown as { destroyed: boolean }).destroyed) dest.flush(); } catch { /* the drained wait still bounds this */ }
         // Not unref'd: a shutdown waits for the log, but never longer than timeoutMs.
         const timer = setTimeout(done, timeoutMs);
         function done() { clearTimeout(timer); resolve(); }

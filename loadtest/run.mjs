@@ -1,0 +1,207 @@
+// Owns `npm run loadtest` / `npm run loadtest:quick`: starts the upstream, nginx and Portcullis on loopback,
+// runs every point interleaved across setups (A B C A B C ...), samples CPU and RSS, writes results + chart.
+// Usage: node loadtest/run.mjs [--profile quick|full] [--dist dist] [--setups a,b] [--points p,q] [--out DIR]
+//        [--repetitions N] [--duration S] [--node-options='--flag ...'] [--keep]
+// Portcullis runs as shipped (no extra Node flags) unless --node-options adds some.   (overrides are for trying things out; results say what ran)
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { fetch } from 'undici';
+import { createEnvironment, SETUP_CATALOG } from './lib/env.mjs';
+import { createSampler, loadAverage } from './lib/procfs.mjs';
+import { POINTS, PROFILES } from './lib/plan.mjs';
+import { renderMarkdown, renderSvg, summarize } from './lib/report.mjs';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    profile: { type: 'string', default: 'quick' },
+    dist: { type: 'string', default: join(here, '..', 'dist') },
+    setups: { type: 'string' },
+    points: { type: 'string' },
+    out: { type: 'string', default: join(here, 'results') },
+    keep: { type: 'boolean', default: false },
+    repetitions: { type: 'string' },
+    duration: { type: 'string' },
+    'node-options': { type: 'string' },
+  },
+});
+
+const profile = PROFILES[args.profile] && {
+  ...PROFILES[args.profile],
+  ...(args.repetitions ? { repetitions: Number(args.repetitions) } : {}),
+};
+if (!profile) {
+  process.stderr.write(`unknown --profile ${args.profile}; use ${Object.keys(PROFILES).join(' or ')}\n`);
+  process.exit(2);
+}
+const log = (msg) => process.stderr.write(`[loadtest ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+const onlySetups = args.setups ? new Set(args.setups.split(',')) : null;
+const onlyPoints = args.points ? new Set(args.points.split(',')) : null;
+const plan = profile.points
+  .filter((p) => !onlyPoints || onlyPoints.has(p.point))
+  .map((p) => ({ ...p, ...(args.duration ? { durationS: Number(args.duration) } : {}), setups: p.setups.filter((s) => !onlySetups || onlySetups.has(s)) }))
+  .filter((p) => p.setups.length > 0);
+const setupNames = [...new Set(plan.flatMap((p) => p.setups))];
+const startedAt = new Date();
+const stamp = startedAt.toISOString().slice(0, 16).replace(':', '') + 'Z';
+const tmp = mkdtempSync(join(os.tmpdir(), 'portcullis-loadtest-'));
+log(`profile ${args.profile}: ${plan.length} points, setups ${setupNames.join(', ')}, ${profile.repetitions} repetitions; temp dir ${tmp}`);
+log(`load average before start: ${JSON.stringify(loadAverage())} on ${os.cpus().length} CPUs`);
+
+let env;
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => { interrupted = true; log(`${signal}: finishing the current run, then stopping everything`); });
+}
+
+/** One loader process; CPU/RSS of the setup's servers sampled between its MEASURE markers. */
+function runLoader(spec, serverPids, upstreamPid) {
+  return new Promise((resolvePromise, reject) => {
+    const proxy = createSampler(serverPids);
+    const upstream = createSampler(() => [upstreamPid]);
+    const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let servers = null;
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('MEASURE_START\n') && !proxy.started) {
+        proxy.started = true;
+        proxy.start();
+        upstream.start();
+      }
+      if (out.includes('MEASURE_END\n') && !servers) servers = { proxy: proxy.stop(), upstream: upstream.stop() };
+    });
+    child.stderr.on('data', (d) => { err += d; });
+    const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
+    child.once('exit', (code) => {
+      clearTimeout(timeout);
+      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) { reject(new Error(`loader exited ${code}: ${err.slice(-1500)}`)); return; }
+      resolvePromise({ loader: JSON.parse(line), servers: servers ?? { proxy: proxy.stop(), upstream: upstream.stop() } });
+    });
+  });
+}
+
+const runs = [];
+const decisionLogDropped = {};
+try {
+  env = await createEnvironment({ dist: resolve(args.dist), tmp, setups: setupNames, log, nodeOptions: args['node-options'] === undefined ? undefined : args['node-options'].split(' ').filter(Boolean) });
+  log(`Portcullis runs with node ${env.info.portcullisNodeFlags.join(' ') || '(no extra flags)'}`);
+  log(`started: upstream ${JSON.stringify(env.info.upstream.ports)}; ${Object.keys(env.info.setups).join(', ')}`);
+  // One untimed pass per setup first, so V8 has compiled the hot paths before any measured run.
+  for (const setupName of setupNames) {
+    const setup = env.info.setups[setupName];
+    if (!setup || profile.prewarmS <= 0) continue;
+    const point = POINTS['h1-get-sat'];
+    const spec = { ...point.loader, url: setup.endpoints.h1.url + point.path, tls: setup.endpoints.h1.tls, headers: setup.headers, durationS: profile.prewarmS, warmupS: 0 };
+    try {
+      const r = await runLoader(spec, setup.pids, env.upstreamPid);
+      log(`pre-warm ${setupName}: ${Math.round(r.loader.rps)}/s (not recorded)`);
+    } catch (err) {
+      log(`pre-warm ${setupName} failed: ${err.message}`);
+    }
+  }
+  const total = plan.reduce((a, p) => a + p.setups.filter((s) => env.info.setups[s]).length, 0) * profile.repetitions;
+  let n = 0;
+  outer:
+  for (const p of plan) {
+    const point = POINTS[p.point];
+    for (let rep = 1; rep <= profile.repetitions; rep++) {
+      for (const setupName of p.setups) {
+        if (interrupted) break outer;
+        const setup = env.info.setups[setupName];
+        if (!setup) continue;
+        n++;
+        const endpoint = setup.endpoints[point.endpoint];
+        const spec = {
+          ...point.loader,
+          url: endpoint.url + (point.path ?? ''),
+          tls: endpoint.tls,
+          headers: setup.headers,
+          durationS: p.durationS,
+          warmupS: p.warmupS,
+        };
+        const load0 = loadAverage();
+        const t0 = new Date();
+        try {
+          const r = await runLoader(spec, setup.pids, env.upstreamPid);
+          const wall = r.loader.wall_s;
+          const record = {
+            point: p.point, setup: setupName, rep, started: t0.toISOString(), load_average_before: load0, load_average_after: loadAverage(),
+            loader: r.loader,
+            proxy: { cpu_s: r.servers.proxy.cpuS, vcpu: r.servers.proxy.cpuS / wall, peak_rss_mb: r.servers.proxy.peakRssMb },
+            upstream: { cpu_s: r.servers.upstream.cpuS, vcpu: r.servers.upstream.cpuS / wall, peak_rss_mb: r.servers.upstream.peakRssMb },
+            loader_vcpu: r.loader.loader_cpu_s / wall,
+          };
+          runs.push(record);
+          const lat = r.loader.latency;
+          log(`[${n}/${total}] ${p.point} #${rep} ${setupName}: ${Math.round(r.loader.rps)}/s${r.loader.messages_per_s && point.loader.kind === 'grpc-stream' ? ` (${Math.round(r.loader.messages_per_s)} msg/s)` : ''}`
+            + ` p50 ${lat.p50_ms?.toFixed(2)} p99 ${lat.p99_ms?.toFixed(2)} ms, errors ${r.loader.errors + r.loader.non2xx},`
+            + ` proxy ${record.proxy.vcpu.toFixed(2)} vCPU ${record.proxy.peak_rss_mb.toFixed(0)} MB, loader ${record.loader_vcpu.toFixed(2)} vCPU, load ${load0?.one}`);
+        } catch (err) {
+          log(`[${n}/${total}] ${p.point} #${rep} ${setupName}: FAILED ${err.message}`);
+          runs.push({ point: p.point, setup: setupName, rep, started: t0.toISOString(), load_average_before: load0, error: err.message });
+        }
+      }
+    }
+  }
+  // The decision log must not flatter the figures by dropping lines: record what each sidecar dropped.
+  for (const [setupName, setup] of Object.entries(env.info.setups)) {
+    for (const [sidecar, port] of Object.entries(setup.admins ?? {})) {
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const dropped = Number(/^portcullis_decision_log_dropped_total (\S+)/m.exec(text)?.[1] ?? NaN);
+        decisionLogDropped[sidecar] = dropped;
+        if (dropped > 0) log(`${setupName}: ${sidecar} dropped ${dropped} decision log lines`);
+      } catch (err) {
+        log(`cannot read ${sidecar} metrics: ${err.message}`);
+      }
+    }
+  }
+} catch (err) {
+  log(`cannot run: ${err.stack ?? err.message}`);
+  process.exitCode = 1;
+} finally {
+  if (env) await env.stop();
+}
+
+if (runs.length > 0) {
+  const meta = {
+    profile: args.profile,
+    started: startedAt.toISOString(),
+    finished: new Date().toISOString(),
+    host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, total_mem_mb: Math.round(os.totalmem() / 1048576), kernel: os.release() },
+    load_average_at_end: loadAverage(),
+    versions: env?.info.versions ?? {},
+    repetitions: profile.repetitions,
+    setups: Object.fromEntries(setupNames.map((s) => [s, SETUP_CATALOG[s].label])),
+    points: Object.fromEntries(plan.map((p) => [p.point, { ...POINTS[p.point], durationS: p.durationS, warmupS: p.warmupS, setups: p.setups }])),
+    decision_log_dropped: decisionLogDropped,
+    portcullis_node_flags: env?.info.portcullisNodeFlags ?? null,
+    overrides: { setups: args.setups ?? null, points: args.points ?? null, repetitions: args.repetitions ?? null, duration: args.duration ?? null },
+    note: 'Loader, proxy and upstream share this machine\'s CPUs with each other (and with anything else running): see load_average_* in every run.',
+  };
+  const summary = summarize(runs, meta);
+  mkdirSync(args.out, { recursive: true });
+  const prefix = `${stamp}-${args.profile}`;
+  for (const s of setupNames) {
+    writeFileSync(join(args.out, `${prefix}-${s}.json`), JSON.stringify({ meta, setup: s, label: SETUP_CATALOG[s].label, runs: runs.filter((r) => r.setup === s) }, null, 1) + '\n');
+  }
+  writeFileSync(join(args.out, `${prefix}-summary.json`), JSON.stringify(summary, null, 1) + '\n');
+  const md = renderMarkdown(summary, { chart: `${prefix}-chart.svg`, prefix });
+  writeFileSync(join(args.out, `${prefix}-summary.md`), md);
+  writeFileSync(join(args.out, `${prefix}-chart.svg`), renderSvg(summary));
+  copyFileSync(join(args.out, `${prefix}-chart.svg`), join(args.out, 'latest.svg'));
+  writeFileSync(join(args.out, 'latest.md'), renderMarkdown(summary, { chart: 'latest.svg', prefix }));
+  log(`wrote ${join(args.out, `${prefix}-summary.md`)} (+ per-setup JSON, chart, latest.md, latest.svg)`);
+  process.stdout.write(md);
+}
+if (!args.keep) rmSync(tmp, { recursive: true, force: true });
+else log(`kept ${tmp}`);
