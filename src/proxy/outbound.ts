@@ -9,6 +9,7 @@ import {
   constants as h2constants,
   createServer as createH2Server,
   type ClientHttp2Session,
+  type ClientHttp2Stream,
   type Http2Server,
   type Http2Session,
   type IncomingHttpHeaders as H2IncomingHeaders,
@@ -51,6 +52,8 @@ export interface OutboundListener {
   close(): Promise<void>;
 }
 
+/** Bounds the TLS connections one outbound listener opens to its destination for h2 streams. */
+const MAX_UPSTREAM_H2_SESSIONS = 8;
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
 
@@ -221,27 +224,70 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     downstreamSessions.add(s);
     s.on('close', () => downstreamSessions.delete(s));
   });
-  let session: ClientHttp2Session | undefined;
+  // Upstream h2 sessions to the destination sidecar. One session carries at most the peer's
+  // SETTINGS_MAX_CONCURRENT_STREAMS streams at once; beyond that nghttp2 would hold new streams back
+  // behind the busy ones, so another session is opened (up to a bound) instead. A session that got
+  // GOAWAY or closed takes no new streams; its in-flight streams finish on it (RFC 9113 §6.8).
+  let peerMaxStreams = 100;
+  const upstreamSessions = new Map<ClientHttp2Session, { inFlight: number; maxStreams: number; usable: boolean }>();
 
-  function upstreamSession(): ClientHttp2Session {
-    if (session && !session.closed && !session.destroyed) return session;
+  function openUpstreamSession(): ClientHttp2Session {
+    let socket: TLSSocket | undefined;
     const s = connectH2(`https://${target.authority}`, {
-      createConnection: () => connectTls({ host: target.host, port: target.port, ...tlsOptions(['h2']) }) as TLSSocket,
+      createConnection: () => {
+        socket = connectTls({ host: target.host, port: target.port, ...tlsOptions(['h2']) });
+        return socket;
+      },
     });
+    // Until this session's SETTINGS arrive, assume what the destination last advertised (node:http2
+    // itself assumes 100): streams sent past a lower real limit would come back REFUSED_STREAM.
+    const state = { inFlight: 0, maxStreams: peerMaxStreams, usable: true };
+    upstreamSessions.set(s, state);
     s.setTimeout(idleMs, () => s.close());
+    s.on('remoteSettings', (settings) => {
+      state.maxStreams = Math.max(1, settings.maxConcurrentStreams ?? 100);
+      peerMaxStreams = state.maxStreams;
+    });
     s.on('error', (err) => log?.warn({ listener: config.name, err: err.message }, 'outbound h2 session error'));
-    s.on('close', () => { if (session === s) session = undefined; });
-    // An unverified or failed handshake must not be reused by the next stream.
-    s.on('goaway', () => { if (session === s) session = undefined; });
-    session = s;
+    s.on('close', () => {
+      upstreamSessions.delete(s);
+      // A closed session only half-closes its TLS socket; a peer that never answers the FIN must not keep it.
+      setTimeout(() => socket?.destroy(), 1_000).unref();
+    });
+    // An unverified or failed handshake, or a peer going away, must not take the next stream.
+    s.on('goaway', (code: number) => {
+      state.usable = false;
+      if (code !== h2constants.NGHTTP2_NO_ERROR) log?.warn({ listener: config.name, code }, 'outbound h2 session got GOAWAY');
+    });
     return s;
   }
 
-  h2.on('stream', (stream: ServerHttp2Stream, headers: H2IncomingHeaders) => {
-    forwardH2(stream, headers);
+  function upstreamSession(): { session: ClientHttp2Session; release: () => void } {
+    let chosen: ClientHttp2Session | undefined;
+    let leastLoaded: ClientHttp2Session | undefined;
+    let leastRatio = Infinity;
+    for (const [s, state] of upstreamSessions) {
+      if (!state.usable || s.closed || s.destroyed) continue;
+      if (state.inFlight < state.maxStreams) { chosen = s; break; }
+      const ratio = state.inFlight / state.maxStreams;
+      if (ratio < leastRatio) { leastRatio = ratio; leastLoaded = s; }
+    }
+    if (!chosen) {
+      const usable = [...upstreamSessions.values()].filter((st) => st.usable).length;
+      // At the bound, the least loaded session queues the stream inside nghttp2 until a slot frees.
+      chosen = usable < MAX_UPSTREAM_H2_SESSIONS || !leastLoaded ? openUpstreamSession() : leastLoaded;
+    }
+    const state = upstreamSessions.get(chosen) as { inFlight: number };
+    state.inFlight++;
+    let released = false;
+    return { session: chosen, release: () => { if (!released) { released = true; state.inFlight--; } } };
+  }
+
+  h2.on('stream', (stream: ServerHttp2Stream, headers: H2IncomingHeaders, flags: number) => {
+    forwardH2(stream, headers, (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0);
   });
 
-  function forwardH2(down: ServerHttp2Stream, headers: H2IncomingHeaders): void {
+  function forwardH2(down: ServerHttp2Stream, headers: H2IncomingHeaders, requestEnded: boolean): void {
     const started = now();
     const method = String(headers[':method'] ?? 'GET');
     const path = String(headers[':path'] ?? '/');
@@ -272,22 +318,29 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
       publish({ started, status: grpc ? 200 : reply.status, grpcStatus: grpc ? reply.grpcStatus : null, reason: reply.reason, verdict: 'error', protocol: grpc ? 'grpc' : 'http', method, authority, path, outcome: reply.outcome, upstreamStatus: null });
     };
 
-    let up;
+    let up: ClientHttp2Stream;
+    // The 'stream' event's END_STREAM flag, not readableEnded ('end' has not been emitted yet): a GET
+    // goes upstream as one HEADERS frame instead of HEADERS plus an empty DATA frame.
+    const bodyless = requestEnded || down.readableEnded;
+    const { session: upSession, release } = upstreamSession();
     try {
-      up = upstreamSession().request(out, { endStream: down.readableEnded, waitForTrailers: false });
+      up = upSession.request(out, { endStream: bodyless, waitForTrailers: false });
     } catch (err) {
+      release();
       fail(err);
       return;
     }
     const connectTimer = setTimeout(() => up.close(h2constants.NGHTTP2_CANCEL), headersMs);
     up.on('error', fail);
     up.on('close', () => {
+      release();
       clearTimeout(connectTimer);
       if (!finished && !down.headersSent) fail(Object.assign(new Error('upstream stream closed'), { code: 'ECONNRESET' }));
     });
     down.on('close', () => { if (!up.closed) up.close(h2constants.NGHTTP2_CANCEL); });
     down.on('error', () => { if (!up.closed) up.close(h2constants.NGHTTP2_CANCEL); });
-    if (!down.readableEnded) down.pipe(up);
+    if (bodyless) down.resume();
+    else down.pipe(up);
 
     let trailers: OutgoingHttpHeaders | undefined;
     up.on('trailers', (t) => { trailers = filterTrailers(t); });
@@ -313,9 +366,16 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
         return;
       }
       down.respond(respHeaders, { waitForTrailers: true });
+      // Always end through sendTrailers: with no trailers node:http2 sends an empty DATA frame with
+      // END_STREAM. close() here marks the stream closed before its last frame is written, and node
+      // then destroys it once both sides are done without ever sending END_STREAM or RST_STREAM:
+      // the app's stream hangs (every plain h2 response through the mesh did, until its own timeout).
+      // A throw here would escape from inside node:http2's callback and take the process down.
+      let trailersSent = false;
       down.on('wantTrailers', () => {
-        if (trailers && Object.keys(trailers).length > 0) down.sendTrailers(trailers);
-        else down.close();
+        if (trailersSent || down.destroyed || down.closed) return;
+        trailersSent = true;
+        try { down.sendTrailers(trailers ?? {}); } catch { down.close(h2constants.NGHTTP2_INTERNAL_ERROR); }
       });
       up.pipe(down);
       up.on('end', done);
@@ -367,7 +427,7 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
         h1.closeAllConnections();
         for (const s of downstreamSessions) s.destroy();
       });
-      session?.close();
+      for (const s of upstreamSessions.keys()) s.close();
       await pool.close().catch(() => undefined);
     },
   };

@@ -195,3 +195,111 @@ test('gRPC to a server with the wrong identity: UNAVAILABLE, the server sees no 
   assert.equal(event?.reason, 'server_identity_mismatch');
   assert.equal(event?.grpc_status, 14);
 });
+
+interface H2Destination { port: number; sessions: number; streams: number; maxInFlight: number }
+
+/** An h2-over-mTLS destination (node:http2) presenting `cert`; `onStream` answers each stream. */
+async function h2Destination(cert: IssuedCert, onStream: (stream: import('node:http2').ServerHttp2Stream, headers: import('node:http2').IncomingHttpHeaders, dest: H2Destination) => void, settings: import('node:http2').Settings = {}): Promise<H2Destination> {
+  const http2 = await import('node:http2');
+  const server = http2.createSecureServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.caCertPem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], settings });
+  const dest: H2Destination = { port: 0, sessions: 0, streams: 0, maxInFlight: 0 };
+  let inFlight = 0;
+  const open = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (session) => {
+    dest.sessions++;
+    open.add(session);
+    session.on('close', () => open.delete(session));
+  });
+  server.on('stream', (stream, headers) => {
+    dest.streams++;
+    dest.maxInFlight = Math.max(dest.maxInFlight, ++inFlight);
+    stream.once('close', () => { inFlight--; });
+    onStream(stream, headers, dest);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  dest.port = (server.address() as AddressInfo).port;
+  // A session that sent GOAWAY stays open until the client side hangs up; cut it so the process can exit.
+  cleanups.push(() => new Promise<void>((r) => { server.close(() => r()); for (const s of open) s.destroy(); setTimeout(r, 200); }));
+  return dest;
+}
+
+async function h2cGet(port: number, paths: readonly string[], concurrency: number): Promise<{ status: number; body: string; trailers: Record<string, unknown> | undefined; error?: string }[]> {
+  const http2 = await import('node:http2');
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => { /* reported per stream */ });
+  const results = new Array<{ status: number; body: string; trailers: Record<string, unknown> | undefined; error?: string }>(paths.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let i = next++; i < paths.length; i = next++) {
+      results[i] = await new Promise((resolve) => {
+        const req = session.request({ ':method': 'GET', ':path': paths[i] as string }, { endStream: true });
+        let status = 0;
+        let body = '';
+        let trailers: Record<string, unknown> | undefined;
+        let settled = false;
+        const done = (error?: string): void => { if (!settled) { settled = true; resolve({ status, body, trailers, ...(error ? { error } : {}) }); } };
+        req.setTimeout(5_000, () => { req.close(http2.constants.NGHTTP2_CANCEL); done('timeout'); });
+        req.setEncoding('utf8');
+        req.on('response', (h) => { status = Number(h[':status']); });
+        req.on('trailers', (t) => { trailers = { ...t }; });
+        req.on('data', (c: string) => { body += c; });
+        req.on('end', () => done());
+        req.on('error', (e: Error) => done(e.message));
+        req.on('close', () => done(req.readableEnded ? undefined : `reset ${String(req.rstCode)}`));
+      });
+    }
+  }));
+  await new Promise<void>((r) => session.close(() => r()));
+  return results;
+}
+
+test('plain HTTP/2 (h2c from the app) ends with END_STREAM without trailers, and keeps trailers when the destination sends them', async () => {
+  const dest = await h2Destination(pki.issue({ spiffeId: TEST_IDS.httpbin }), (stream, headers) => {
+    const path = String(headers[':path']);
+    if (path === '/with-trailers') {
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+      stream.end('body+trailers');
+      return;
+    }
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    stream.end(`plain ${path}`);
+  });
+  const out = await outbound(dest.port, TEST_IDS.httpbin);
+  const [plain, withTrailers] = await h2cGet(out.address.port, ['/plain', '/with-trailers'], 1);
+  assert.deepEqual(plain, { status: 200, body: 'plain /plain', trailers: undefined });
+  assert.equal(withTrailers?.status, 200);
+  assert.equal(withTrailers?.body, 'body+trailers');
+  assert.equal(withTrailers?.trailers?.['x-checksum'], 'abc');
+});
+
+test('more concurrent streams than the destination allows per session: spread over more sessions, none refused', async () => {
+  const dest = await h2Destination(pki.issue({ spiffeId: TEST_IDS.httpbin }), (stream, headers) => {
+    // Hold each response briefly so the streams really overlap.
+    setTimeout(() => { stream.respond({ ':status': 200 }); stream.end(String(headers[':path'])); }, 20);
+  }, { maxConcurrentStreams: 10 });
+  const out = await outbound(dest.port, TEST_IDS.httpbin);
+  // One stream first, so the destination's SETTINGS are known: node:http2 assumes 100 until then.
+  assert.equal((await h2cGet(out.address.port, ['/warm'], 1))[0]?.status, 200);
+  const paths = Array.from({ length: 120 }, (_, i) => `/c/${i}`);
+  const results = await h2cGet(out.address.port, paths, 40);
+  assert.deepEqual(results.filter((r, i) => r.status !== 200 || r.body !== paths[i] || r.error).slice(0, 3), []);
+  assert.equal(dest.streams, 121);
+  assert.ok(dest.maxInFlight <= 10 * dest.sessions, 'no session went over the advertised limit');
+  assert.ok(dest.sessions >= 2, `40 concurrent streams with a limit of 10 opened ${dest.sessions} session(s)`);
+});
+
+test('after the destination sends GOAWAY, new streams go to a fresh session', async () => {
+  const dest = await h2Destination(pki.issue({ spiffeId: TEST_IDS.httpbin }), (stream, headers, d) => {
+    stream.respond({ ':status': 200 });
+    stream.end(`${d.sessions} ${String(headers[':path'])}`);
+    // The first session says goodbye after its first stream, as a draining sidecar would.
+    if (d.sessions === 1) stream.session?.goaway(0);
+  });
+  const out = await outbound(dest.port, TEST_IDS.httpbin);
+  const [first] = await h2cGet(out.address.port, ['/one'], 1);
+  await new Promise((r) => setTimeout(r, 50));
+  const [second] = await h2cGet(out.address.port, ['/two'], 1);
+  assert.deepEqual(first, { status: 200, body: '1 /one', trailers: undefined });
+  assert.deepEqual(second, { status: 200, body: '2 /two', trailers: undefined });
+});
