@@ -81,6 +81,10 @@ function metricsSink(metrics: Metrics): DecisionSink {
         reason: event.reason,
         wouldDeny: event.would_deny,
         decisionSeconds: event.latency_us / 1e6,
+        dialect: event.dialect,
+        policy: event.policy ? `${event.policy.namespace}/${event.policy.name}` : null,
+        rule: event.rule,
+        authorization: event.authorization,
       });
     },
   };

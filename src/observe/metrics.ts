@@ -16,6 +16,11 @@ export interface DecisionSample {
   wouldDeny: boolean;
   /** Time spent deciding (context + authenticate + authorize), seconds. */
   decisionSeconds: number;
+  /** Provenance (bounded by the policy set): `ns/name`, Istio rule id or Linkerd route, Linkerd authorization. */
+  dialect?: string | null;
+  policy?: string | null;
+  rule?: string | null;
+  authorization?: string | null;
 }
 
 export interface Metrics {
@@ -131,7 +136,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const requestCounts = new DeferredCounter(['verdict', 'mode', 'reason', 'listener']);
   const wouldDenyCounts = new DeferredCounter(['reason']);
+  const policyCounts = new DeferredCounter(['dialect', 'policy', 'rule', 'authorization', 'verdict']);
   new Counter({ name: 'portcullis_requests_total', help: 'Requests by verdict, mode, reason and listener.', labelNames: ['verdict', 'mode', 'reason', 'listener'] as const, registers: [registry], collect() { requestCounts.flushInto(this); } });
+  new Counter({ name: 'portcullis_policy_decisions_total', help: 'Decisions by the policy, rule (Istio) or route (Linkerd) and authorization (Linkerd) that made them; label values come from the policy set.', labelNames: ['dialect', 'policy', 'rule', 'authorization', 'verdict'] as const, registers: [registry], collect() { policyCounts.flushInto(this); } });
   new Counter({ name: 'portcullis_would_deny_total', help: 'Requests forwarded only because of audit mode, by reason.', labelNames: ['reason'] as const, registers: [registry], collect() { wouldDenyCounts.flushInto(this); } });
   const decisionDuration = new Histogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry] });
   const upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'] as const, buckets: upstreamBuckets, registers: [registry] });
@@ -166,6 +173,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     recordDecision(s) {
       requestCounts.inc(s.verdict, s.mode, s.reason, s.listener);
       if (s.wouldDeny) wouldDenyCounts.inc(s.reason);
+      if (s.dialect) policyCounts.inc(s.dialect, s.policy ?? '', s.rule ?? '', s.authorization ?? '', s.verdict);
       decisionDuration.observe(s.decisionSeconds);
     },
     recordUpstream(outcome, seconds) { upstreamChildren.get(outcome).observe(seconds); },

@@ -153,6 +153,13 @@ describe('Linkerd policies through the real proxy: HTTP', () => {
     assert.equal(ev?.dialect, 'linkerd');
     assert.match(String(ev?.rule), /items/);
     assert.equal(ev?.authorization, 'authorizationpolicy/items-frontend');
+    // The same provenance is in the metrics, with bounded labels (policy, route, authorization names).
+    const metrics = await proxy.metrics();
+    const line = metrics.split('\n').find((l) => l.startsWith('portcullis_policy_decisions_total{') && l.includes('authorization="authorizationpolicy/items-frontend"') && l.includes('verdict="allow"'));
+    assert.ok(line, `no policy-decision series for the authorization in:\n${metrics.split('\n').filter((l) => l.includes('policy_decisions')).join('\n')}`);
+    assert.match(line, /dialect="linkerd"/);
+    assert.match(line, /rule="[^"]*items[^"]*"/);
+    assert.match(line, / [1-9]\d*$/);
   });
 
   it('denies another mTLS identity: 403, empty body, l5d-proxy-error; the workload sees nothing', async () => {
