@@ -649,6 +649,7 @@ function buildCompileOptions(v: Map<string, unknown>): CompileOptions {
     },
     rootNamespace: get<string>('rootNamespace'),
     pathNormalization: get<PathNormalization>('pathNormalization'),
+    denyPathsIgnoreCase: get<boolean>('denyPathsIgnoreCase'),
     customProviders: [],
     linkerd: {
       defaultPolicy: get<string>('defaultPolicy'),

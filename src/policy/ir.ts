@@ -32,7 +32,7 @@ export type TemplateSegment = { kind: 'literal'; value: string } | { kind: 'one'
 export type PathMatcher =
   | StringMatcher
   /** Istio `{*}` / `{**}` URI template (Envoy uri_template semantics). */
-  | { kind: 'template'; segments: TemplateSegment[] }
+  | { kind: 'template'; segments: TemplateSegment[]; ignoreCase?: boolean }
   /** Linkerd / Gateway API PathPrefix: segment-wise prefix, trailing slashes trimmed on both sides. */
   | { kind: 'segment-prefix'; value: string };
 
@@ -237,6 +237,11 @@ export interface CompileOptions {
   /** Istio meshConfig.rootNamespace, default `istio-system`. */
   rootNamespace: string;
   pathNormalization: PathNormalization;
+  /**
+   * Hardening (security spec PC-4): the positive `paths` of Istio DENY rules match regardless of case, for
+   * workloads whose router ignores case (Express does by default). Only ever widens a deny. Default false.
+   */
+  denyPathsIgnoreCase?: boolean;
   /** Names of configured CUSTOM (ext_authz) providers; none today, so a CUSTOM match denies. */
   customProviders: string[];
   linkerd: {

@@ -82,6 +82,10 @@ export function compileSegmentPrefix(value: string): StringPredicate {
 }
 
 export function compilePath(m: PathMatcher): StringPredicate {
+  if (m.kind === 'template' && m.ignoreCase) {
+    const lowered = compileTemplate(m.segments.map((s) => (s.kind === 'literal' ? { kind: 'literal', value: s.value.toLowerCase() } : s)));
+    return (path) => lowered(path.toLowerCase());
+  }
   if (m.kind === 'template') return compileTemplate(m.segments);
   if (m.kind === 'segment-prefix') return compileSegmentPrefix(m.value);
   return compileString(m);

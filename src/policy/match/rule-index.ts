@@ -73,7 +73,7 @@ export function keyOptions(m: Matcher): KeyOptions {
       const pm = m.match;
       if (pm.kind === 'exact' && !pm.ignoreCase) return single({ dim: 'pathExact', value: pm.value });
       if (pm.kind === 'prefix' && !pm.ignoreCase) return single({ dim: 'pathPrefix', value: pm.value });
-      if (pm.kind === 'template') return single({ dim: 'pathPrefix', value: templateLiteralPrefix(pm.segments) });
+      if (pm.kind === 'template' && !pm.ignoreCase) return single({ dim: 'pathPrefix', value: templateLiteralPrefix(pm.segments) });
       if (pm.kind === 'segment-prefix') return single({ dim: 'pathPrefix', value: pm.value.replace(/\/+$/, '') });
       return NONE_OPTIONS;
     }

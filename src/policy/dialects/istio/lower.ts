@@ -67,7 +67,7 @@ function lowerAuthorizationPolicy(doc: PolicyDocument, options: CompileOptions, 
   const ns = policyNamespace(doc);
   const ref: PolicyRef = { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: ns, name: doc.metadata.name };
   const dryRun = isDryRun(doc);
-  const env: RuleEnv = { policyNamespace: ns, trustDomains: [options.workload.trustDomain, ...options.workload.trustDomainAliases] };
+  const env: RuleEnv = { policyNamespace: ns, trustDomains: [options.workload.trustDomain, ...options.workload.trustDomainAliases], denyPathsIgnoreCase: options.denyPathsIgnoreCase === true };
   const provider = action === 'CUSTOM' && isObj(spec.provider) && typeof spec.provider.name === 'string' ? spec.provider.name : undefined;
   const rules = Array.isArray(spec.rules) ? spec.rules : [];
   for (const [chainName, chain] of [['http', program.http], ['tcp', program.tcp]] as const) {

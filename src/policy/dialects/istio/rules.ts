@@ -10,6 +10,8 @@ export interface RuleEnv {
   policyNamespace: string;
   /** Local trust domain first, then the aliases. */
   trustDomains: string[];
+  /** CompileOptions.denyPathsIgnoreCase (PC-4). */
+  denyPathsIgnoreCase?: boolean;
 }
 
 type Obj = { [key: string]: JsonValue };
@@ -210,6 +212,14 @@ export interface LowerMode {
 
 class DropRule extends Error {}
 
+function ignorePathCase(m: Matcher): Matcher {
+  if (m.type === 'or') return { type: 'or', of: m.of.map(ignorePathCase) };
+  if (m.type !== 'request.path') return m;
+  const pm = m.match;
+  if (pm.kind === 'exact' || pm.kind === 'prefix' || pm.kind === 'suffix' || pm.kind === 'template') return { type: 'request.path', match: { ...pm, ignoreCase: true } };
+  return m;
+}
+
 /** AND of the fields of one source/operation; HTTP-only fields throw DropRule (ALLOW) or vanish (others) on TCP. */
 function lowerFields(body: Obj, defs: Record<string, FieldDef>, env: RuleEnv, mode: LowerMode): Matcher {
   const parts: Matcher[] = [];
@@ -221,7 +231,9 @@ function lowerFields(body: Obj, defs: Record<string, FieldDef>, env: RuleEnv, mo
         if (mode.action === 'ALLOW') throw new DropRule();
         continue;
       }
-      const m = or(def.lower(values, env));
+      let m = or(def.lower(values, env));
+      // PC-4 hardening: case-insensitive positive DENY paths only; anything else would narrow a deny.
+      if (field === 'paths' && !negate && mode.action === 'DENY' && env.denyPathsIgnoreCase) m = ignorePathCase(m);
       parts.push(negate ? { type: 'not', of: m } : m);
     }
   }
