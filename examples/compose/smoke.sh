@@ -40,7 +40,15 @@ if [ "$AUDIT" = 1 ]; then
   echo "smoke: audit-only twin"
   expect 200 "http://127.0.0.1:$I/call-audit/api/orders"
   cid=$(docker ps -q --filter "label=com.docker.compose.service=sidecar-b-audit" ${PROJECT:+--filter "label=com.docker.compose.project=$PROJECT"} | head -1)
-  if [ -n "$cid" ] && docker logs "$cid" 2>/dev/null | grep '"would_deny":true' | grep -q 'sa/intruder'; then
+  # Decision lines are written in batches within 100 ms: poll briefly. The logs are captured before
+  # grepping: under pipefail, `docker logs | grep -q` fails when grep exits early and docker gets SIGPIPE.
+  logged=0
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    logs=$([ -n "$cid" ] && docker logs "$cid" 2>/dev/null || true)
+    if printf '%s\n' "$logs" | grep '"would_deny":true' | grep 'sa/intruder' >/dev/null; then logged=1; break; fi
+    sleep 0.3
+  done
+  if [ "$logged" = 1 ]; then
     echo "  ok   audit sidecar logged would_deny for the intruder"
   else
     echo "  FAIL no would_deny line from sidecar-b-audit"; fail=1
