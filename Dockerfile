@@ -38,7 +38,7 @@ USER 10001:10001
 # 8443 inbound mTLS, 15000 admin (/ready, /live, /metrics, /policy).
 EXPOSE 8443 15000
 # No curl in the image: a node one-liner probes /ready on the admin port (PORTCULLIS_ADMIN_PORT to override).
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('http').get({host:'127.0.0.1',port:process.env.PORTCULLIS_ADMIN_PORT||15000,path:'/ready',timeout:2500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 # Exec form: node is PID 1 and `portcullis run` handles SIGTERM by draining connections.
 ENTRYPOINT ["node", "/app/dist/src/main.js"]
