@@ -24,7 +24,7 @@ export default tseslint.config(
   },
   {
     files: ['src/policy/**/*.ts'],
-    ignores: ['src/policy/**/*.test.ts', 'src/policy/bench/**'],
+    ignores: ['src/policy/**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         paths: [...ioModules.flatMap((m) => [m, `node:${m}`]), 'undici', 'node:process', 'process', 'node:perf_hooks', 'perf_hooks']

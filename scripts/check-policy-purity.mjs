@@ -17,7 +17,7 @@ const offenders = [];
 function walk(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) { if (name !== 'bench') walk(path); continue; }
+    if (statSync(path).isDirectory()) { walk(path); continue; }
     if (!path.endsWith('.ts') || path.endsWith('.test.ts')) continue;
     readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
       if (line.trimStart().startsWith('//')) return;

@@ -3,11 +3,11 @@
 // Run: npm run bench:policy. Targets: >=500k decisions/s at 1,000 rules, <=4x slowdown 10 -> 10,000, compile <1 s.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { compilePolicies } from '../compile.js';
-import { buildRequestContext } from '../context.js';
-import type { RequestContext, RequestInput } from '../context-types.js';
-import { evaluate, prepareSnapshot } from '../evaluate.js';
-import type { CompileOptions, PolicySnapshot } from '../ir.js';
+import { compilePolicies } from '../policy/compile.js';
+import { buildRequestContext } from '../policy/context.js';
+import type { RequestContext, RequestInput } from '../policy/context-types.js';
+import { evaluate, prepareSnapshot } from '../policy/evaluate.js';
+import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RULES_PER_POLICY = 10;
