@@ -92,7 +92,7 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
   }
   let context = built.context;
   if (input.protocol !== 'tcp') {
-    const authn = await deps.authenticator.authenticate({ method: input.method, target: input.path, headers: lowerCaseHeaders(input.headers) });
+    const authn = await deps.authenticator.authenticate({ method: input.method, target: input.path, headers: headerView(grouped) });
     if (authn.kind === 'failed') {
       return { output: { ...refused('unauthenticated', authn.status, isGrpc, authn.reason), message: authn.message }, context, decision: undefined };
     }
@@ -186,13 +186,10 @@ export function toRequestInput(request: CheckRequest): RequestInput {
   };
 }
 
-function lowerCaseHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+/** The JWT authenticator's view: lower-cased names, a repeated header as a list (as the proxy passes it). */
+function headerView(grouped: Map<string, string[]>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    const name = k.toLowerCase();
-    const prev = out[name];
-    out[name] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(v) ? v : [v])];
-  }
+  for (const [name, values] of grouped) out[name] = values.length === 1 ? (values[0] as string) : values;
   return out;
 }
 

@@ -2,6 +2,7 @@
 // Strict like PC-29 (security.md): unknown keys are errors, flags win over the file, defaults from schema.ts.
 
 import { isIP } from 'node:net';
+import { parseCidr } from '../policy/match/cidr.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
@@ -186,13 +187,8 @@ export function parseHostPort(text: string): HostPort | string {
 }
 
 function isCidr(text: string): boolean {
-  const [addr, prefix, extra] = text.split('/');
-  if (extra !== undefined || !addr) return false;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (family === 4 ? 32 : 128);
+  // The parser the matchers use, so every network the config accepts compiles.
+  return parseCidr(text) !== null;
 }
 
 function scalarText(l: Located, problems: Problems, what: string): string | undefined {

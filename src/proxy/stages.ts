@@ -39,8 +39,6 @@ export interface Stage {
 
 const proceed: StageResult = { kind: 'continue' };
 
-const ownedNamesFor = ownedHeaderNames;
-
 export const stages: readonly Stage[] = [
   {
     // The snapshot is read ONCE per request so no request is judged by two policy sets.
@@ -55,7 +53,7 @@ export const stages: readonly Stage[] = [
     run(state, deps) {
       const { ex } = state;
       if (ex.method === 'CONNECT') return { kind: 'respond', refusal: { kind: 'method_not_allowed', reason: 'connect_not_allowed' } };
-      const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: ownedNamesFor(state.snapshot as PolicySnapshot) });
+      const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: ownedHeaderNames(state.snapshot as PolicySnapshot) });
       if (!scan.ok) return { kind: 'respond', refusal: scan.refusal };
       const h = scan.headers;
       state.scanned = h;
@@ -141,7 +139,7 @@ export const stages: readonly Stage[] = [
 /** Re-cleans the headers with the JWT edits and rebuilds the context from them (the one cleaning step, headers.ts). */
 function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
   const scanned = state.scanned as ScannedRequestHeaders;
-  const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: ownedNamesFor(state.snapshot as PolicySnapshot), jwtEdits: edits });
+  const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: ownedHeaderNames(state.snapshot as PolicySnapshot), jwtEdits: edits });
   if (!cleaned.ok) return { kind: 'respond', refusal: cleaned.refusal };
   state.scanned = { ...scanned, forward: cleaned.forward, forPolicy: cleaned.forPolicy };
   const target = edits.removeQueryParams && edits.removeQueryParams.length > 0 ? removeQueryParams(state.ex.target, edits.removeQueryParams) : state.ex.target;

@@ -2,6 +2,7 @@
 // templates, Go durations and booleans, header names. Follows istio/istio matcher/string.go, security.go.
 
 import type { PathMatcher, StringMatcher, TemplateSegment } from '../../ir.js';
+import { parseCidrStrict } from '../../match/cidr.js';
 
 /**
  * Istio's generic string form (StringMatcherWithPrefix without a prefix): `*` = any non-empty value,
@@ -35,47 +36,10 @@ export function parsePort(text: string): number | undefined {
   return n <= 65535 ? n : undefined;
 }
 
-function isIPv4(text: string): boolean {
-  const parts = text.split('.');
-  if (parts.length !== 4) return false;
-  // Go's netip rejects leading zeros (ambiguous octal); so do we.
-  return parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
-}
-
-function isIPv6(text: string): boolean {
-  if (text.includes('%')) return false; // zones are meaningless in a policy
-  let body = text;
-  let tailGroups = 0;
-  const lastColon = body.lastIndexOf(':');
-  if (lastColon >= 0 && body.slice(lastColon + 1).includes('.')) {
-    if (!isIPv4(body.slice(lastColon + 1))) return false;
-    body = body.slice(0, lastColon + 1) + '0';
-    tailGroups = 1; // the embedded IPv4 takes two groups; '0' stands for one, add one more below
-  }
-  const halves = body.split('::');
-  if (halves.length > 2) return false;
-  const groupsOf = (s: string): string[] | undefined => {
-    if (s === '') return [];
-    const g = s.split(':');
-    return g.every((x) => /^[0-9a-fA-F]{1,4}$/.test(x)) ? g : undefined;
-  };
-  const left = groupsOf(halves[0] ?? '');
-  const right = halves.length === 2 ? groupsOf(halves[1] ?? '') : [];
-  if (!left || !right) return false;
-  const count = left.length + right.length + tailGroups;
-  return halves.length === 2 ? count <= 7 : count === 8;
-}
-
-/** An IP address or CIDR as Go netip.ParseAddr / ParsePrefix accept it (Istio ValidateIPs). */
+/** An IP or CIDR as Istio (Go's netip) accepts it: no leading zeros, no zones. */
 export function isValidIpOrCidr(text: string): boolean {
-  const slash = text.indexOf('/');
-  if (slash < 0) return isIPv4(text) || isIPv6(text);
-  const addr = text.slice(0, slash);
-  const bits = text.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(bits)) return false;
-  if (isIPv4(addr)) return Number(bits) <= 32;
-  if (isIPv6(addr)) return Number(bits) <= 128;
-  return false;
+  // The matcher's own strict parser: what validation accepts is exactly what evaluation can match.
+  return parseCidrStrict(text) !== null;
 }
 
 // --- paths ---------------------------------------------------------------------------------------
