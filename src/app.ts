@@ -158,7 +158,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
     const deps: ProxyDeps = {
       mode: config.mode,
       limits: config.limits,
-      pathNormalization: config.pathNormalization,
+      pathNormalization: config.compile.pathNormalization,
       rejectEncodedSlashes: config.rejectEncodedSlashes,
       policies: store,
       credentials: {

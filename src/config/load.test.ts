@@ -69,7 +69,6 @@ test('a minimal file gets every secure default and resolves relative paths again
   assert.equal(c.compile.workload.trustDomain, 'cluster.local');
   assert.equal(c.compile.rootNamespace, 'istio-system');
   assert.equal(c.compile.pathNormalization, 'MERGE_SLASHES');
-  assert.equal(c.pathNormalization, 'MERGE_SLASHES');
   assert.equal(c.compile.linkerd.defaultPolicy, 'all-unauthenticated');
   assert.deepEqual(c.compile.linkerd.clusterNetworks, ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']);
   assert.deepEqual(c.decisionLog, { destination: 'stdout', maxBufferedEvents: 10_000 });
@@ -119,7 +118,7 @@ jwks:
   assert.deepEqual(c.tls.trustDomains, ['cluster.local', 'old.example']);
   assert.deepEqual(c.compile.workload, { namespace: 'shop', labels: { app: 'web', version: '1.10' }, annotations: { 'config.linkerd.io/default-inbound-policy': 'deny' }, serviceAccount: 'web', trustDomain: 'prod.example', trustDomainAliases: ['old.example'] });
   assert.equal(c.compile.rootNamespace, 'mesh-root');
-  assert.equal(c.pathNormalization, 'DECODE_AND_MERGE_SLASHES');
+  assert.equal(c.compile.pathNormalization, 'DECODE_AND_MERGE_SLASHES');
   assert.equal(c.rejectEncodedSlashes, true);
   assert.deepEqual(c.compile.linkerd, { defaultPolicy: 'cluster-authenticated', clusterNetworks: ['10.0.0.0/8'], probeNetworks: ['10.1.0.0/16'], probePaths: { 8080: ['/live', '/ready'] }, portNames: { http: 8080 }, controlPlaneNamespace: 'linkerd-cp' });
   assert.deepEqual(c.decisionLog, { destination: '/etc/pc/logs/decisions.ndjson', maxBufferedEvents: 50 });

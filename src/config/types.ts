@@ -1,7 +1,7 @@
 // Owns the validated runtime Config of `portcullis run` (schema + defaults live in config/schema.ts).
 // Every module is built from this one object by app.ts; nothing else reads flags or files for settings.
 
-import type { CompileOptions, PathNormalization } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
 
 export interface HostPort {
   host: string;
@@ -81,7 +81,6 @@ export interface Config {
   };
   /** Workload facts + Istio/Linkerd options, exactly what the policy compiler takes. */
   compile: CompileOptions;
-  pathNormalization: PathNormalization;
   /** Reject `%2F`/`%5C` in paths with 400 (Envoy REJECT_REQUEST); default false (Istio sidecar keeps them). */
   rejectEncodedSlashes: boolean;
   decisionLog: {

@@ -1,0 +1,71 @@
+// Owns the workload flags shared by `run`, `check` and `explain` (--namespace, --labels, ...): the same
+// schema keys, meaning and defaults as `run`, assembled into the policy compiler's CompileOptions.
+
+import type { Diagnostic } from '../policy/diagnostics.js';
+import type { CompileOptions, PathNormalization } from '../policy/ir.js';
+import { configSchema } from './schema.js';
+import { defaultWhere, flagScalar, Problems, type Located } from './located.js';
+import { flagOptions, readFlags, type ParseArgsOptions } from './flags.js';
+import { resolveValues } from './converters.js';
+
+/** parseArgs option descriptors of the workload flags, for commands that parse their own flags too. */
+export const workloadFlagOptions: ParseArgsOptions = flagOptions(configSchema.filter((k) => k.workload));
+
+/** The workload keys of a resolved value map, as the policy compiler takes them. */
+export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOptions {
+  const get = <T>(key: string): T => v.get(key) as T;
+  return {
+    workload: {
+      namespace: get<string>('namespace'),
+      labels: get<Record<string, string>>('labels'),
+      annotations: get<Record<string, string>>('annotations'),
+      serviceAccount: get<string>('serviceAccount'),
+      trustDomain: get<string>('trustDomain'),
+      trustDomainAliases: get<string[]>('trustDomainAliases'),
+    },
+    rootNamespace: get<string>('rootNamespace'),
+    pathNormalization: get<PathNormalization>('pathNormalization'),
+    denyPathsIgnoreCase: get<boolean>('denyPathsIgnoreCase'),
+    customProviders: [],
+    linkerd: {
+      defaultPolicy: get<string>('defaultPolicy'),
+      clusterNetworks: get<string[]>('clusterNetworks'),
+      probeNetworks: get<string[]>('probeNetworks'),
+      probePaths: get<Record<number, string[]>>('probePaths'),
+      portNames: get<Record<string, number>>('portNames'),
+      controlPlaneNamespace: get<string>('controlPlaneNamespace'),
+    },
+  };
+}
+
+export interface WorkloadFlagsResult {
+  options: CompileOptions;
+  diagnostics: Diagnostic[];
+  /** argv with the workload flags (and their values) removed, for the command's own parser. */
+  rest: string[];
+}
+
+/**
+ * The workload flags shared by `run`, `check` and `explain` (--namespace, --labels, ...), with the
+ * same meaning and defaults as the `run` keys. `--namespace` defaults to `default` here (run requires it).
+ * Flags this function does not know are left in `rest`.
+ */
+export function parseWorkloadFlags(argv: readonly string[], cwd = process.cwd()): WorkloadFlagsResult {
+  const problems = new Problems();
+  const specs = configSchema.filter((k) => k.workload);
+  const flags = readFlags(argv, specs, cwd, false, problems);
+  if (!flags.values.has('namespace')) {
+    const where = defaultWhere('namespace', cwd);
+    flags.values.set('namespace', flagScalar('default', where));
+  }
+  const v = resolveValues(specs, new Map(), flags.values, cwd, defaultWhere('', cwd), problems);
+  return { options: problems.hasErrors() ? defaultCompileOptions() : buildCompileOptions(v), diagnostics: problems.list, rest: flags.rest };
+}
+
+/** CompileOptions with every schema default (namespace `default`); used when flags had errors. */
+export function defaultCompileOptions(): CompileOptions {
+  const problems = new Problems();
+  const specs = configSchema.filter((k) => k.workload);
+  const flagValues = new Map<string, Located>([['namespace', flagScalar('default', defaultWhere('namespace', '/'))]]);
+  return buildCompileOptions(resolveValues(specs, new Map(), flagValues, '/', defaultWhere('', '/'), problems));
+}
