@@ -9,7 +9,6 @@ import { compilePolicies, type StageTiming } from '../policy/compile.js';
 import { hasErrors, type Diagnostic } from '../policy/diagnostics.js';
 import type { PolicySource } from '../policy/documents-types.js';
 import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
-import type { Metrics, ReloadResult } from '../observe/metrics.js';
 import { isPolicyFileName, listPolicyFiles, readPolicySources } from './policy-files.js';
 
 /** The subset of a pino logger the store needs. */
@@ -17,6 +16,15 @@ export interface StoreLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+}
+
+/** Outcome of one reload attempt: a new snapshot, the last good one kept, or the same revision again. */
+export type ReloadResult = 'success' | 'failure' | 'unchanged';
+
+/** What the store tells the metrics about reloads (a narrow view, so config does not depend on observe). */
+export interface ReloadRecorder {
+  recordPolicyReload: (result: ReloadResult) => void;
+  setPolicyRevision: (revision: string) => void;
 }
 
 export interface ReloadReport {
@@ -60,7 +68,7 @@ export interface PolicyStoreOptions {
   paths: readonly string[];
   options: CompileOptions;
   logger?: StoreLogger;
-  metrics?: Pick<Metrics, 'recordPolicyReload' | 'setPolicyRevision'>;
+  metrics?: ReloadRecorder;
   /** Wall clock, epoch ms (default Date.now). */
   clock?: () => number;
   /** Watch the paths and reload on change (default true). */

@@ -3,19 +3,32 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../config/types.js';
-import type { PolicyStoreStatus } from '../config/policy-store.js';
 import type { Metrics } from './metrics.js';
+
+/** An address to listen on, or the one bound. */
+export interface AdminAddress {
+  host: string;
+  port: number;
+}
+
+/** What GET /policy shows about the policy in force: the store's status, passed through as JSON. */
+export interface PolicyStatus {
+  revision: string;
+  loadedAt: string;
+  documents: unknown;
+  diagnostics: unknown;
+  lastReload: unknown;
+}
 
 export interface Readiness {
   ready: boolean;
   reasons: string[];
 }
 
-type StatusSource = { status(): PolicyStoreStatus };
+type StatusSource = { status(): PolicyStatus };
 
 export interface AdminServerOptions {
-  listen: HostPort;
+  listen: AdminAddress;
   metrics: Pick<Metrics, 'scrape' | 'contentType'>;
   /** The store, or a getter for one that may not exist yet (then /ready is 503 and /policy says so). */
   policyStore: StatusSource | (() => StatusSource | undefined) | undefined;
@@ -25,7 +38,7 @@ export interface AdminServerOptions {
 }
 
 export interface AdminServer {
-  address: HostPort;
+  address: AdminAddress;
   close(): Promise<void>;
 }
 
