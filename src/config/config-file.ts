@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { configSchema, keyGroups } from './schema.js';
 import { Problems, type Located, type LocatedEntry, type Where } from './located.js';
+import { Code } from '../codes.js';
 
 function fromYamlNode(node: YamlNode | null | undefined, doc: Document, lines: LineCounter, file: string, fieldPath: string, baseDir: string, problems: Problems, depth = 0): Located | undefined {
   const where = (n: YamlNode | null | undefined): Where => {
@@ -12,7 +13,7 @@ function fromYamlNode(node: YamlNode | null | undefined, doc: Document, lines: L
     const pos = lines.linePos(offset);
     return { origin: { file, line: pos.line, column: pos.col }, fieldPath, baseDir };
   };
-  if (depth > 16) return problems.error(where(node), 'PRT_CONFIG_TYPE', 'nesting is too deep');
+  if (depth > 16) return problems.error(where(node), Code.CONFIG_TYPE, 'nesting is too deep');
   if (node && isAlias(node)) node = node.resolve(doc) as YamlNode | undefined;
   if (!node) return { type: 'scalar', value: null, text: '', where: where(node) };
   if (isScalar(node)) {
@@ -35,7 +36,7 @@ function fromYamlNode(node: YamlNode | null | undefined, doc: Document, lines: L
       const keyNode = pair.key as YamlNode | null;
       const key = keyNode && isScalar(keyNode) ? String(keyNode.value) : undefined;
       const keyWhere = where(keyNode);
-      if (key === undefined) { problems.error(keyWhere, 'PRT_CONFIG_TYPE', 'keys must be plain strings'); continue; }
+      if (key === undefined) { problems.error(keyWhere, Code.CONFIG_TYPE, 'keys must be plain strings'); continue; }
       const childPath = fieldPath ? `${fieldPath}.${key}` : key;
       keyWhere.fieldPath = childPath;
       const value = fromYamlNode(pair.value as YamlNode | null, doc, lines, file, childPath, baseDir, problems, depth + 1);
@@ -46,7 +47,7 @@ function fromYamlNode(node: YamlNode | null | undefined, doc: Document, lines: L
     }
     return { type: 'map', entries, where: where(node) };
   }
-  return problems.error(where(node), 'PRT_CONFIG_TYPE', 'unsupported YAML node');
+  return problems.error(where(node), Code.CONFIG_TYPE, 'unsupported YAML node');
 }
 
 // Config file
@@ -59,22 +60,22 @@ export function readConfigDocument(text: string, file: string, problems: Problem
   for (const e of [...doc.errors, ...doc.warnings]) {
     const pos = lines.linePos(e.pos[0]);
     problems.list.push({
-      code: 'PRT_CONFIG_YAML', severity: doc.errors.includes(e as never) ? 'error' : 'warning',
+      code: Code.CONFIG_YAML, severity: doc.errors.includes(e as never) ? 'error' : 'warning',
       message: e.message.split('\n')[0] ?? e.message, origin: { file, line: pos.line, column: pos.col }, fieldPath: '',
     });
   }
   if (doc.errors.length > 0) return values;
   const root = fromYamlNode(doc.contents as YamlNode | null, doc, lines, file, '', baseDir, problems);
   if (!root || (root.type === 'scalar' && root.value === null)) return values;
-  if (root.type !== 'map') { problems.error(root.where, 'PRT_CONFIG_TYPE', 'the config file must be a YAML map of keys'); return values; }
+  if (root.type !== 'map') { problems.error(root.where, Code.CONFIG_TYPE, 'the config file must be a YAML map of keys'); return values; }
   for (const entry of root.entries) {
     if (keyGroups.includes(entry.key)) {
-      if (entry.value.type !== 'map') { problems.error(entry.value.where, 'PRT_CONFIG_TYPE', `'${entry.key}' must be a map`); continue; }
+      if (entry.value.type !== 'map') { problems.error(entry.value.where, Code.CONFIG_TYPE, `'${entry.key}' must be a map`); continue; }
       for (const sub of entry.value.entries) {
         const full = `${entry.key}.${sub.key}`;
         if (!configSchema.some((k) => k.key === full)) {
           const allowed = configSchema.filter((k) => k.key.startsWith(entry.key + '.')).map((k) => k.key.slice(entry.key.length + 1));
-          problems.error(sub.keyWhere, 'PRT_CONFIG_UNKNOWN_KEY', `unknown key '${sub.key}' in ${entry.key} (allowed: ${allowed.join(', ')})`);
+          problems.error(sub.keyWhere, Code.CONFIG_UNKNOWN_KEY, `unknown key '${sub.key}' in ${entry.key} (allowed: ${allowed.join(', ')})`);
           continue;
         }
         values.set(full, sub.value);
@@ -82,7 +83,7 @@ export function readConfigDocument(text: string, file: string, problems: Problem
       continue;
     }
     if (!configSchema.some((k) => k.key === entry.key)) {
-      problems.error(entry.keyWhere, 'PRT_CONFIG_UNKNOWN_KEY', `unknown key '${entry.key}'${suggest(entry.key)}`);
+      problems.error(entry.keyWhere, Code.CONFIG_UNKNOWN_KEY, `unknown key '${entry.key}'${suggest(entry.key)}`);
       continue;
     }
     values.set(entry.key, entry.value);

@@ -8,6 +8,7 @@ import { listenerFields, outboundFields, type KeySpec } from './schema.js';
 import type { HostPort, InboundListenerConfig, OutboundListenerConfig } from './types.js';
 import { at, defaultWhere, splitList, type Located, type LocatedEntry, type Problems, type Where } from './located.js';
 import { fromFlag } from './flags.js';
+import { Code } from '../codes.js';
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -51,14 +52,14 @@ function isCidr(text: string): boolean {
 }
 
 function scalarText(l: Located, problems: Problems, what: string): string | undefined {
-  if (l.type !== 'scalar' || l.value === null) return problems.error(l.where, 'PRT_CONFIG_TYPE', `expected ${what}`);
+  if (l.type !== 'scalar' || l.value === null) return problems.error(l.where, Code.CONFIG_TYPE, `expected ${what}`);
   return l.text;
 }
 
 function nonEmptyString(l: Located, problems: Problems): string | undefined {
   const t = scalarText(l, problems, 'a string');
   if (t === undefined) return undefined;
-  if (t.trim() === '') return problems.error(l.where, 'PRT_CONFIG_TYPE', 'must not be empty');
+  if (t.trim() === '') return problems.error(l.where, Code.CONFIG_TYPE, 'must not be empty');
   return t;
 }
 
@@ -73,28 +74,28 @@ function toList(l: Located, problems: Problems, splitString: boolean): Located[]
   if (l.type === 'seq') return l.items;
   if (l.type === 'scalar' && typeof l.value === 'string' && splitString) return splitList(l.value).map((s, i) => ({ ...l, value: s, text: s, where: at(l.where, `${l.where.fieldPath}[${i}]`) }));
   if (l.type === 'scalar' && l.value === null) return [];
-  return problems.error(l.where, 'PRT_CONFIG_TYPE', 'expected a list');
+  return problems.error(l.where, Code.CONFIG_TYPE, 'expected a list');
 }
 
 function toMapEntries(l: Located, problems: Problems): LocatedEntry[] | undefined {
   if (l.type === 'map') return l.entries;
   if (l.type === 'scalar' && l.value === null) return [];
-  return problems.error(l.where, 'PRT_CONFIG_TYPE', 'expected a map');
+  return problems.error(l.where, Code.CONFIG_TYPE, 'expected a map');
 }
 
 function toInteger(l: Located, problems: Problems, min: number, max: number): number | undefined {
   const t = scalarText(l, problems, 'an integer');
   if (t === undefined) return undefined;
-  if (!/^-?\d+$/.test(t.trim())) return problems.error(l.where, 'PRT_CONFIG_TYPE', `expected an integer, got '${t}'`);
+  if (!/^-?\d+$/.test(t.trim())) return problems.error(l.where, Code.CONFIG_TYPE, `expected an integer, got '${t}'`);
   const n = Number(t);
-  if (n < min || n > max) return problems.error(l.where, 'PRT_CONFIG_OUT_OF_RANGE', `${n} is out of range (${min}-${max})`);
+  if (n < min || n > max) return problems.error(l.where, Code.CONFIG_OUT_OF_RANGE, `${n} is out of range (${min}-${max})`);
   return n;
 }
 
 function toPort(l: Located, problems: Problems): number | undefined {
   const t = scalarText(l, problems, 'a port');
   if (t === undefined) return undefined;
-  if (!/^\d+$/.test(t.trim()) || Number(t) < 1 || Number(t) > 65535) return problems.error(l.where, 'PRT_CONFIG_INVALID_PORT', `'${t}' is not a port (1-65535)`);
+  if (!/^\d+$/.test(t.trim()) || Number(t) < 1 || Number(t) > 65535) return problems.error(l.where, Code.CONFIG_INVALID_PORT, `'${t}' is not a port (1-65535)`);
   return Number(t);
 }
 
@@ -102,29 +103,29 @@ function toHostPort(l: Located, problems: Problems): HostPort | undefined {
   const t = scalarText(l, problems, 'host:port');
   if (t === undefined) return undefined;
   const hp = parseHostPort(t);
-  return typeof hp === 'string' ? problems.error(l.where, 'PRT_CONFIG_INVALID_ADDRESS', hp) : hp;
+  return typeof hp === 'string' ? problems.error(l.where, Code.CONFIG_INVALID_ADDRESS, hp) : hp;
 }
 
 function toEnum(l: Located, problems: Problems, values: readonly string[]): string | undefined {
   const t = scalarText(l, problems, `one of ${values.join(', ')}`);
   if (t === undefined) return undefined;
-  if (!values.includes(t)) return problems.error(l.where, 'PRT_CONFIG_INVALID_ENUM', `'${t}' is not one of ${values.join(', ')}`);
+  if (!values.includes(t)) return problems.error(l.where, Code.CONFIG_INVALID_ENUM, `'${t}' is not one of ${values.join(', ')}`);
   return t;
 }
 
 function toBoolean(l: Located, problems: Problems): boolean | undefined {
   if (l.type === 'scalar' && typeof l.value === 'boolean') return l.value;
   if (l.type === 'scalar' && (l.text === 'true' || l.text === 'false')) return l.text === 'true';
-  return problems.error(l.where, 'PRT_CONFIG_TYPE', 'expected true or false');
+  return problems.error(l.where, Code.CONFIG_TYPE, 'expected true or false');
 }
 
 function toDuration(l: Located, problems: Problems, spec: KeySpec): number | undefined {
   const t = scalarText(l, problems, 'a duration');
   if (t === undefined) return undefined;
   const ms = parseDuration(t);
-  if (ms === undefined) return problems.error(l.where, 'PRT_CONFIG_INVALID_DURATION', `'${t}' is not a duration (use a unit: 500ms, 10s, 5m, 1h)`);
+  if (ms === undefined) return problems.error(l.where, Code.CONFIG_INVALID_DURATION, `'${t}' is not a duration (use a unit: 500ms, 10s, 5m, 1h)`);
   if ((spec.min !== undefined && ms < spec.min) || (spec.max !== undefined && ms > spec.max)) {
-    return problems.error(l.where, 'PRT_CONFIG_OUT_OF_RANGE', `${t} is out of range (${formatMs(spec.min ?? 0)}-${formatMs(spec.max ?? Infinity)})`);
+    return problems.error(l.where, Code.CONFIG_OUT_OF_RANGE, `${t} is out of range (${formatMs(spec.min ?? 0)}-${formatMs(spec.max ?? Infinity)})`);
   }
   return ms;
 }
@@ -133,9 +134,9 @@ function toSize(l: Located, problems: Problems, spec: KeySpec): number | undefin
   const t = scalarText(l, problems, 'a size');
   if (t === undefined) return undefined;
   const bytes = parseSize(t);
-  if (bytes === undefined) return problems.error(l.where, 'PRT_CONFIG_INVALID_SIZE', `'${t}' is not a size (e.g. 512, 8KiB, 1MiB)`);
+  if (bytes === undefined) return problems.error(l.where, Code.CONFIG_INVALID_SIZE, `'${t}' is not a size (e.g. 512, 8KiB, 1MiB)`);
   if ((spec.min !== undefined && bytes < spec.min) || (spec.max !== undefined && bytes > spec.max)) {
-    return problems.error(l.where, 'PRT_CONFIG_OUT_OF_RANGE', `${t} is out of range (${spec.min ?? 0}-${spec.max ?? Infinity} bytes)`);
+    return problems.error(l.where, Code.CONFIG_OUT_OF_RANGE, `${t} is out of range (${spec.min ?? 0}-${spec.max ?? Infinity} bytes)`);
   }
   return bytes;
 }
@@ -151,11 +152,11 @@ function toUrl(l: Located, problems: Problems, schemes: readonly string[], schem
   const t = nonEmptyString(l, problems);
   if (t === undefined) return undefined;
   let url: URL;
-  try { url = new URL(t); } catch { return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' is not a URL`); }
-  if (!schemes.includes(url.protocol)) return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' must use ${schemes.map((s) => s + '//').join(' or ')}${schemeHint}`);
-  if (!url.hostname) return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' has no host`);
+  try { url = new URL(t); } catch { return problems.error(l.where, Code.CONFIG_INVALID_URL, `'${t}' is not a URL`); }
+  if (!schemes.includes(url.protocol)) return problems.error(l.where, Code.CONFIG_INVALID_URL, `'${t}' must use ${schemes.map((s) => s + '//').join(' or ')}${schemeHint}`);
+  if (!url.hostname) return problems.error(l.where, Code.CONFIG_INVALID_URL, `'${t}' has no host`);
   if (url.username || url.password || url.search || url.hash || (url.pathname !== '' && url.pathname !== '/')) {
-    return problems.error(l.where, 'PRT_CONFIG_INVALID_URL', `'${t}' must be scheme://host:port only (no credentials, path, query or fragment)`);
+    return problems.error(l.where, Code.CONFIG_INVALID_URL, `'${t}' must be scheme://host:port only (no credentials, path, query or fragment)`);
   }
   return url;
 }
@@ -169,13 +170,13 @@ function urlPort(url: URL): number {
 
 /** Checks a map's keys against the allowed set; unknown keys are errors (PC-29). */
 function fields(l: Located, problems: Problems, allowed: readonly { key: string; required: boolean }[]): Map<string, Located> | undefined {
-  if (l.type !== 'map') return problems.error(l.where, 'PRT_CONFIG_TYPE', 'expected a map');
+  if (l.type !== 'map') return problems.error(l.where, Code.CONFIG_TYPE, 'expected a map');
   const out = new Map<string, Located>();
   for (const e of l.entries) {
-    if (!allowed.some((a) => a.key === e.key)) { problems.error(e.keyWhere, 'PRT_CONFIG_UNKNOWN_KEY', `unknown key '${e.key}' (allowed: ${allowed.map((a) => a.key).join(', ')})`); continue; }
+    if (!allowed.some((a) => a.key === e.key)) { problems.error(e.keyWhere, Code.CONFIG_UNKNOWN_KEY, `unknown key '${e.key}' (allowed: ${allowed.map((a) => a.key).join(', ')})`); continue; }
     out.set(e.key, e.value);
   }
-  for (const a of allowed) if (a.required && !out.has(a.key)) problems.error(l.where, 'PRT_CONFIG_MISSING_KEY', `'${a.key}' is required`);
+  for (const a of allowed) if (a.required && !out.has(a.key)) problems.error(l.where, Code.CONFIG_MISSING_KEY, `'${a.key}' is required`);
   return out;
 }
 
@@ -195,7 +196,7 @@ function toListeners(l: Located, problems: Problems): InboundListenerConfig[] | 
       ? toUrl(f.get('upstream') as Located, problems, protocol === 'tcp' ? ['tcp:'] : ['http:', 'h2c:'], protocol === 'tcp' ? ' (protocol: tcp)' : ' (set protocol: tcp for a tcp:// upstream)')
       : undefined;
     if (upstream && protocol === 'tcp' && !upstream.port) {
-      upstream = problems.error((f.get('upstream') as Located).where, 'PRT_CONFIG_INVALID_URL', `'${upstream.href}' needs a port (tcp://host:port)`);
+      upstream = problems.error((f.get('upstream') as Located).where, Code.CONFIG_INVALID_URL, `'${upstream.href}' needs a port (tcp://host:port)`);
     }
     const mode = f.has('mode') ? toEnum(f.get('mode') as Located, problems, ['strict', 'permissive']) : 'strict';
     const workloadPort = f.has('workloadPort') ? toPort(f.get('workloadPort') as Located, problems) : upstream ? urlPort(upstream) : undefined;
@@ -224,7 +225,7 @@ function toOutbound(l: Located, problems: Problems): OutboundListenerConfig[] | 
       const e = f.get('expectIdentity') as Located;
       expectIdentity = nonEmptyString(e, problems);
       if (expectIdentity !== undefined && !spiffeIdPattern.test(expectIdentity)) {
-        expectIdentity = problems.error(e.where, 'PRT_CONFIG_INVALID_VALUE', `'${expectIdentity}' is not a SPIFFE ID (spiffe://trust-domain/path)`);
+        expectIdentity = problems.error(e.where, Code.CONFIG_INVALID_VALUE, `'${expectIdentity}' is not a SPIFFE ID (spiffe://trust-domain/path)`);
       }
     }
     const serverName = f.has('serverName') ? nonEmptyString(f.get('serverName') as Located, problems) : undefined;
@@ -266,7 +267,7 @@ export function convert(spec: KeySpec, l: Located, problems: Problems): unknown 
       let ok = true;
       const out = items.map((i) => {
         const t = nonEmptyString(i, problems);
-        if (t !== undefined && !isCidr(t.trim())) { problems.error(i.where, 'PRT_CONFIG_INVALID_CIDR', `'${t}' is not an IP address or CIDR`); ok = false; }
+        if (t !== undefined && !isCidr(t.trim())) { problems.error(i.where, Code.CONFIG_INVALID_CIDR, `'${t}' is not an IP address or CIDR`); ok = false; }
         if (t === undefined) ok = false;
         return (t ?? '').trim();
       });
@@ -308,7 +309,7 @@ export function convert(spec: KeySpec, l: Located, problems: Problems): unknown 
         for (const item of items) {
           const path = nonEmptyString(item, problems);
           if (path === undefined) { ok = false; continue; }
-          if (!path.startsWith('/')) { problems.error(item.where, 'PRT_CONFIG_INVALID_VALUE', `probe path '${path}' must start with /`); ok = false; continue; }
+          if (!path.startsWith('/')) { problems.error(item.where, Code.CONFIG_INVALID_VALUE, `probe path '${path}' must start with /`); ok = false; continue; }
           (out[port] ??= []).push(path);
         }
       }
@@ -340,7 +341,7 @@ export function resolveValues(specs: readonly KeySpec[], fileValues: Map<string,
       if (v !== undefined) out.set(spec.key, v);
       continue;
     }
-    if (spec.required && !optional.has(spec.key)) problems.error(at(missingWhere, spec.key), 'PRT_CONFIG_MISSING_KEY', `'${spec.key}' is required (file key '${spec.key}' or flag --${spec.flag})`);
+    if (spec.required && !optional.has(spec.key)) problems.error(at(missingWhere, spec.key), Code.CONFIG_MISSING_KEY, `'${spec.key}' is required (file key '${spec.key}' or flag --${spec.flag})`);
   }
   return out;
 }

@@ -4,13 +4,14 @@
 import { parseArgs } from 'node:util';
 import type { KeySpec } from './schema.js';
 import { argvOrigin, at, flagScalar, splitList, type Located, type LocatedEntry, type Problems, type Where } from './located.js';
+import { Code } from '../codes.js';
 
 /** `k=v,k2=v2` -> map entries (split at the first `=`); reports entries without `=`. */
 function flagPairs(text: string, where: Where, problems: Problems): LocatedEntry[] {
   const entries: LocatedEntry[] = [];
   for (const part of splitList(text)) {
     const eq = part.indexOf('=');
-    if (eq <= 0) { problems.error(where, 'PRT_CONFIG_TYPE', `expected key=value, got '${part}'`); continue; }
+    if (eq <= 0) { problems.error(where, Code.CONFIG_TYPE, `expected key=value, got '${part}'`); continue; }
     const key = part.slice(0, eq).trim();
     const w = at(where, where.fieldPath ? `${where.fieldPath}.${key}` : key);
     entries.push({ key, keyWhere: w, value: flagScalar(part.slice(eq + 1).trim(), w) });
@@ -74,7 +75,7 @@ export function readFlags(argv: readonly string[], specs: readonly KeySpec[], cw
   try {
     ({ tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, allowNegative: true, tokens: true }));
   } catch (err) {
-    problems.error({ origin: { file: argvOrigin, line: 1, column: 1 }, fieldPath: '', baseDir: cwd }, 'PRT_CONFIG_FLAG', err instanceof Error ? err.message : String(err));
+    problems.error({ origin: { file: argvOrigin, line: 1, column: 1 }, fieldPath: '', baseDir: cwd }, Code.CONFIG_FLAG, err instanceof Error ? err.message : String(err));
     return result;
   }
   const consumed = new Set<number>();
@@ -82,20 +83,20 @@ export function readFlags(argv: readonly string[], specs: readonly KeySpec[], cw
   for (const token of tokens) {
     if (token.kind === 'option-terminator') { consumed.add(token.index); continue; }
     if (token.kind === 'positional') {
-      if (strictUnknown) problems.error({ origin: { file: argvOrigin, line: 1, column: token.index + 1 }, fieldPath: '', baseDir: cwd }, 'PRT_CONFIG_FLAG', `unexpected argument '${token.value}'`);
+      if (strictUnknown) problems.error({ origin: { file: argvOrigin, line: 1, column: token.index + 1 }, fieldPath: '', baseDir: cwd }, Code.CONFIG_FLAG, `unexpected argument '${token.value}'`);
       continue;
     }
     const where: Where = { origin: { file: argvOrigin, line: 1, column: token.index + 1 }, fieldPath: '', baseDir: cwd };
     const declared = options[token.name];
     if (!declared) {
-      if (strictUnknown) problems.error(where, 'PRT_CONFIG_UNKNOWN_FLAG', `unknown flag '${token.rawName}' (see portcullis run --help)`);
+      if (strictUnknown) problems.error(where, Code.CONFIG_UNKNOWN_FLAG, `unknown flag '${token.rawName}' (see portcullis run --help)`);
       continue;
     }
     consumed.add(token.index);
     if (token.value !== undefined && token.inlineValue === false) consumed.add(token.index + 1);
     if (token.name === 'help') { result.help = true; continue; }
     if (declared.type === 'string' && token.value === undefined) {
-      problems.error(where, 'PRT_CONFIG_FLAG', `flag '${token.rawName}' needs a value`);
+      problems.error(where, Code.CONFIG_FLAG, `flag '${token.rawName}' needs a value`);
       continue;
     }
     if (token.name === 'config') { result.configFile = { path: token.value as string, where }; continue; }
@@ -108,7 +109,7 @@ export function readFlags(argv: readonly string[], specs: readonly KeySpec[], cw
     const occ = occurrences.get(spec.flag);
     if (!occ) continue;
     if (!spec.repeatable && !['boolean', 'stringList', 'cidrList', 'stringMap', 'portMap', 'probePaths'].includes(spec.kind) && occ.length > 1) {
-      problems.error(at(occ[1]!.where, spec.key), 'PRT_CONFIG_FLAG', `flag '--${spec.flag}' given more than once`);
+      problems.error(at(occ[1]!.where, spec.key), Code.CONFIG_FLAG, `flag '--${spec.flag}' given more than once`);
       continue;
     }
     const located = fromFlag(spec, occ, problems);

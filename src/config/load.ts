@@ -10,6 +10,7 @@ import { readConfigDocument } from './config-file.js';
 import { readFlags } from './flags.js';
 import { resolveValues } from './converters.js';
 import { buildCompileOptions } from './workload.js';
+import { Code } from '../codes.js';
 
 // The config module's public surface, wherever each part lives.
 export { argvOrigin } from './located.js';
@@ -31,22 +32,22 @@ function crossChecks(config: Config, problems: Problems, where: Where): void {
     if (hp.port === 0) return;
     const key = `${hp.host}:${hp.port}`;
     const owner = addresses.get(key);
-    if (owner) problems.error(at(where, path), 'PRT_CONFIG_CONFLICT', `${key} is already used by ${owner}`);
+    if (owner) problems.error(at(where, path), Code.CONFIG_CONFLICT, `${key} is already used by ${owner}`);
     else addresses.set(key, name);
   };
   config.listeners.forEach((l, i) => {
-    if (names.has(l.name)) problems.error(at(where, `listeners[${i}].name`), 'PRT_CONFIG_CONFLICT', `listener name '${l.name}' is used twice`);
+    if (names.has(l.name)) problems.error(at(where, `listeners[${i}].name`), Code.CONFIG_CONFLICT, `listener name '${l.name}' is used twice`);
     names.add(l.name);
     claim(`listener '${l.name}'`, l.listen, `listeners[${i}].listen`);
   });
   config.outbound.forEach((o, i) => {
-    if (names.has(o.name)) problems.error(at(where, `outbound[${i}].name`), 'PRT_CONFIG_CONFLICT', `listener name '${o.name}' is used twice`);
+    if (names.has(o.name)) problems.error(at(where, `outbound[${i}].name`), Code.CONFIG_CONFLICT, `listener name '${o.name}' is used twice`);
     names.add(o.name);
     claim(`outbound '${o.name}'`, o.listen, `outbound[${i}].listen`);
   });
   claim('the admin listener', config.admin, 'admin');
-  if (config.listeners.length === 0) problems.error(at(where, 'listeners'), 'PRT_CONFIG_MISSING_KEY', 'at least one inbound listener is required');
-  if (config.policies.length === 0) problems.error(at(where, 'policies'), 'PRT_CONFIG_MISSING_KEY', 'at least one policy path is required (Portcullis never runs without policy)');
+  if (config.listeners.length === 0) problems.error(at(where, 'listeners'), Code.CONFIG_MISSING_KEY, 'at least one inbound listener is required');
+  if (config.policies.length === 0) problems.error(at(where, 'policies'), Code.CONFIG_MISSING_KEY, 'at least one policy path is required (Portcullis never runs without policy)');
 }
 
 /** `portcullis run` settings from argv (+ `--config FILE`). Flags win over the file; defaults from the schema. */
@@ -69,7 +70,7 @@ async function readConfigFile(ref: { path: string; where: Where }, deps: LoadCon
   try {
     text = await deps.readFile(path);
   } catch (err) {
-    problems.error(at(ref.where, 'config'), 'PRT_CONFIG_FILE_UNREADABLE', `cannot read config file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    problems.error(at(ref.where, 'config'), Code.CONFIG_FILE_UNREADABLE, `cannot read config file ${path}: ${err instanceof Error ? err.message : String(err)}`);
     return { path, values: new Map() };
   }
   return { path, values: readConfigDocument(text, path, problems) };

@@ -10,6 +10,7 @@ import { hasErrors, type Diagnostic } from '../policy/diagnostics.js';
 import type { PolicySource } from '../policy/documents-types.js';
 import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
 import { isPolicyFileName, listPolicyFiles, readPolicySources } from './policy-files.js';
+import { Code } from '../codes.js';
 
 /** The subset of a pino logger the store needs. */
 export interface StoreLogger {
@@ -124,12 +125,12 @@ async function attemptLoad(opts: PolicyStoreOptions, read: (paths: readonly stri
       sources = await read(opts.paths);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_READ', `cannot read policies: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
+      return { snapshot: undefined, diagnostics: [storeDiagnostic(Code.POLICY_READ, `cannot read policies: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
     }
     const after = await fingerprint(opts.paths);
     if (after === before) break;
     if (i === maxSettleAttempts - 1) {
-      return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_UNSETTLED', 'policy files kept changing while being read; will retry on the next change', opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: after };
+      return { snapshot: undefined, diagnostics: [storeDiagnostic(Code.POLICY_UNSETTLED, 'policy files kept changing while being read; will retry on the next change', opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: after };
     }
   }
   const read_ = sources as PolicySource[];
@@ -141,12 +142,12 @@ async function attemptLoad(opts: PolicyStoreOptions, read: (paths: readonly stri
   } catch (err) {
     // A compiler bug must cost a reload, never the process or the snapshot in force.
     const message = err instanceof Error ? err.message : String(err);
-    return { snapshot: undefined, diagnostics: [storeDiagnostic('PRT_POLICY_INTERNAL', `policy compiler failed: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
+    return { snapshot: undefined, diagnostics: [storeDiagnostic(Code.POLICY_INTERNAL, `policy compiler failed: ${message}`, opts.paths.join(','))], durationMs: performance.now() - t0, fingerprint: before };
   }
   const diagnostics = result.diagnostics;
   let snapshot = result.snapshot;
   if (snapshot && !opts.allowEmpty && snapshot.documents.length === 0) {
-    diagnostics.push(storeDiagnostic('PRT_POLICY_EMPTY_SET', read_.length === 0 ? 'no policy files found' : 'the policy files contain no policy document', opts.paths.join(',')));
+    diagnostics.push(storeDiagnostic(Code.POLICY_EMPTY_SET, read_.length === 0 ? 'no policy files found' : 'the policy files contain no policy document', opts.paths.join(',')));
     snapshot = undefined;
   }
   return { snapshot: hasErrors(diagnostics) ? undefined : snapshot, diagnostics, durationMs: performance.now() - t0, fingerprint: before, stages: result.timings };

@@ -9,6 +9,7 @@ import { istioDialect } from './dialects/istio/index.js';
 import { linkerdDialect } from './dialects/linkerd/index.js';
 import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from './ir.js';
 import { prepareSnapshot } from './evaluate.js';
+import { Code } from '../codes.js';
 
 export const dialects: readonly DialectCompiler[] = [istioDialect, linkerdDialect];
 
@@ -54,7 +55,7 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
       const dialect = dialects.find((d) => d.accepts(doc.apiVersion, doc.kind));
       if (!dialect) {
         diagnostics.push({
-          code: 'PRT_UNKNOWN_KIND', severity: 'warning',
+          code: Code.UNKNOWN_KIND, severity: 'warning',
           message: `${doc.apiVersion} ${doc.kind} is not a policy kind Portcullis enforces; skipped`,
           origin: doc.origin, fieldPath: 'kind',
         });

@@ -9,6 +9,7 @@ import jsyaml from 'js-yaml';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { Diagnostic, SourceOrigin } from './diagnostics.js';
 import type { JsonValue, PolicyDocument, PolicySource } from './documents-types.js';
+import { Code } from '../codes.js';
 
 export interface ParsedSources {
   documents: PolicyDocument[];
@@ -92,7 +93,7 @@ function parseOne(source: PolicySource, out: PolicyDocument[], diagnostics: Diag
     const nodeOf = () => positions.root(docIndex);
     const startLine = cheapStarts?.[docIndex];
     if (!isPlainObject(value)) {
-      diagnostics.push({ code: 'PRT_DOC_NOT_OBJECT', severity: 'error', message: 'a policy document must be a mapping', origin: originOf(positions, nodeOf(), source.file), fieldPath: '' });
+      diagnostics.push({ code: Code.DOC_NOT_OBJECT, severity: 'error', message: 'a policy document must be a mapping', origin: originOf(positions, nodeOf(), source.file), fieldPath: '' });
       continue;
     }
     if (value.kind === 'List' && Array.isArray(value.items)) {
@@ -118,7 +119,7 @@ function valuesFromPositionedParse(positions: SourcePositions, diagnostics: Diag
     if (doc.errors.length > 0) {
       failed = true;
       for (const err of doc.errors) {
-        diagnostics.push({ code: 'PRT_YAML_SYNTAX', severity: 'error', message: firstLine(err.message), origin: positions.at(err.pos[0]), fieldPath: '' });
+        diagnostics.push({ code: Code.YAML_SYNTAX, severity: 'error', message: firstLine(err.message), origin: positions.at(err.pos[0]), fieldPath: '' });
       }
       continue;
     }
@@ -128,7 +129,7 @@ function valuesFromPositionedParse(positions: SourcePositions, diagnostics: Diag
     } catch (e) {
       failed = true;
       const root = doc.contents as YamlNode;
-      diagnostics.push({ code: 'PRT_YAML_SYNTAX', severity: 'error', message: (e as Error).message, origin: positions.at(root.range?.[0] ?? 0), fieldPath: '' });
+      diagnostics.push({ code: Code.YAML_SYNTAX, severity: 'error', message: (e as Error).message, origin: positions.at(root.range?.[0] ?? 0), fieldPath: '' });
     }
   }
   return failed ? undefined : values;
@@ -171,11 +172,11 @@ function addDocument(
   let origin: SourceOrigin | undefined = startLine === undefined ? undefined : { file, line: startLine, column: 1 };
   const originNow = () => (origin ??= originOf(positions, nodeOf(), file));
   if (!isPlainObject(value)) {
-    diagnostics.push({ code: 'PRT_DOC_NOT_OBJECT', severity: 'error', message: 'a policy document must be a mapping', origin: originNow(), fieldPath: pathPrefix.replace(/\.$/, '') });
+    diagnostics.push({ code: Code.DOC_NOT_OBJECT, severity: 'error', message: 'a policy document must be a mapping', origin: originNow(), fieldPath: pathPrefix.replace(/\.$/, '') });
     return;
   }
   const missing = (field: string) => diagnostics.push({
-    code: 'PRT_DOC_MISSING_FIELD', severity: 'error', message: `document has no ${field}`, origin: originNow(), fieldPath: pathPrefix + field,
+    code: Code.DOC_MISSING_FIELD, severity: 'error', message: `document has no ${field}`, origin: originNow(), fieldPath: pathPrefix + field,
   });
   if (typeof value.apiVersion !== 'string' || value.apiVersion === '') { missing('apiVersion'); return; }
   if (typeof value.kind !== 'string' || value.kind === '') { missing('kind'); return; }

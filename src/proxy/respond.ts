@@ -2,6 +2,7 @@
 // generic body and the reason code for logs. Istio/Envoy local replies (istio.md §11) and linkerd2-proxy's `rescue`.
 
 import type { BadRequestReason } from '../policy/context-types.js';
+import { Code } from '../codes.js';
 
 export type Refusal =
   | { kind: 'bad_request'; reason: BadRequestReason | 'duplicate_header' | 'h2c_upgrade' | 'bad_request' }
@@ -118,7 +119,7 @@ export function classifyUpstreamError(err: unknown): Refusal {
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EADDRNOTAVAIL') {
     return { kind: 'upstream_refused' };
   }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT' || code === 'PRT_UPSTREAM_TIMEOUT') {
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT' || code === Code.UPSTREAM_TIMEOUT) {
     return { kind: 'upstream_timeout' };
   }
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'ERR_HTTP2_STREAM_ERROR' || code === 'ERR_HTTP2_SESSION_ERROR' || code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'UND_ERR_CLOSED') {

@@ -12,6 +12,7 @@ import { classifyUpstreamError } from './respond.js';
 import { handleRequest } from './stages.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
+import { Code } from '../codes.js';
 
 function headLines(status: number, headers: OutHeaders): string {
   let out = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Unknown'}\r\n`;
@@ -84,7 +85,7 @@ function websocketForwarder(listener: InboundListenerConfig, socket: net.Socket,
           agent: false,
           timeout: request.headersTimeoutMs,
         });
-        upstreamReq.on('timeout', () => { upstreamReq.destroy(Object.assign(new Error('timeout'), { code: 'PRT_UPSTREAM_TIMEOUT' })); });
+        upstreamReq.on('timeout', () => { upstreamReq.destroy(Object.assign(new Error('timeout'), { code: Code.UPSTREAM_TIMEOUT })); });
         upstreamReq.on('error', (err) => finish({ ok: false, refusal: classifyUpstreamError(err) }));
         upstreamReq.on('upgrade', (res, upstreamSocket, upstreamHead) => {
           // Tunnel mode only now, on a real 101 from the workload.
