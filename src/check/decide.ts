@@ -77,7 +77,7 @@ export async function decideRequest(snapshot: PolicySnapshot, request: CheckRequ
 export async function decideRequestDetailed(snapshot: PolicySnapshot, request: CheckRequest, deps: DecideDeps): Promise<DecideResult> {
   const input = toRequestInput(request);
   const isGrpc = input.protocol === 'grpc';
-  const contextOptions = { pathNormalization: snapshot.options.pathNormalization, rejectEncodedSlashes: false };
+  const contextOptions = { pathNormalization: snapshot.options.pathNormalization, rejectEncodedSlashes: snapshot.options.rejectEncodedSlashes === true };
   // The same header-cleaning step the data plane applies before policy (src/proxy/headers.ts), so a
   // policy on e.g. x-forwarded-client-cert or authorization answers the same in `check` and `run`.
   const ownedNames = ownedHeaderNames(snapshot);

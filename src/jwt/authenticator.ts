@@ -179,7 +179,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     const nowSeconds = Math.floor(options.now() / 1000);
     const skew = options.clockSkewSeconds;
     if (nbf !== undefined && nowSeconds + skew < nbf) return jwtFailure('jwt_not_yet_valid', JwtMessage.notYetValid);
-    if (exp === undefined && options.requireExpiration) return jwtFailure('jwt_expired', JwtMessage.verificationFails);
+    if (exp === undefined && (options.requireExpiration || provider.spec.requireExpiration === true)) return jwtFailure('jwt_expired', JwtMessage.verificationFails);
     if (exp !== undefined && nowSeconds > exp + skew) return jwtFailure('jwt_expired', JwtMessage.expired);
     const wanted = provider.spec.audiences;
     if (wanted.length > 0) {

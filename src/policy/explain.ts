@@ -100,9 +100,12 @@ function describeLeaf(m: Matcher, ctx: RequestContext): { expected: string; actu
     case 'destination.port': return { expected: `one of ${JSON.stringify(m.ports)}`, actual: String(ctx.port) };
     case 'connection.sni': return { expected: describeString(m.match), actual: orNull(ctx.sni) };
     case 'request.method': return { expected: describeString(m.match), actual: orNull(ctx.method) };
-    case 'request.host': return { expected: `${describeString(m.match)} (ignore case)`, actual: orNull(ctx.authority) };
+    case 'request.host': return { expected: `${describeString(m.match)} (ignore case${m.anyPort === true ? ', any port: compatibility secure' : ''})`, actual: orNull(ctx.authority) };
     case 'request.path': return { expected: describePath(m.match), actual: orNull(ctx.path) };
-    case 'request.header': return { expected: `${m.name}: ${describeString(m.match)}`, actual: headerValue(ctx, m.name.toLowerCase()) ?? null };
+    case 'request.header': {
+      const each = m.elements === 'any' ? ' (whole value or any `,` element)' : m.elements === 'all' ? ' (every `,` element)' : '';
+      return { expected: `${m.name}: ${describeString(m.match)}${each}`, actual: headerValue(ctx, m.name.toLowerCase()) ?? null };
+    }
     case 'request.query': {
       const v = ctx.protocol === 'tcp' ? undefined : queryParams(ctx).get(m.name);
       return { expected: `${m.name}= ${describeString(m.match)}`, actual: v === undefined ? null : v.join('&') };

@@ -71,12 +71,20 @@ export type Matcher =
   // --- request (HTTP only) ---
   /** Case-sensitive as sent (Istio). */
   | { type: 'request.method'; match: StringMatcher }
-  /** Full authority including `:port`, compared case-insensitively (the compiler lower-cases). */
-  | { type: 'request.host'; match: StringMatcher }
+  /**
+   * Full authority including `:port`, compared case-insensitively (the compiler lower-cases). `anyPort`:
+   * the host part alone (port dropped) may match too; Portcullis' secure reading for DENY hosts.
+   */
+  | { type: 'request.host'; match: StringMatcher; anyPort?: boolean }
   /** Normalized path without query or fragment. */
   | { type: 'request.path'; match: PathMatcher }
-  /** Header by lower-cased name; duplicate headers are joined with `,` and matched as one value. */
-  | { type: 'request.header'; name: string; match: StringMatcher }
+  /**
+   * Header by lower-cased name; duplicate headers are joined with `,`. `elements` (security spec PC-8) also
+   * splits that value on `,` (repeated fields and list syntax alike): `any` = the whole value or any element
+   * matches (how a DENY reads it), `all` = every element matches (how an ALLOW reads it). Absent: the
+   * joined value is matched as one string.
+   */
+  | { type: 'request.header'; name: string; match: StringMatcher; elements?: 'any' | 'all' }
   /** Query parameter by exact name; any occurrence may satisfy (Linkerd). */
   | { type: 'request.query'; name: string; match: StringMatcher }
   // --- JWT (HTTP only; false when no verified token) ---
@@ -150,6 +158,8 @@ export interface JwtProviderSpec {
   spaceDelimitedClaims: string[];
   /** JWKS fetch timeout in ms (Istio `timeout`), default 5000. */
   timeoutMs: number;
+  /** Tokens without `exp` are refused (CompileOptions.jwtRequireExpiration, minus exempted issuers). */
+  requireExpiration?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -237,11 +247,33 @@ export interface CompileOptions {
   /** Istio meshConfig.rootNamespace, default `istio-system`. */
   rootNamespace: string;
   pathNormalization: PathNormalization;
+  /** The `compatibility` setting these options were derived from (compatibility.ts); informational. */
+  compatibility?: 'secure' | 'istio-exact';
+  /** `%2F` / `%5C` in a path is a 400 (request parsing; kept here so check and run parse alike). */
+  rejectEncodedSlashes?: boolean;
   /**
    * Hardening (security spec PC-4): the positive `paths` of Istio DENY rules match regardless of case, for
    * workloads whose router ignores case (Express does by default). Only ever widens a deny. Default false.
    */
   denyPathsIgnoreCase?: boolean;
+  /**
+   * Secure reading of Istio DENY `hosts`: a value without a port also matches that host on any port
+   * (`admin.api` denies `Admin.Api.:8443`). Only ever widens a deny. Default false (Istio compares the
+   * whole authority).
+   */
+  denyHostsAnyPort?: boolean;
+  /**
+   * Istio's default JWT locations when a jwtRule names none: `Authorization: Bearer` and the
+   * `access_token` query parameter. False = the header only (tokens in URLs leak into access logs);
+   * `fromParams` still enables query tokens explicitly. Default true (Istio).
+   */
+  jwtDefaultQueryParam?: boolean;
+  /**
+   * RFC 8725 practice: tokens without `exp` are refused (401). Default false (Istio accepts them).
+   * `jwtExpirationOptionalIssuers` lists issuers exempted from it (a provider whose tokens never expire).
+   */
+  jwtRequireExpiration?: boolean;
+  jwtExpirationOptionalIssuers?: string[];
   /** Names of configured CUSTOM (ext_authz) providers; none today, so a CUSTOM match denies. */
   customProviders: string[];
   linkerd: {

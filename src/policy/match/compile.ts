@@ -26,6 +26,11 @@ export function headerValue(ctx: RequestContext, name: string): string | undefin
   return ctx.headers[name];
 }
 
+/** RFC 9110 §5.3 list elements of a (joined) field value: split on `,`, optional whitespace trimmed. */
+export function headerElements(value: string): string[] {
+  return value.split(',').map((e) => e.replace(/^[ \t]+|[ \t]+$/g, ''));
+}
+
 function compileAll(list: readonly Matcher[], env: MatcherEnv): CompiledMatcher[] {
   return list.map((m) => compileMatcher(m, env));
 }
@@ -104,6 +109,7 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
     }
     case 'request.host': {
       const pred = compileString(m.match, true);
+      if (m.anyPort === true) return (ctx) => ctx.authority.length > 0 && (pred(ctx.authority) || pred(ctx.host));
       return (ctx) => ctx.authority.length > 0 && pred(ctx.authority);
     }
     case 'request.path': {
@@ -113,9 +119,26 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
     case 'request.header': {
       const name = m.name.toLowerCase();
       const pred = compileString(m.match);
+      const elements = m.elements;
+      // Pseudo-headers are single values derived by the proxy: a `,` in `:path` is not a list separator.
+      if (elements === undefined || name.charCodeAt(0) === 0x3a) {
+        return (ctx) => {
+          const v = headerValue(ctx, name);
+          return v !== undefined && pred(v);
+        };
+      }
+      if (elements === 'any') {
+        return (ctx) => {
+          const v = headerValue(ctx, name);
+          if (v === undefined) return false;
+          if (pred(v)) return true;
+          return v.includes(',') && headerElements(v).some(pred);
+        };
+      }
       return (ctx) => {
         const v = headerValue(ctx, name);
-        return v !== undefined && pred(v);
+        if (v === undefined) return false;
+        return v.includes(',') ? headerElements(v).every(pred) : pred(v);
       };
     }
     case 'request.query': {

@@ -80,7 +80,7 @@ export function keyOptions(m: Matcher): KeyOptions {
     case 'peer.principal':
       return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
     case 'request.host':
-      return m.match.kind === 'exact' ? single({ dim: 'authority', value: m.match.value.toLowerCase() }) : NONE_OPTIONS;
+      return m.match.kind === 'exact' && m.anyPort !== true ? single({ dim: 'authority', value: m.match.value.toLowerCase() }) : NONE_OPTIONS;
     case 'destination.port':
       return { never: m.ports.length === 0, byDim: new Map([['port', m.ports.map((p): KeyEntry => ({ dim: 'port', value: p }))]]) };
     case 'or': {

@@ -69,8 +69,8 @@ test('rule algebra: OR(from) AND OR(to) AND AND(when); fields ANDed; notX = not(
         { type: 'request.path', match: { kind: 'prefix', value: '/info' } },
       ] },
       { type: 'or', of: [
-        { type: 'request.header', name: 'x-token', match: { kind: 'exact', value: 'a' } },
-        { type: 'request.header', name: 'x-token', match: { kind: 'prefix', value: 'b' } },
+        { type: 'request.header', name: 'x-token', match: { kind: 'exact', value: 'a' }, elements: 'all' },
+        { type: 'request.header', name: 'x-token', match: { kind: 'prefix', value: 'b' }, elements: 'all' },
       ] },
       { type: 'not', of: { type: 'jwt.claim', path: ['groups'], match: { kind: 'exact', value: 'admin' } } },
     ],
@@ -258,7 +258,7 @@ ${rules}
     policy: { dialect: 'istio', kind: 'RequestAuthentication', namespace: 'foo', name: 'local' },
     issuer: 'a-issuer', audiences: ['aud1'], jwks: { kind: 'inline', json: '{"keys":[{"kty":"oct","k":"AAAA"}]}' },
     fromHeaders: [{ name: 'x-jwt', prefix: '' }], fromParams: [], fromCookies: [], forwardOriginalToken: true,
-    outputPayloadToHeader: undefined, outputClaimToHeaders: [{ header: 'x-sub', claim: 'sub' }], spaceDelimitedClaims: [], timeoutMs: 90000,
+    outputPayloadToHeader: undefined, outputClaimToHeaders: [{ header: 'x-sub', claim: 'sub' }], spaceDelimitedClaims: [], timeoutMs: 90000, requireExpiration: false,
   });
   assert.deepEqual(p[1]?.fromHeaders, [{ name: 'authorization', prefix: 'Bearer ' }]);
   assert.deepEqual(p[1]?.fromParams, ['access_token']);

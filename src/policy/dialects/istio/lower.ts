@@ -67,7 +67,7 @@ function lowerAuthorizationPolicy(doc: PolicyDocument, options: CompileOptions, 
   const ns = policyNamespace(doc);
   const ref: PolicyRef = { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: ns, name: doc.metadata.name };
   const dryRun = isDryRun(doc);
-  const env: RuleEnv = { policyNamespace: ns, trustDomains: [options.workload.trustDomain, ...options.workload.trustDomainAliases], denyPathsIgnoreCase: options.denyPathsIgnoreCase === true };
+  const env: RuleEnv = { policyNamespace: ns, trustDomains: [options.workload.trustDomain, ...options.workload.trustDomainAliases], denyPathsIgnoreCase: options.denyPathsIgnoreCase === true, denyHostsAnyPort: options.denyHostsAnyPort === true };
   const provider = action === 'CUSTOM' && isObj(spec.provider) && typeof spec.provider.name === 'string' ? spec.provider.name : undefined;
   const rules = Array.isArray(spec.rules) ? spec.rules : [];
   for (const [chainName, chain] of [['http', program.http], ['tcp', program.tcp]] as const) {
@@ -91,7 +91,7 @@ function sortChain(chain: IstioChain): void {
   for (const list of [chain.custom, chain.deny, chain.allow, chain.audit]) list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-function lowerRequestAuthentication(doc: PolicyDocument): JwtProviderSpec[] {
+function lowerRequestAuthentication(doc: PolicyDocument, options: CompileOptions): JwtProviderSpec[] {
   const spec = specOf(doc);
   const ref: PolicyRef = { dialect: 'istio', kind: 'RequestAuthentication', namespace: policyNamespace(doc), name: doc.metadata.name };
   const rules = Array.isArray(spec.jwtRules) ? spec.jwtRules : [];
@@ -113,7 +113,8 @@ function lowerRequestAuthentication(doc: PolicyDocument): JwtProviderSpec[] {
       audiences: strings(rule.audiences),
       jwks,
       fromHeaders: noLocation ? [{ name: 'authorization', prefix: 'Bearer ' }] : fromHeaders,
-      fromParams: noLocation ? ['access_token'] : fromParams,
+      // Istio's defaults include `?access_token=`; the secure reading keeps only the header (URLs get logged).
+      fromParams: noLocation ? (options.jwtDefaultQueryParam === false ? [] : ['access_token']) : fromParams,
       fromCookies,
       forwardOriginalToken: rule.forwardOriginalToken === true,
       outputPayloadToHeader: outputPayload === '' ? undefined : outputPayload,
@@ -121,6 +122,7 @@ function lowerRequestAuthentication(doc: PolicyDocument): JwtProviderSpec[] {
         .filter(isObj).map((h) => ({ header: str(h.header), claim: str(h.claim) })),
       spaceDelimitedClaims: strings(rule.spaceDelimitedClaims),
       timeoutMs: timeout !== undefined && timeout > 0 ? timeout : DEFAULT_JWKS_TIMEOUT_MS,
+      requireExpiration: options.jwtRequireExpiration === true && !(options.jwtExpirationOptionalIssuers ?? []).includes(str(rule.issuer)),
     };
   });
 }
@@ -141,7 +143,7 @@ export function lowerIstio(docs: PolicyDocument[], options: CompileOptions): { d
     }
     applied.add(doc);
     if (doc.kind === 'RequestAuthentication') {
-      providers.push(...lowerRequestAuthentication(doc));
+      providers.push(...lowerRequestAuthentication(doc, options));
       continue;
     }
     anyAuthz = true;

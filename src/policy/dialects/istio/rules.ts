@@ -12,6 +12,8 @@ export interface RuleEnv {
   trustDomains: string[];
   /** CompileOptions.denyPathsIgnoreCase (PC-4). */
   denyPathsIgnoreCase?: boolean;
+  /** CompileOptions.denyHostsAnyPort. */
+  denyHostsAnyPort?: boolean;
 }
 
 type Obj = { [key: string]: JsonValue };
@@ -97,6 +99,22 @@ function hostMatcher(value: string): Matcher {
   return { type: 'request.host', match: stringForm(value.toLowerCase(), true) };
 }
 
+/** True when an Istio `hosts` value names a port (`api:8080`, `api:*`, `[::1]:443`). */
+function hostValueHasPort(value: string): boolean {
+  const afterLiteral = value.startsWith('[') ? value.slice(value.indexOf(']') + 1) : value;
+  return afterLiteral.includes(':');
+}
+
+/**
+ * Secure reading of a DENY `hosts` value without a port: that host on any port, its trailing dot dropped
+ * (the request side is already lower-cased and dot-stripped). Values with a port stay exact.
+ */
+function denyHostMatcher(value: string): Matcher {
+  if (hostValueHasPort(value)) return hostMatcher(value);
+  const bare = value.length > 1 && value.endsWith('.') ? value.slice(0, -1) : value;
+  return { type: 'request.host', match: stringForm(bare.toLowerCase(), true), anyPort: true };
+}
+
 // --- when keys -----------------------------------------------------------------------------------
 
 export type ConditionKind =
@@ -139,9 +157,16 @@ export function isHttpOnlyCondition(kind: ConditionKind): boolean {
   return kind.kind === 'simple' && kind.key.startsWith('request.');
 }
 
-function conditionValueMatcher(kind: ConditionKind, value: string, env: RuleEnv): Matcher[] {
+/**
+ * PC-8: how a header condition reads a repeated or `,`-listed header. A condition that can only widen the
+ * action when it matches more (positive values of DENY/AUDIT/CUSTOM, `notValues` of ALLOW) matches when
+ * any element does; the others must hold for every element, so a list can never smuggle a value past.
+ */
+type Elements = 'any' | 'all';
+
+function conditionValueMatcher(kind: ConditionKind, value: string, env: RuleEnv, elements: Elements): Matcher[] {
   switch (kind.kind) {
-    case 'header': return [{ type: 'request.header', name: kind.name.toLowerCase(), match: stringForm(value) }];
+    case 'header': return [{ type: 'request.header', name: kind.name.toLowerCase(), match: stringForm(value), elements }];
     case 'claim': return [{ type: 'jwt.claim', path: kind.path, match: stringForm(value) }];
     case 'experimental': return [{ type: 'unsupported', key: kind.key }];
     case 'simple':
@@ -231,7 +256,8 @@ function lowerFields(body: Obj, defs: Record<string, FieldDef>, env: RuleEnv, mo
         if (mode.action === 'ALLOW') throw new DropRule();
         continue;
       }
-      let m = or(def.lower(values, env));
+      const widenDenyHosts = field === 'hosts' && !negate && mode.action === 'DENY' && env.denyHostsAnyPort === true;
+      let m = or(widenDenyHosts ? values.map(denyHostMatcher) : def.lower(values, env));
       // PC-4 hardening: case-insensitive positive DENY paths only; anything else would narrow a deny.
       if (field === 'paths' && !negate && mode.action === 'DENY' && env.denyPathsIgnoreCase) m = ignorePathCase(m);
       parts.push(negate ? { type: 'not', of: m } : m);
@@ -265,8 +291,9 @@ export function lowerRule(rule: JsonValue, env: RuleEnv, mode: LowerMode): Match
         }
         const values = strings(c.values);
         const notValues = strings(c.notValues);
-        if (values.length) parts.push(or(values.flatMap((v) => conditionValueMatcher(kind, v, env))));
-        if (notValues.length) parts.push({ type: 'not', of: or(notValues.flatMap((v) => conditionValueMatcher(kind, v, env))) });
+        const denyLike = mode.action !== 'ALLOW';
+        if (values.length) parts.push(or(values.flatMap((v) => conditionValueMatcher(kind, v, env, denyLike ? 'any' : 'all'))));
+        if (notValues.length) parts.push({ type: 'not', of: or(notValues.flatMap((v) => conditionValueMatcher(kind, v, env, denyLike ? 'all' : 'any'))) });
       }
     }
     return and(parts);
