@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Decision } from '../policy/decision.js';
-import { buildDecisionEvent, createDecisionLog, newDecisionId, type DecisionEventInput } from './decision-log.js';
+import { createDecisionLog } from './decision-log.js';
+import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decision-event.js';
 import { createMetrics } from './metrics.js';
 
 const decision: Decision = {
@@ -15,7 +16,7 @@ const decision: Decision = {
   rule: 'ns[shop]-policy[allow-get]-rule[0]', authorization: null, audit: null, shadow: null, effects: null,
 };
 
-const input: DecisionEventInput = {
+const input: DecisionRecord = {
   decision, mode: 'enforce', wouldDeny: false, policyRevision: 'abcd1234',
   peer: { spiffeId: 'spiffe://cluster.local/ns/shop/sa/web', ip: '10.0.0.7' },
   request: { protocol: 'HTTP/1.1', method: 'GET', authority: 'orders.shop:8443', path: '/orders/123', listener: 'inbound-8443', port: 8080 },

@@ -6,7 +6,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Decision } from '../policy/decision.js';
-import { buildDecisionEvent, createDecisionLog, newDecisionId, type DecisionEventInput } from './decision-log.js';
+import { createDecisionLog } from './decision-log.js';
+import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decision-event.js';
 import { createMetrics } from './metrics.js';
 
 const deny: Decision = {
@@ -17,7 +18,7 @@ const deny: Decision = {
   effects: null,
 };
 
-function input(i: number, overrides: Partial<DecisionEventInput> = {}): DecisionEventInput {
+function input(i: number, overrides: Partial<DecisionRecord> = {}): DecisionRecord {
   return {
     decision: deny, mode: 'audit', wouldDeny: true, policyRevision: 'abcd1234',
     peer: { spiffeId: 'spiffe://cluster.local/ns/shop/sa/web', ip: '10.0.0.7' },

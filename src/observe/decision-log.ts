@@ -1,12 +1,9 @@
 // Owns the decision log: one NDJSON line per DecisionEventV1 through pino's async destination (SonicBoom).
 // Bounded like OPA's decision logs (models.md §5): a slow destination drops new events and counts them; never blocks.
 
-import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import type { Decision } from '../policy/decision.js';
-import type { PolicyRef } from '../policy/ir.js';
 import type { Metrics } from './metrics.js';
-import type { DecisionEventV1, DecisionSink } from './types.js';
+import type { DecisionSink } from './types.js';
 
 export interface DecisionLogOptions {
   /** `stdout`, `stderr`, `off`, or a file path (appended; parent directories are created). */
@@ -155,68 +152,6 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
       });
     },
   };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Event construction
-
-const idPrefix = randomBytes(6).toString('hex');
-let idCounter = 0;
-
-/** Unique within the process and practically across processes: random process prefix + counter. */
-export function newDecisionId(): string {
-  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${idPrefix}-${idCounter.toString(36)}`;
-}
-
-export interface DecisionEventInput {
-  decision: Decision;
-  mode: 'enforce' | 'audit';
-  /** Forwarded only because of audit mode (Permit.wouldDeny). */
-  wouldDeny: boolean;
-  policyRevision: string;
-  peer: { spiffeId: string | null; ip: string };
-  request: { protocol: string; method: string; authority: string; path: string; listener: string; port: number };
-  jwt: { iss: string; sub: string } | null;
-  /** Status sent downstream (the upstream's, or the local reply's). */
-  status: number;
-  grpcStatus: number | null;
-  latencyUs: number;
-  upstream?: { outcome: string; status: number | null; durationUs: number };
-  /** Epoch ms of the decision (default Date.now()). */
-  time?: number;
-  decisionId?: string;
-}
-
-const policyOf = (ref: PolicyRef | null): DecisionEventV1['policy'] => (ref ? { kind: ref.kind, namespace: ref.namespace, name: ref.name } : null);
-
-/** Builds the v1 event from a Decision and request facts; the one place its fields are filled. */
-export function buildDecisionEvent(input: DecisionEventInput): DecisionEventV1 {
-  const d = input.decision;
-  const event: DecisionEventV1 = {
-    v: 1,
-    decision_id: input.decisionId ?? newDecisionId(),
-    time: new Date(input.time ?? Date.now()).toISOString(),
-    mode: input.mode,
-    verdict: d.verdict,
-    would_deny: input.wouldDeny,
-    dialect: d.dialect,
-    policy: policyOf(d.policy),
-    rule: d.rule,
-    authorization: d.authorization,
-    reason: d.reason,
-    audit: d.audit ? { policy: policyOf(d.audit.policy) as NonNullable<DecisionEventV1['policy']>, rule: d.audit.rule } : null,
-    shadow: d.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: policyOf(d.shadow.policy), rule: d.shadow.rule } : null,
-    peer: { spiffe_id: input.peer.spiffeId, ip: input.peer.ip },
-    request: { ...input.request },
-    jwt: input.jwt ? { iss: input.jwt.iss, sub: input.jwt.sub } : null,
-    status: input.status,
-    grpc_status: input.grpcStatus,
-    policy_revision: input.policyRevision,
-    latency_us: input.latencyUs,
-  };
-  if (input.upstream) event.upstream = { outcome: input.upstream.outcome, status: input.upstream.status, duration_us: input.upstream.durationUs };
-  return event;
 }
 
 /** Fans one event out to several sinks (decision log, metrics adapters, tests); a failing sink never affects others. */

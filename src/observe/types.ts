@@ -1,5 +1,5 @@
 // Owns the decision event (schema v1, see ARCHITECTURE.md) and the sinks the data plane publishes to;
-// the proxy builds one event per request and publishes it once; logs and metrics subscribe.
+// decision-event.ts builds one event per request or connection from the proxy's record; logs and metrics subscribe.
 
 export interface DecisionEventV1 {
   v: 1;

@@ -2,7 +2,6 @@
 // mTLS to one destination sidecar and forwards only after the server's X509-SVID is the expected SPIFFE ID.
 // Follows SPIFFE X509-SVID §5 (verify the URI SAN from DER, never DNS names) and security.md PC-24/PC-25.
 
-import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
   connect as connectH2,
@@ -20,7 +19,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import type { OutboundListenerConfig } from '../config/types.js';
-import type { DecisionEventV1, DecisionSink } from '../observe/types.js';
+import type { DecisionSink } from '../observe/types.js';
+import { buildDecisionEvent } from '../observe/decision-event.js';
 import { PeerVerifier } from '../identity/peer.js';
 import { clientTlsOptions, PeerIdentityError, type Credentials } from '../identity/credentials.js';
 import type { ProxyMetrics } from './types.js';
@@ -119,29 +119,22 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     protocol: string; method: string; authority: string; path: string; outcome: string; upstreamStatus: number | null;
   }): void {
     const latencyUs = Math.max(0, Math.round((now() - event.started) * 1000));
-    const e: DecisionEventV1 = {
-      v: 1,
-      decision_id: randomUUID(),
-      time: new Date(now()).toISOString(),
+    // Outbound decides no policy: the event records the destination it verified and what happened.
+    const e = buildDecisionEvent({
+      decision: null,
+      override: { verdict: event.verdict, reason: event.reason },
       mode: 'enforce',
-      verdict: event.verdict,
-      would_deny: false,
-      dialect: null,
-      policy: null,
-      rule: null,
-      authorization: null,
-      reason: event.reason,
-      audit: null,
-      shadow: null,
-      peer: { spiffe_id: config.expectIdentity, ip: target.host },
+      wouldDeny: false,
+      policyRevision: '',
+      peer: { spiffeId: config.expectIdentity, ip: target.host },
       request: { protocol: event.protocol, method: event.method, authority: event.authority, path: event.path, listener: config.name, port: boundPort },
       jwt: null,
       status: event.status,
-      grpc_status: event.grpcStatus,
-      policy_revision: '',
-      latency_us: latencyUs,
-      upstream: { outcome: event.outcome, status: event.upstreamStatus, duration_us: latencyUs },
-    };
+      grpcStatus: event.grpcStatus,
+      latencyUs,
+      upstream: { outcome: event.outcome, status: event.upstreamStatus, durationUs: latencyUs },
+      time: now(),
+    });
     try { deps.decisionSink.publish(e); } catch { /* the log must never break the data path */ }
     deps.metrics?.upstreamDuration?.(event.outcome, latencyUs / 1e6);
   }

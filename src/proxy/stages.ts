@@ -8,7 +8,7 @@ import { evaluate } from '../policy/evaluate.js';
 import type { PolicySnapshot } from '../policy/ir.js';
 import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
 import type { DecisionEventV1 } from '../observe/types.js';
-import { newDecisionId } from '../observe/decision-log.js';
+import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
 import { sendReply, type Exchange } from './exchange.js';
 import { cleanRequestHeaders, forwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
@@ -223,30 +223,21 @@ function micros(fromNs: bigint, toNs: bigint): number {
 }
 
 /**
- * The one decision event of a request (schema v1). `override` names a refusal that did not come from the
- * engine (parse error, JWT, rate limit, redirect); the decision's provenance is kept whenever one exists.
+ * The decision record of a request for the one event builder (observe/decision-event.ts). `override` names a
+ * refusal that did not come from the engine (parse error, JWT, rate limit, redirect); the decision's provenance
+ * is kept whenever one exists.
  */
-function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionEventV1['upstream']): DecisionEventV1 {
-  const d = state.decision;
+function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionRecord['upstream']): DecisionEventV1 {
   const ctx = state.ctx;
   const conn: ConnectionInfo = state.ex.conn;
-  const ref = (p: { kind: string; namespace: string; name: string } | null | undefined): DecisionEventV1['policy'] => (p ? { kind: p.kind, namespace: p.namespace, name: p.name } : null);
   const jwt = ctx?.jwt ?? null;
-  const event: DecisionEventV1 = {
-    v: 1,
-    decision_id: newDecisionId(),
-    time: new Date((deps.now ?? Date.now)()).toISOString(),
+  return buildDecisionEvent({
+    decision: state.decision ?? null,
+    override,
     mode: deps.mode,
-    verdict: override?.verdict ?? d?.verdict ?? 'deny',
-    would_deny: state.permit?.wouldDeny ?? false,
-    dialect: d?.dialect ?? null,
-    policy: ref(d?.policy),
-    rule: d?.rule ?? null,
-    authorization: d?.authorization ?? null,
-    reason: override?.reason ?? d?.reason ?? 'internal_error',
-    audit: d?.audit ? { policy: ref(d.audit.policy) as NonNullable<DecisionEventV1['policy']>, rule: d.audit.rule } : null,
-    shadow: d?.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: ref(d.shadow.policy), rule: d.shadow.rule } : null,
-    peer: { spiffe_id: conn.peer?.spiffeId ?? null, ip: conn.sourceIp },
+    wouldDeny: state.permit?.wouldDeny ?? false,
+    policyRevision: state.snapshot?.revision ?? '',
+    peer: { spiffeId: conn.peer?.spiffeId ?? null, ip: conn.sourceIp },
     request: {
       protocol: state.grpc ? 'grpc' : state.ex.httpVersion === '2' ? 'http2' : 'http1',
       method: ctx?.method ?? state.ex.method.slice(0, 32),
@@ -257,12 +248,11 @@ function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grp
     },
     jwt: jwt ? { iss: jwt.issuer, sub: jwt.subject } : null,
     status,
-    grpc_status: grpcStatus,
-    policy_revision: state.snapshot?.revision ?? '',
-    latency_us: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
-  };
-  if (upstream) event.upstream = upstream;
-  return event;
+    grpcStatus,
+    latencyUs: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
+    ...(upstream ? { upstream } : {}),
+    time: (deps.now ?? Date.now)(),
+  });
 }
 
 function publish(deps: ProxyDeps, event: DecisionEventV1): void {
@@ -288,7 +278,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   }
   if (!refusal && ex.aborted) {
     // The client went away while we decided: nothing to answer, nothing forwarded; still one event.
-    publish(deps, decisionEvent(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, duration_us: 0 }));
+    publish(deps, decisionEvent(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, durationUs: 0 }));
     return;
   }
   if (refusal || !state.permit) {
@@ -311,11 +301,11 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   const upstreamUs = micros(upstreamStart, process.hrtime.bigint());
   deps.metrics?.upstreamDuration?.(outcome.ok ? outcome.outcome : replyFor(outcome.refusal).reason, upstreamUs / 1e6);
   if (outcome.ok) {
-    publish(deps, decisionEvent(state, deps, outcome.status, null, null, { outcome: outcome.outcome, status: outcome.status, duration_us: upstreamUs }));
+    publish(deps, decisionEvent(state, deps, outcome.status, null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
     return;
   }
   const reply = replyFor(outcome.refusal);
   let status = reply.status;
   try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
-  publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, duration_us: upstreamUs }));
+  publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, durationUs: upstreamUs }));
 }

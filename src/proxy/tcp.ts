@@ -3,7 +3,7 @@
 
 import * as net from 'node:net';
 import type { InboundListenerConfig } from '../config/types.js';
-import { newDecisionId } from '../observe/decision-log.js';
+import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestInput } from '../policy/context-types.js';
@@ -83,34 +83,22 @@ function micros(fromNs: bigint, toNs: bigint): number {
   return Number((toNs - fromNs) / 1000n);
 }
 
-/** The decision event of one connection (schema v1); `status` is 0 because no HTTP status exists on TCP. */
-function connectionEvent(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, startNs: bigint, upstream?: DecisionEventV1['upstream']): DecisionEventV1 {
-  const d = j.decision;
-  const ref = (p: { kind: string; namespace: string; name: string } | null | undefined): DecisionEventV1['policy'] => (p ? { kind: p.kind, namespace: p.namespace, name: p.name } : null);
-  const event: DecisionEventV1 = {
-    v: 1,
-    decision_id: newDecisionId(),
-    time: new Date((deps.now ?? Date.now)()).toISOString(),
+/** The decision event of one connection; `status` is 0 because no HTTP status exists on TCP. */
+function connectionEvent(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, startNs: bigint, upstream?: DecisionRecord['upstream']): DecisionEventV1 {
+  return buildDecisionEvent({
+    decision: j.decision ?? null,
     mode: deps.mode,
-    verdict: d?.verdict ?? 'error',
-    would_deny: j.permit?.wouldDeny ?? false,
-    dialect: d?.dialect ?? null,
-    policy: ref(d?.policy),
-    rule: d?.rule ?? null,
-    authorization: d?.authorization ?? null,
-    reason: d?.reason ?? 'internal_error',
-    audit: d?.audit ? { policy: ref(d.audit.policy) as NonNullable<DecisionEventV1['policy']>, rule: d.audit.rule } : null,
-    shadow: d?.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: ref(d.shadow.policy), rule: d.shadow.rule } : null,
-    peer: { spiffe_id: info.peer?.spiffeId ?? null, ip: info.sourceIp },
+    wouldDeny: j.permit?.wouldDeny ?? false,
+    policyRevision: j.snapshot.revision,
+    peer: { spiffeId: info.peer?.spiffeId ?? null, ip: info.sourceIp },
     request: { protocol: 'tcp', method: '', authority: '', path: '', listener: info.listener.name, port: info.listener.workloadPort },
     jwt: null,
     status: 0,
-    grpc_status: null,
-    policy_revision: j.snapshot.revision,
-    latency_us: micros(startNs, j.decidedNs),
-  };
-  if (upstream) event.upstream = upstream;
-  return event;
+    grpcStatus: null,
+    latencyUs: micros(startNs, j.decidedNs),
+    ...(upstream ? { upstream } : {}),
+    time: (deps.now ?? Date.now)(),
+  });
 }
 
 function publish(deps: ProxyDeps, event: DecisionEventV1): void {
@@ -184,7 +172,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
         up.destroy();
         const durationUs = micros(upstreamStartNs, process.hrtime.bigint());
         deps.metrics?.upstreamDuration?.(outcome, durationUs / 1e6);
-        publish(deps, connectionEvent(info, tunnel.judgement, deps, startNs, { outcome, status: null, duration_us: durationUs, bytes_sent: bytesSent, bytes_received: bytesReceived }));
+        publish(deps, connectionEvent(info, tunnel.judgement, deps, startNs, { outcome, status: null, durationUs, bytesSent, bytesReceived }));
         if (tunnels.size === 0) drainedResolve?.();
       },
     };

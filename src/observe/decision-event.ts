@@ -1,0 +1,80 @@
+// Owns building the decision event (schema v1, ARCHITECTURE.md) from a typed record the data plane fills:
+// inbound HTTP, opaque TCP and outbound alike. Writing the event is decision-log.ts's job, never this module's.
+
+import { randomBytes } from 'node:crypto';
+import type { Decision } from '../policy/decision.js';
+import type { DecisionEventV1 } from './types.js';
+
+type PolicyRef = { kind: string; namespace: string; name: string };
+
+/** What the data plane knows about one decided request or connection. */
+export interface DecisionRecord {
+  /** The engine's decision, when the request got that far (null: refused before, or outbound). */
+  decision: Decision | null;
+  /** Verdict and reason of a refusal that did not come from the engine (parse error, JWT, upstream, ...). */
+  override?: { verdict: string; reason: string } | null;
+  mode: 'enforce' | 'audit';
+  /** Forwarded only because of audit mode (Permit.wouldDeny). */
+  wouldDeny: boolean;
+  policyRevision: string;
+  peer: { spiffeId: string | null; ip: string };
+  request: { protocol: string; method: string; authority: string; path: string; listener: string; port: number };
+  jwt: { iss: string; sub: string } | null;
+  /** Status sent downstream (the upstream's, or the local reply's); 0 on opaque TCP. */
+  status: number;
+  grpcStatus: number | null;
+  latencyUs: number;
+  /** Bytes are counted on opaque TCP tunnels only. */
+  upstream?: { outcome: string; status: number | null; durationUs: number; bytesSent?: number; bytesReceived?: number };
+  /** Epoch ms of the decision (default Date.now()). */
+  time?: number;
+  decisionId?: string;
+}
+
+const idPrefix = randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** Unique within the process and practically across processes: random process prefix + counter. */
+export function newDecisionId(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${idPrefix}-${idCounter.toString(36)}`;
+}
+
+const policyOf = (ref: PolicyRef | null | undefined): DecisionEventV1['policy'] => (ref ? { kind: ref.kind, namespace: ref.namespace, name: ref.name } : null);
+
+/**
+ * Builds the v1 event; the one place its fields are filled, in the order every line has. A record with
+ * neither a decision nor an override is an internal error (fail closed, and said so).
+ */
+export function buildDecisionEvent(r: DecisionRecord): DecisionEventV1 {
+  const d = r.decision;
+  const event: DecisionEventV1 = {
+    v: 1,
+    decision_id: r.decisionId ?? newDecisionId(),
+    time: new Date(r.time ?? Date.now()).toISOString(),
+    mode: r.mode,
+    verdict: r.override?.verdict ?? d?.verdict ?? 'error',
+    would_deny: r.wouldDeny,
+    dialect: d?.dialect ?? null,
+    policy: policyOf(d?.policy),
+    rule: d?.rule ?? null,
+    authorization: d?.authorization ?? null,
+    reason: r.override?.reason ?? d?.reason ?? 'internal_error',
+    audit: d?.audit ? { policy: policyOf(d.audit.policy) as PolicyRef, rule: d.audit.rule } : null,
+    shadow: d?.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: policyOf(d.shadow.policy), rule: d.shadow.rule } : null,
+    peer: { spiffe_id: r.peer.spiffeId, ip: r.peer.ip },
+    request: { protocol: r.request.protocol, method: r.request.method, authority: r.request.authority, path: r.request.path, listener: r.request.listener, port: r.request.port },
+    jwt: r.jwt ? { iss: r.jwt.iss, sub: r.jwt.sub } : null,
+    status: r.status,
+    grpc_status: r.grpcStatus,
+    policy_revision: r.policyRevision,
+    latency_us: r.latencyUs,
+  };
+  const u = r.upstream;
+  if (u) {
+    event.upstream = { outcome: u.outcome, status: u.status, duration_us: u.durationUs };
+    if (u.bytesSent !== undefined) event.upstream.bytes_sent = u.bytesSent;
+    if (u.bytesReceived !== undefined) event.upstream.bytes_received = u.bytesReceived;
+  }
+  return event;
+}
