@@ -94,28 +94,20 @@ async function h1Saturation() {
 // HTTP/1.1 fixed arrival rate: requests leave on a timetable; latency counts from the scheduled time, so a
 // stalled server is charged for every request it delayed (no coordinated omission).
 
-async function h1Rate() {
-  const t = tlsMaterial();
-  const pool = new Pool(new URL(spec.url).origin, {
-    connections: spec.connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    ...(t ? { connect: { cert: t.cert, key: t.key, ca: t.ca, servername: t.servername } } : {}),
-  });
-  const path = new URL(spec.url).pathname;
-  const headers = spec.headers ?? {};
+/**
+ * Open-loop driver shared by every rate kind: `one()` resolves with true for a 2xx/OK, false for a non-2xx,
+ * and throws for an error; latency is measured from the scheduled send time.
+ */
+async function rateRun(one) {
   let errors = 0;
   let non2xx = 0;
-
-  async function one() {
+  const count = async () => {
     try {
-      const res = await pool.request({ method: 'GET', path, headers, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
-      await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode > 299) non2xx++;
+      if (!(await one())) non2xx++;
     } catch {
       errors++;
     }
-  }
+  };
 
   async function schedule(rate, seconds, samples) {
     const intervalUs = 1e6 / rate;
@@ -128,7 +120,7 @@ async function h1Rate() {
       while (next < total && start + next * intervalUs <= now) {
         const scheduled = start + next * intervalUs;
         next++;
-        const p = one().then(() => { if (samples) samples.push(nowUs() - scheduled); });
+        const p = count().then(() => { if (samples) samples.push(nowUs() - scheduled); });
         inflight.add(p);
         p.finally(() => inflight.delete(p));
       }
@@ -146,9 +138,62 @@ async function h1Rate() {
     await schedule(spec.rate, spec.durationS, samples);
     return {};
   });
-  await pool.close();
   // Achieved rate: completions over the time until the last one (a server that falls behind stretches it).
   return { ...result, requests: samples.length - errors - non2xx, rps: samples.length / result.wall_s, target_rps: spec.rate, errors, non2xx, latency: percentiles(samples) };
+}
+
+async function h1Rate() {
+  const t = tlsMaterial();
+  const pool = new Pool(new URL(spec.url).origin, {
+    connections: spec.connections,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    ...(t ? { connect: { cert: t.cert, key: t.key, ca: t.ca, servername: t.servername } } : {}),
+  });
+  const path = new URL(spec.url).pathname;
+  const headers = spec.headers ?? {};
+  const result = await rateRun(async () => {
+    const res = await pool.request({ method: 'GET', path, headers, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+    await res.body.dump();
+    return res.statusCode >= 200 && res.statusCode <= 299;
+  });
+  await pool.close();
+  return result;
+}
+
+/** HTTP/2 GET at a fixed rate over `sessions` connections (round robin). */
+async function h2Rate() {
+  const sessions = await Promise.all(Array.from({ length: spec.sessions ?? 4 }, h2Connect));
+  for (const s of sessions) s.on('error', () => {});
+  const path = new URL(spec.url).pathname;
+  let i = 0;
+  const result = await rateRun(() => new Promise((resolve, reject) => {
+    const session = sessions[i++ % sessions.length];
+    const req = session.request({ ':method': 'GET', ':path': path, ...(spec.headers ?? {}) }, { endStream: true });
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => { req.close(http2.constants.NGHTTP2_CANCEL); reject(new Error('timeout')); });
+    let status = 0;
+    req.on('response', (h) => { status = h[':status']; });
+    req.on('data', () => {});
+    req.on('end', () => resolve(status >= 200 && status < 300));
+    req.on('error', reject);
+    req.on('close', () => { if (!req.readableEnded) reject(new Error('closed')); });
+  }));
+  for (const s of sessions) s.close();
+  return result;
+}
+
+/** gRPC unary at a fixed rate on one channel. */
+async function grpcRate() {
+  const client = grpcClient();
+  const metadata = new grpc.Metadata();
+  for (const [k, v] of Object.entries(spec.headers ?? {})) metadata.set(k, v);
+  await new Promise((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
+  const payload = Buffer.alloc(spec.payloadBytes ?? 64, 0x63);
+  const result = await rateRun(() => new Promise((resolve, reject) => {
+    client.Unary({ payload }, metadata, { deadline: Date.now() + REQUEST_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve(true)));
+  }));
+  client.close();
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -278,7 +323,7 @@ async function grpcSaturation() {
 
 // ---------------------------------------------------------------------------------------------------
 
-const kinds = { 'h1-sat': h1Saturation, 'h1-rate': h1Rate, 'h2-sat': h2Saturation, 'grpc-unary': grpcSaturation, 'grpc-stream': grpcSaturation };
+const kinds = { 'h1-sat': h1Saturation, 'h1-rate': h1Rate, 'h2-rate': h2Rate, 'grpc-unary-rate': grpcRate, 'h2-sat': h2Saturation, 'grpc-unary': grpcSaturation, 'grpc-stream': grpcSaturation };
 const run = kinds[spec.kind];
 if (!run) {
   process.stderr.write(`loader: unknown kind ${spec.kind}\n`);

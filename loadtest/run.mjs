@@ -1,7 +1,7 @@
 // Owns `npm run loadtest` / `npm run loadtest:quick`: starts the upstream, nginx and Portcullis on loopback,
 // runs every point interleaved across setups (A B C A B C ...), samples CPU and RSS, writes results + chart.
 // Usage: node loadtest/run.mjs [--profile quick|full] [--dist dist] [--setups a,b] [--points p,q] [--out DIR]
-//        [--repetitions N] [--duration S] [--node-options='--flag ...'] [--keep]
+//        [--repetitions N] [--duration S] [--node-options='--flag ...'] [--baseline-dist DIR] [--keep]
 // Portcullis runs as shipped (no extra Node flags) unless --node-options adds some.   (overrides are for trying things out; results say what ran)
 
 import { spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fetch } from 'undici';
 import { createEnvironment, SETUP_CATALOG } from './lib/env.mjs';
-import { createSampler, loadAverage } from './lib/procfs.mjs';
+import { createSampler, loadAverage, measureIdle } from './lib/procfs.mjs';
 import { POINTS, PROFILES } from './lib/plan.mjs';
 import { renderMarkdown, renderSvg, summarize } from './lib/report.mjs';
 
@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
     repetitions: { type: 'string' },
     duration: { type: 'string' },
     'node-options': { type: 'string' },
+    'baseline-dist': { type: 'string' },
   },
 });
 
@@ -45,6 +46,8 @@ const onlySetups = args.setups ? new Set(args.setups.split(',')) : null;
 const onlyPoints = args.points ? new Set(args.points.split(',')) : null;
 const plan = profile.points
   .filter((p) => !onlyPoints || onlyPoints.has(p.point))
+  // --baseline-dist runs the same build's predecessor beside pc-10 in every round (before/after in one run).
+  .map((p) => ({ ...p, setups: args['baseline-dist'] ? p.setups.flatMap((s) => (s === 'pc-10' ? [s, 'pc-10-baseline'] : [s])) : p.setups }))
   .map((p) => ({ ...p, ...(args.duration ? { durationS: Number(args.duration) } : {}), setups: p.setups.filter((s) => !onlySetups || onlySetups.has(s)) }))
   .filter((p) => p.setups.length > 0);
 const setupNames = [...new Set(plan.flatMap((p) => p.setups))];
@@ -91,8 +94,9 @@ function runLoader(spec, serverPids, upstreamPid) {
 
 const runs = [];
 const decisionLogDropped = {};
+const idle = {};
 try {
-  env = await createEnvironment({ dist: resolve(args.dist), tmp, setups: setupNames, log, nodeOptions: args['node-options'] === undefined ? undefined : args['node-options'].split(' ').filter(Boolean) });
+  env = await createEnvironment({ dist: resolve(args.dist), baselineDist: args['baseline-dist'] && resolve(args['baseline-dist']), tmp, setups: setupNames, log, nodeOptions: args['node-options'] === undefined ? undefined : args['node-options'].split(' ').filter(Boolean) });
   log(`Portcullis runs with node ${env.info.portcullisNodeFlags.join(' ') || '(no extra flags)'}`);
   log(`started: upstream ${JSON.stringify(env.info.upstream.ports)}; ${Object.keys(env.info.setups).join(', ')}`);
   // One untimed pass per setup first, so V8 has compiled the hot paths before any measured run.
@@ -106,6 +110,17 @@ try {
       log(`pre-warm ${setupName}: ${Math.round(r.loader.rps)}/s (not recorded)`);
     } catch (err) {
       log(`pre-warm ${setupName} failed: ${err.message}`);
+    }
+  }
+  // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left).
+  if (profile.idleS > 0) {
+    await new Promise((r) => setTimeout(r, 3000));
+    const load0 = loadAverage();
+    const measured = await Promise.all(Object.entries(env.info.setups).filter(([, s]) => s.pids().length > 0)
+      .map(async ([name, s]) => [name, await measureIdle(s.pids, profile.idleS)]));
+    for (const [name, r] of measured) {
+      idle[name] = { ...r, load_average_1m: load0?.one };
+      log(`idle ${name}: ${r.cpu_ms_per_s.toFixed(2)} ms CPU/s, ${r.wakeups_per_s.toFixed(1)} wake-ups/s (all threads), load ${load0?.one}`);
     }
   }
   const total = plan.reduce((a, p) => a + p.setups.filter((s) => env.info.setups[s]).length, 0) * profile.repetitions;
@@ -184,7 +199,9 @@ if (runs.length > 0) {
     setups: Object.fromEntries(setupNames.map((s) => [s, SETUP_CATALOG[s].label])),
     points: Object.fromEntries(plan.map((p) => [p.point, { ...POINTS[p.point], durationS: p.durationS, warmupS: p.warmupS, setups: p.setups }])),
     decision_log_dropped: decisionLogDropped,
+    idle,
     portcullis_node_flags: env?.info.portcullisNodeFlags ?? null,
+    baseline_dist: args['baseline-dist'] ?? null,
     overrides: { setups: args.setups ?? null, points: args.points ?? null, repetitions: args.repetitions ?? null, duration: args.duration ?? null },
     note: 'Loader, proxy and upstream share this machine\'s CPUs with each other (and with anything else running): see load_average_* in every run.',
   };

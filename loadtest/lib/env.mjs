@@ -20,7 +20,9 @@ export const ISSUER = 'https://issuer.loadtest.portcullis';
 export const SETUP_CATALOG = {
   direct: { kind: 'direct', label: 'direct (no proxy, plaintext)' },
   nginx: { kind: 'nginx', label: 'nginx mTLS' },
+  bare: { kind: 'bare', label: 'bare Node mTLS proxy (reference, not the product): node:https + undici / node:http2, one path rule, no identity, no log' },
   'pc-10': { kind: 'portcullis', rules: 10, mode: 'enforce', label: 'Portcullis mTLS, 10 rules' },
+  'pc-10-baseline': { kind: 'portcullis', rules: 10, mode: 'enforce', baseline: true, label: 'Portcullis mTLS, 10 rules, built from --baseline-dist (before/after in one run)' },
   'pc-1000': { kind: 'portcullis', rules: 1000, mode: 'enforce', label: 'Portcullis mTLS, 1,000 rules' },
   'pc-jwt': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, label: 'Portcullis mTLS, 10 rules + JWT (cached key)' },
   'pc-audit': { kind: 'portcullis', rules: 10, mode: 'audit', auditDeny: true, label: 'Portcullis audit mode (every request a logged would-deny)' },
@@ -121,9 +123,10 @@ export function policyDocuments({ rules, jwt, auditDeny, jwks }) {
 
 // ---------------------------------------------------------------------------------------------------
 
-export async function createEnvironment({ dist, tmp, setups, log, cpuProfDir, nginxWorkers = 1, nodeOptions }) {
+export async function createEnvironment({ dist, baselineDist, tmp, setups, log, cpuProfDir, nginxWorkers = 1, nodeOptions }) {
   const main = join(dist, 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
+  const baselineMain = baselineDist ? join(baselineDist, 'src', 'main.js') : null;
   // Portcullis ships no extra Node flags; --node-options tries some out, and the results record what ran.
   nodeOptions ??= [];
   const children = [];
@@ -187,6 +190,21 @@ export async function createEnvironment({ dist, tmp, setups, log, cpuProfDir, ng
         pids: () => [],
         headers: {},
       };
+    } else if (def.kind === 'bare') {
+      const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
+      const cfg = { cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts };
+      const child = start('bare', process.execPath, [...nodeOptions, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
+      await waitFor(async () => {
+        if (child.exitInfo) throw new Error(`bare proxy exited (see ${tmp}/bare.stderr.log)`);
+        return readFileSync(join(tmp, 'bare.stdout.log'), 'utf8').includes('READY');
+      }, 'bare proxy');
+      info.setups[name] = {
+        ...def,
+        endpoints: Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, { url: `https://127.0.0.1:${p}`, tls: clientTls }])),
+        pids: () => [child.pid],
+        pidList: { [name]: child.pid },
+        headers: {},
+      };
     } else if (def.kind === 'nginx') {
       const bin = ensureNginx(log);
       if (!bin) { log('nginx unavailable: the nginx setup is skipped'); continue; }
@@ -239,7 +257,8 @@ export async function createEnvironment({ dist, tmp, setups, log, cpuProfDir, ng
         const configFile = join(dir, 'portcullis.yaml');
         writeFileSync(configFile, JSON.stringify(config, null, 1));
         const nodeArgs = [...nodeOptions, ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, sidecarName)] : [])];
-        const child = start(sidecarName, process.execPath, [...nodeArgs, main, 'run', '--config', configFile]);
+        if (def.baseline && !baselineMain) throw new Error(`setup ${sidecarName} needs --baseline-dist`);
+        const child = start(sidecarName, process.execPath, [...nodeArgs, def.baseline ? baselineMain : main, 'run', '--config', configFile]);
         await waitFor(async () => {
           if (child.exitInfo) throw new Error(`${sidecarName} exited (${JSON.stringify(child.exitInfo)}): ${readFileSync(join(tmp, `${sidecarName}.stderr.log`), 'utf8').slice(-2000)}`);
           const res = await fetch(`http://127.0.0.1:${ports.admin}/ready`);

@@ -27,29 +27,41 @@ export const POINTS = {
     title: 'HTTP/1.1 GET at 1,000 requests/s (open loop)', model: 'rate', rate: 1000, endpoint: 'h1', path: '/api/items',
     loader: { kind: 'h1-rate', connections: 64, rate: 1000 },
   },
+  'h2-get-rate1000': {
+    title: 'HTTP/2 over TLS GET at 1,000 requests/s (open loop)', model: 'rate', rate: 1000, endpoint: 'h2', path: '/api/h2',
+    loader: { kind: 'h2-rate', sessions: 4, rate: 1000 },
+  },
+  'grpc-unary-rate1000': {
+    title: 'gRPC unary (64 B) at 1,000 calls/s (open loop)', model: 'rate', rate: 1000, endpoint: 'grpc',
+    loader: { kind: 'grpc-unary-rate', rate: 1000, payloadBytes: 64 },
+  },
   'h1-get-rate5000': {
     title: 'HTTP/1.1 GET at 5,000 requests/s (open loop)', model: 'rate', rate: 5000, endpoint: 'h1', path: '/api/items',
     loader: { kind: 'h1-rate', connections: 64, rate: 5000 },
   },
 };
 
-const ALL = ['direct', 'nginx', 'pc-10', 'pc-1000', 'pc-jwt', 'pc-audit', 'pc-mesh'];
-const PROTOCOLS = ['direct', 'nginx', 'pc-10', 'pc-mesh'];
+const ALL = ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000', 'pc-jwt', 'pc-audit', 'pc-mesh'];
+const PROTOCOLS = ['direct', 'nginx', 'bare', 'pc-10', 'pc-mesh'];
+/** The setups the ratios to the bare Node proxy are taken from. */
+const VS_BARE = ['direct', 'bare', 'pc-10'];
 
 export const PROFILES = {
-  // Under 2 minutes: the headline ratios only.
+  // About 2 minutes: the headline ratios only (and the ratios to the bare Node proxy).
   quick: {
     repetitions: 3,
     prewarmS: 1.5,
+    idleS: 10,
     points: [
-      { point: 'h1-get-sat', setups: ['direct', 'nginx', 'pc-10', 'pc-1000'], durationS: 2, warmupS: 0.3 },
-      { point: 'h1-get-rate1000', setups: ['direct', 'nginx', 'pc-10', 'pc-1000'], durationS: 2, warmupS: 0.3 },
+      { point: 'h1-get-sat', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 2, warmupS: 0.3 },
+      { point: 'h1-get-rate1000', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 3, warmupS: 0.5 },
     ],
   },
   // Within 15 minutes: every setup, workload and load model.
   full: {
     repetitions: 3,
     prewarmS: 3,
+    idleS: 10,
     points: [
       { point: 'h1-get-sat', setups: ALL, durationS: 5, warmupS: 0.5 },
       { point: 'h1-post64k-sat', setups: PROTOCOLS, durationS: 5, warmupS: 0.5 },
@@ -57,6 +69,8 @@ export const PROFILES = {
       { point: 'grpc-unary-sat', setups: PROTOCOLS, durationS: 5, warmupS: 0.5 },
       { point: 'grpc-stream-sat', setups: ['direct', 'nginx', 'pc-10'], durationS: 5, warmupS: 0.5 },
       { point: 'h1-get-rate1000', setups: ALL, durationS: 5, warmupS: 0.5 },
+      { point: 'h2-get-rate1000', setups: VS_BARE, durationS: 5, warmupS: 0.5 },
+      { point: 'grpc-unary-rate1000', setups: VS_BARE, durationS: 5, warmupS: 0.5 },
       { point: 'h1-get-rate5000', setups: ALL, durationS: 5, warmupS: 0.5 },
     ],
   },

@@ -83,3 +83,57 @@ export function createSampler(pidsOf, intervalMs = 100) {
     },
   };
 }
+
+/**
+ * Context switches of every thread of `pid` (from /proc/<pid>/task/<tid>/status): voluntary ones are the
+ * process going to sleep and being woken, i.e. its wake-ups. Null when it is gone.
+ */
+export function contextSwitches(pid) {
+  try {
+    let voluntary = 0;
+    let involuntary = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+        involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch { /* thread exited meanwhile */ }
+    }
+    return { voluntary, involuntary };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of all threads of `pid` in nanosecond resolution (/proc/<pid>/task/<tid>/schedstat), or null. */
+export function preciseCpuSeconds(pid) {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* exited */ }
+    }
+    return ns / 1e9;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU milliseconds per second and wake-ups per second of a group of pids over `seconds` of no traffic. */
+export async function measureIdle(pidsOf, seconds) {
+  const cpuOf = (p) => preciseCpuSeconds(p) ?? cpuSeconds(p);
+  const pids = pidsOf();
+  const cpu0 = pids.map((p) => cpuOf(p) ?? 0);
+  const cs0 = pids.map((p) => contextSwitches(p));
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  let cpu = 0;
+  let wakeups = 0;
+  let involuntary = 0;
+  pids.forEach((p, i) => {
+    cpu += (cpuOf(p) ?? 0) - (cpu0[i] ?? 0);
+    const cs = contextSwitches(p);
+    if (cs && cs0[i]) { wakeups += cs.voluntary - cs0[i].voluntary; involuntary += cs.involuntary - cs0[i].involuntary; }
+  });
+  return { seconds: wall, cpu_ms_per_s: (cpu * 1000) / wall, wakeups_per_s: wakeups / wall, involuntary_per_s: involuntary / wall };
+}

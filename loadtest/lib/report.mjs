@@ -91,6 +91,28 @@ export function summarize(runs, meta) {
     };
   }
 
+  // Against the bare Node proxy (same run): CPU per request (paired per round), peak RSS, added p99.
+  const cpuPerRequest = (r) => (r.loader.rps > 0 ? r.proxy.vcpu / r.loader.rps : null);
+  ratios.vs_bare = {};
+  for (const point of Object.keys(points).filter((p) => points[p].bare)) {
+    const row = {};
+    for (const s of Object.keys(points[point]).filter((x) => x !== 'bare' && x !== 'direct' && x !== 'nginx')) {
+      const cpu = paired(point, s, 'bare', (x, y) => cpuPerRequest(x) / cpuPerRequest(y));
+      const entry = { cpu_per_request: cpu };
+      if (meta.points[point]?.model === 'rate') {
+        entry.peak_rss_mb_over_bare = paired(point, s, 'bare', (x, y) => x.proxy.peak_rss_mb - y.proxy.peak_rss_mb);
+        const a = ratios.added_latency_ms[point]?.[s]?.p99?.median;
+        const b = ratios.added_latency_ms[point]?.bare?.p99?.median;
+        entry.added_p99_ms = a ?? null;
+        entry.bare_added_p99_ms = b ?? null;
+        // A floor of 0.1 ms keeps a near-zero bare figure from turning noise into a huge ratio.
+        entry.added_p99_ratio = a !== undefined && a !== null && b !== undefined && b !== null ? a / Math.max(b, 0.1) : null;
+      }
+      row[s] = entry;
+    }
+    ratios.vs_bare[point] = row;
+  }
+
   const v = (x) => x?.median ?? x ?? null;
   // On loopback the direct path's p99 is well under a millisecond; when it is not, scheduler stalls from
   // other work on the machine dominate the tail and an "added p99" is noise, not the proxy.
@@ -122,6 +144,17 @@ export function summarize(runs, meta) {
     { metric: 'vCPU per 1,000 requests at saturation (HTTP/1.1 GET)', value: cpuPer1000('h1-get-sat', 'pc-10'), nginx: cpuPer1000('h1-get-sat', 'nginx'), unit: 'vCPU', target: 'no target' },
     { metric: 'Throughput cost of audit mode (logged would-deny)', value: v(ratios.costs.audit.throughput_loss), unit: '%', target: 'no target' },
     { metric: 'Throughput, two sidecars vs one (mesh)', value: v(ratios.costs.second_sidecar.throughput_loss), unit: '%', target: 'no target' },
+    ...[['h1-get-sat', 'HTTP/1.1 GET, saturation'], ['h1-get-rate1000', 'HTTP/1.1 GET at 1,000 rps'], ['h2-get-sat', 'HTTP/2 GET, saturation'], ['h2-get-rate1000', 'HTTP/2 GET at 1,000 rps'],
+      ['grpc-unary-sat', 'gRPC unary, saturation'], ['grpc-unary-rate1000', 'gRPC unary at 1,000 calls/s']].flatMap(([point, title]) => {
+      const e = ratios.vs_bare[point]?.['pc-10'];
+      if (!e) return [];
+      const rows = [{ metric: `CPU per request vs bare Node proxy, ${title}`, value: v(e.cpu_per_request), unit: 'x', target: '<= 1.15x', pass: (x) => x <= 1.15 }];
+      if (meta.points[point]?.model === 'rate') {
+        rows.push({ metric: `Peak RSS over bare Node proxy, ${title}`, value: v(e.peak_rss_mb_over_bare), unit: 'MB', target: '<= 15 MB', pass: (x) => x <= 15 });
+        rows.push({ metric: `Added p99 vs bare's added p99, ${title} (Portcullis ${fmt(e.added_p99_ms)} ms, bare ${fmt(e.bare_added_p99_ms)} ms)`, value: e.added_p99_ratio, unit: 'x', target: '<= 1.5x', pass: tailVerdict(point, 1.5) });
+      }
+      return rows;
+    }),
   ].map((t) => {
     const outcome = t.value === null || t.value === undefined ? 'not measured' : t.pass ? t.pass(t.value) : '-';
     return { ...t, verdict: outcome === true ? 'met' : outcome === false ? 'MISSED' : outcome, pass: undefined };
@@ -161,6 +194,22 @@ export function renderMarkdown(summary, { chart, prefix }) {
   for (const t of targets) L.push(`| ${t.metric} | ${fmtUnit(t.value, t.unit)} | ${t.nginx !== undefined ? fmtUnit(t.nginx, t.unit) : ''} | ${t.target} | ${t.verdict} | ${t.reference ?? ''} |`);
   L.push('');
 
+  if (Object.keys(ratios.vs_bare ?? {}).length > 0) {
+    L.push('## Against the bare Node proxy (reference: node:https + undici / node:http2, one path rule, no identity, no log)', '');
+    L.push('| Point | Setup | CPU per request vs bare (paired, range) | peak RSS over bare MB | added p99 ms (bare) |', '|---|---|---|---|---|');
+    for (const [point, row] of Object.entries(ratios.vs_bare)) {
+      for (const [s, e] of Object.entries(row)) {
+        const c = e.cpu_per_request;
+        L.push(`| ${point} | \`${s}\` | ${c ? `${fmt(c.median)}x (${fmt(c.range?.[0])}-${fmt(c.range?.[1])})` : '-'} | ${e.peak_rss_mb_over_bare ? fmt(e.peak_rss_mb_over_bare.median, 1) : ''} | ${e.added_p99_ms !== undefined ? `${fmt(e.added_p99_ms)} (${fmt(e.bare_added_p99_ms)})` : ''} |`);
+      }
+    }
+    L.push('');
+  }
+  if (meta.idle && Object.keys(meta.idle).length > 0) {
+    L.push('## Idle (no traffic, after the pre-warm; all threads)', '', '| Setup | CPU ms per s | wake-ups per s (voluntary context switches) | involuntary per s | window s | load avg 1m |', '|---|---|---|---|---|---|');
+    for (const [s, r] of Object.entries(meta.idle)) L.push(`| \`${s}\` | ${fmt(r.cpu_ms_per_s)} | ${fmt(r.wakeups_per_s, 1)} | ${fmt(r.involuntary_per_s, 1)} | ${fmt(r.seconds, 1)} | ${r.load_average_1m ?? '-'} |`);
+    L.push('');
+  }
   L.push('## Throughput at saturation (requests/s, median)', '');
   const satPoints = Object.keys(points).filter((p) => meta.points[p].model === 'saturation');
   L.push(`| Workload | ${setups.map((s) => `\`${s}\``).join(' | ')} |`, `|---|${setups.map(() => '---').join('|')}|`);
@@ -214,7 +263,7 @@ export function renderMarkdown(summary, { chart, prefix }) {
 // ---------------------------------------------------------------------------------------------------
 // SVG
 
-const COLORS = { direct: '#7f7f7f', nginx: '#2ca02c', 'pc-10': '#1f77b4', 'pc-1000': '#9467bd', 'pc-jwt': '#ff7f0e', 'pc-audit': '#8c564b', 'pc-mesh': '#d62728' };
+const COLORS = { direct: '#7f7f7f', nginx: '#2ca02c', bare: '#bcbd22', 'pc-10': '#1f77b4', 'pc-1000': '#9467bd', 'pc-jwt': '#ff7f0e', 'pc-audit': '#8c564b', 'pc-mesh': '#d62728' };
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function renderSvg(summary) {

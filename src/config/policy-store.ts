@@ -76,13 +76,19 @@ export interface PolicyStoreOptions {
   watch?: boolean;
   /** Quiet time after the last change before reloading (default 200 ms). */
   debounceMs?: number;
-  /** Polling fallback period: catches changes fs.watch misses, e.g. ConfigMap symlink swaps (default 2000 ms; 0 = off). */
+  /**
+   * Polling period, the safety net for changes fs.watch misses (0 = off). Default: 30 s while every path is
+   * watched, 2 s when a watch could not be set up (an idle sidecar should not wake up every 2 s).
+   */
   pollIntervalMs?: number;
   /** A set with no policy document at all is refused (default), since it is usually a half-written update. */
   allowEmpty?: boolean;
   /** Injected reader (default readPolicySources). */
   readSources?: (paths: readonly string[]) => Promise<PolicySource[]>;
 }
+
+const SAFETY_POLL_MS = 30_000;
+const FALLBACK_POLL_MS = 2000;
 
 export type CreatePolicyStoreResult = { store: PolicyStore } | { diagnostics: Diagnostic[] };
 
@@ -231,6 +237,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     debounce.unref();
   };
   if (opts.watch !== false) {
+    let unwatched = 0;
     for (const p of opts.paths) {
       try {
         // A file is watched through its directory: editors and ConfigMaps replace files by rename.
@@ -250,9 +257,10 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
         watchers.push(w);
       } catch {
         // recursive watch unsupported or path gone: the poll below still notices changes
+        unwatched++;
       }
     }
-    const every = opts.pollIntervalMs ?? 2000;
+    const every = opts.pollIntervalMs ?? (unwatched === 0 ? SAFETY_POLL_MS : FALLBACK_POLL_MS);
     if (every > 0) {
       let polling = false;
       poll = setInterval(() => {

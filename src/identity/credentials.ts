@@ -49,7 +49,10 @@ export interface ReloadResult {
 
 export interface CredentialStoreOptions extends CredentialFiles {
   logger?: IdentityLogger;
-  /** Poll period, the fallback for file systems where fs.watch misses events (ms, default 2000; 0 = off). */
+  /**
+   * Poll period, the fallback for file systems where fs.watch misses events (ms; 0 = off). Default: 30 s
+   * while every directory is watched, 2 s when fs.watch is off or could not be set up.
+   */
   pollIntervalMs?: number;
   /** Quiet time after a file event before reloading, so cert and key written together land as one (ms, default 200). */
   debounceMs?: number;
@@ -239,7 +242,7 @@ export class CredentialStore {
     const store = new CredentialStore(files, credentials, opts);
     for (const w of warnings) store.logger.warn({ event: 'credentials_warning', ...files }, w);
     store.logger.info({ event: 'credentials_loaded', spiffe_id: credentials.ownSpiffeId, not_after: credentials.notAfter.toISOString(), bundle_size: credentials.bundle.length }, 'loaded own SVID and trust bundle');
-    if (opts.watch !== false) store.startWatching(opts.pollIntervalMs ?? 2000, opts.fsWatch !== false);
+    if (opts.watch !== false) store.startWatching(opts.pollIntervalMs, opts.fsWatch !== false);
     return store;
   }
 
@@ -364,7 +367,7 @@ export class CredentialStore {
     this.debounceTimer.unref();
   }
 
-  private startWatching(pollIntervalMs: number, fsWatch: boolean): void {
+  private startWatching(pollIntervalOption: number | undefined, fsWatch: boolean): void {
     // Watch directories, not files: atomic renames and Kubernetes `..data` symlink swaps replace the
     // inode, which a file watch would silently lose.
     const dirs = new Map<string, Set<string>>();
@@ -373,15 +376,19 @@ export class CredentialStore {
       set.add(basename(f));
       dirs.set(dirname(f), set);
     }
+    let unwatched = fsWatch ? 0 : dirs.size;
     for (const dir of fsWatch ? dirs.keys() : []) {
       try {
         const watcher = watch(dir, { persistent: false }, () => this.schedule());
         watcher.on('error', (err) => this.logger.warn({ event: 'credentials_watch_error', dir, error: err.message }, 'file watch failed; relying on polling'));
         this.watchers.push(watcher);
       } catch (err) {
+        unwatched++;
         this.logger.warn({ event: 'credentials_watch_error', dir, error: (err as Error).message }, 'file watch unavailable; relying on polling');
       }
     }
+    // A slow safety poll while every directory is watched: an idle sidecar should not wake up every 2 s.
+    const pollIntervalMs = pollIntervalOption ?? (unwatched === 0 ? 30_000 : 2000);
     if (pollIntervalMs > 0) {
       this.pollTimer = setInterval(() => void this.reload(), pollIntervalMs);
       this.pollTimer.unref();

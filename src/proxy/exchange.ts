@@ -69,57 +69,111 @@ export function sendReply(ex: Exchange, reply: Reply, grpc: boolean): number {
   return reply.status;
 }
 
+// Exchanges are classes, not object literals with accessors: a literal with `get` accessors becomes a
+// dictionary-mode object with fresh closures per request, which kept every request's req/res/listeners
+// alive through scavenges (promoted to old space). Listeners are shared functions that find their
+// exchange through one symbol-keyed slot on the emitter.
+
+const kExchange = Symbol('portcullis.exchange');
+type WithExchange = { [kExchange]?: AbortableExchange };
+
+/** Abort bookkeeping shared by every exchange kind: at most one listener list, allocated on demand. */
+export abstract class AbortableExchange {
+  aborted = false;
+  private abortListeners: (() => void)[] | null = null;
+
+  onAbort(listener: () => void): void {
+    (this.abortListeners ??= []).push(listener);
+  }
+
+  protected fireAbort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.abortListeners;
+    if (listeners) for (const l of listeners) l();
+  }
+
+  /** Called by the shared emitter listeners below. */
+  abstract onTransportAbort(): void;
+}
+
+/** Installed as an emitter listener (no per-request closure); `exchangeOf` must have been attached. */
+export function onTransportAbort(this: WithExchange): void {
+  this[kExchange]?.onTransportAbort();
+}
+/** Attaches `ex` to an emitter so the shared listeners above can find it. */
+export function attachExchange(emitter: object, ex: AbortableExchange): void {
+  (emitter as WithExchange)[kExchange] = ex;
+}
+export function ignoreError(): void { /* surfaced as 'aborted'/'close'; never crash the process */ }
+
 // === HTTP/1.1 ===
 
+const expectContinue = /100-continue/i;
+
+class H1Response implements DownstreamResponse {
+  closeAfter = false;
+  readonly body: Writable;
+  constructor(private readonly res: ServerResponse) { this.body = res; }
+  get started(): boolean { return this.res.headersSent; }
+  start(status: number, headers: OutHeaders, options: { endStream: boolean; trailers: boolean }): void {
+    if (this.closeAfter) headers = { ...headers, connection: 'close' };
+    this.res.writeHead(status, headers);
+    if (options.endStream) this.res.end();
+  }
+  endWithTrailers(trailers: OutHeaders): void {
+    this.res.addTrailers(trailers as Record<string, string>);
+    this.res.end();
+  }
+  end(): void { this.res.end(); }
+  abort(): void { this.res.destroy(); }
+}
+
+class H1Exchange extends AbortableExchange implements Exchange {
+  readonly httpVersion = '1.1' as const;
+  readonly method: string;
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+  readonly body: Readable;
+  readonly contentLength: number | undefined;
+  readonly bodyless: boolean;
+  readonly response: H1Response;
+
+  constructor(readonly conn: ConnectionInfo, private readonly req: IncomingMessage, private readonly res: ServerResponse) {
+    super();
+    this.method = req.method ?? '';
+    this.target = req.url ?? '';
+    this.rawHeaders = req.rawHeaders;
+    this.body = req;
+    const lengthHeader = req.headers['content-length'];
+    this.contentLength = lengthHeader !== undefined ? Number(lengthHeader) : undefined;
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    this.bodyless = !chunked && (this.contentLength === undefined || this.contentLength === 0);
+    this.response = new H1Response(res);
+    (res as WithExchange)[kExchange] = this;
+    (req as WithExchange)[kExchange] = this;
+    res.on('close', onTransportAbort);
+    req.on('aborted', onTransportAbort);
+  }
+
+  onTransportAbort(): void {
+    // A response that finished was not aborted, whatever the socket does afterwards.
+    if (!this.res.writableFinished) this.fireAbort();
+  }
+
+  continueIfExpected(): void {
+    const expect = this.req.headers.expect;
+    if (expect !== undefined && expectContinue.test(expect) && !this.res.headersSent) this.res.writeContinue();
+  }
+
+  closeAfterResponse(): void {
+    this.response.closeAfter = true;
+    this.res.shouldKeepAlive = false;
+  }
+}
+
 export function h1Exchange(conn: ConnectionInfo, req: IncomingMessage, res: ServerResponse): Exchange {
-  let aborted = false;
-  let finished = false;
-  const abortListeners: (() => void)[] = [];
-  const fireAbort = (): void => {
-    if (aborted || finished) return;
-    aborted = true;
-    for (const l of abortListeners) l();
-  };
-  res.on('finish', () => { finished = true; });
-  res.on('close', () => { if (!res.writableFinished) fireAbort(); });
-  req.on('aborted', fireAbort);
-  const lengthHeader = req.headers['content-length'];
-  const contentLength = lengthHeader !== undefined ? Number(lengthHeader) : undefined;
-  const chunked = req.headers['transfer-encoding'] !== undefined;
-  let closeAfter = false;
-  const response: DownstreamResponse = {
-    get started() { return res.headersSent; },
-    start(status, headers, options) {
-      if (closeAfter) headers = { ...headers, connection: 'close' };
-      res.writeHead(status, headers);
-      if (options.endStream) res.end();
-    },
-    body: res,
-    endWithTrailers(trailers) {
-      res.addTrailers(trailers as Record<string, string>);
-      res.end();
-    },
-    end() { res.end(); },
-    abort() { res.destroy(); },
-  };
-  return {
-    conn,
-    httpVersion: '1.1',
-    method: req.method ?? '',
-    target: req.url ?? '',
-    rawHeaders: req.rawHeaders,
-    body: req,
-    contentLength,
-    bodyless: !chunked && (contentLength === undefined || contentLength === 0),
-    response,
-    onAbort(l) { abortListeners.push(l); },
-    get aborted() { return aborted; },
-    continueIfExpected() {
-      const expect = req.headers.expect;
-      if (expect !== undefined && /100-continue/i.test(expect) && !res.headersSent) res.writeContinue();
-    },
-    closeAfterResponse() { closeAfter = true; res.shouldKeepAlive = false; },
-  };
+  return new H1Exchange(conn, req, res);
 }
 
 // === HTTP/2 ===
@@ -128,60 +182,70 @@ const forbiddenH2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'tr
 
 function h2Headers(headers: OutHeaders): OutHeaders {
   const out: OutHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
+  for (const k in headers) {
     const name = k.toLowerCase();
-    if (!forbiddenH2.has(name)) out[name] = v;
+    if (!forbiddenH2.has(name)) out[name] = headers[k] as string | string[];
   }
   return out;
 }
 
+function sendPendingTrailers(this: WithExchange & ServerHttp2Stream): void {
+  const ex = this[kExchange] as H2Exchange | undefined;
+  const trailers = ex?.response.pendingTrailers;
+  if (trailers && Object.keys(trailers).length > 0) this.sendTrailers(h2Headers(trailers));
+  else this.close(h2c.NGHTTP2_NO_ERROR);
+}
+
+class H2Response implements DownstreamResponse {
+  private responded = false;
+  pendingTrailers: OutHeaders | null = null;
+  readonly body: Writable;
+  constructor(private readonly stream: ServerHttp2Stream) { this.body = stream; }
+  get started(): boolean { return this.responded || this.stream.headersSent; }
+  start(status: number, out: OutHeaders, options: { endStream: boolean; trailers: boolean }): void {
+    this.responded = true;
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    const waitForTrailers = options.trailers && !options.endStream;
+    if (waitForTrailers) stream.once('wantTrailers', sendPendingTrailers);
+    const headers: Record<string, string | string[] | number> = h2Headers(out);
+    headers[':status'] = status;
+    stream.respond(headers, { endStream: options.endStream, waitForTrailers });
+  }
+  endWithTrailers(trailers: OutHeaders): void {
+    this.pendingTrailers = trailers;
+    this.stream.end();
+  }
+  end(): void { this.stream.end(); }
+  abort(): void { if (!this.stream.destroyed) this.stream.close(h2c.NGHTTP2_INTERNAL_ERROR); }
+}
+
+class H2Exchange extends AbortableExchange implements Exchange {
+  readonly httpVersion = '2' as const;
+  readonly method: string;
+  readonly target: string;
+  readonly body: Readable;
+  readonly contentLength: number | undefined;
+  readonly response: H2Response;
+
+  constructor(readonly conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, readonly rawHeaders: readonly string[], readonly bodyless: boolean) {
+    super();
+    this.method = String(headers[':method'] ?? '');
+    this.target = String(headers[':path'] ?? '');
+    this.body = stream;
+    const lengthHeader = headers['content-length'];
+    this.contentLength = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
+    this.response = new H2Response(stream);
+    (stream as WithExchange)[kExchange] = this;
+    stream.on('aborted', onTransportAbort);
+    stream.on('error', ignoreError);
+  }
+
+  onTransportAbort(): void { this.fireAbort(); }
+  continueIfExpected(): void { /* h2 clients do not wait for 100 in practice; the body flows after the permit */ }
+  closeAfterResponse(): void { /* drain sends GOAWAY on the session instead */ }
+}
+
 export function h2Exchange(conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], endStream: boolean): Exchange {
-  let aborted = false;
-  let started = false;
-  let pendingTrailers: OutHeaders | null = null;
-  const abortListeners: (() => void)[] = [];
-  stream.on('aborted', () => {
-    if (aborted) return;
-    aborted = true;
-    for (const l of abortListeners) l();
-  });
-  stream.on('error', () => { /* surfaced as 'aborted'/'close'; never crash the process */ });
-  const lengthHeader = headers['content-length'];
-  const contentLength = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
-  const response: DownstreamResponse = {
-    get started() { return started || stream.headersSent; },
-    start(status, out, options) {
-      started = true;
-      if (stream.destroyed || stream.closed) return;
-      if (options.trailers && !options.endStream) {
-        stream.once('wantTrailers', () => {
-          if (pendingTrailers && Object.keys(pendingTrailers).length > 0) stream.sendTrailers(h2Headers(pendingTrailers));
-          else stream.close(h2c.NGHTTP2_NO_ERROR);
-        });
-      }
-      stream.respond({ ...h2Headers(out), ':status': status }, { endStream: options.endStream, waitForTrailers: options.trailers && !options.endStream });
-    },
-    body: stream,
-    endWithTrailers(trailers) {
-      pendingTrailers = trailers;
-      stream.end();
-    },
-    end() { stream.end(); },
-    abort() { if (!stream.destroyed) stream.close(h2c.NGHTTP2_INTERNAL_ERROR); },
-  };
-  return {
-    conn,
-    httpVersion: '2',
-    method: String(headers[':method'] ?? ''),
-    target: String(headers[':path'] ?? ''),
-    rawHeaders,
-    body: stream,
-    contentLength,
-    bodyless: endStream,
-    response,
-    onAbort(l) { abortListeners.push(l); },
-    get aborted() { return aborted; },
-    continueIfExpected() { /* h2 clients do not wait for 100 in practice; the body flows after the permit */ },
-    closeAfterResponse() { /* drain sends GOAWAY on the session instead */ },
-  };
+  return new H2Exchange(conn, stream, headers, rawHeaders, endStream);
 }

@@ -3,10 +3,10 @@
 
 import * as http from 'node:http';
 import type * as net from 'node:net';
-import { Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { InboundListenerConfig } from '../config/types.js';
 import type { Permit } from '../policy/decision.js';
-import type { DownstreamResponse, Exchange, OutHeaders } from './exchange.js';
+import { AbortableExchange, attachExchange, ignoreError, onTransportAbort, type DownstreamResponse, type Exchange, type OutHeaders } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { handleRequest } from './stages.js';
@@ -25,45 +25,52 @@ function headLines(status: number, headers: OutHeaders): string {
   return out + '\r\n';
 }
 
+class UpgradeResponse implements DownstreamResponse {
+  started = false;
+  readonly body: Writable;
+  constructor(private readonly socket: net.Socket) {
+    this.body = new Writable({
+      write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
+      final(cb) { socket.end(); cb(); },
+    });
+  }
+  start(status: number, headers: OutHeaders, options: { endStream: boolean; trailers: boolean }): void {
+    this.started = true;
+    this.socket.write(headLines(status, { ...headers, connection: 'close' }));
+    if (options.endStream) this.socket.end();
+  }
+  endWithTrailers(): void { this.socket.end(); }
+  end(): void { this.socket.end(); }
+  abort(): void { this.socket.destroy(); }
+}
+
 /** An exchange whose response is written straight onto the upgraded socket (Node hands it over raw). */
-function upgradeExchange(info: ConnectionInfo, req: http.IncomingMessage, socket: net.Socket): Exchange {
-  let started = false;
-  let aborted = false;
-  const listeners: (() => void)[] = [];
-  socket.on('close', () => { if (!aborted) { aborted = true; for (const l of listeners) l(); } });
-  socket.on('error', () => { /* close follows */ });
-  const body = new Writable({
-    write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
-    final(cb) { socket.end(); cb(); },
-  });
-  const response: DownstreamResponse = {
-    get started() { return started; },
-    start(status, headers, options) {
-      started = true;
-      socket.write(headLines(status, { ...headers, connection: 'close' }));
-      if (options.endStream) socket.end();
-    },
-    body,
-    endWithTrailers() { socket.end(); },
-    end() { socket.end(); },
-    abort() { socket.destroy(); },
-  };
-  return {
-    conn: info,
-    httpVersion: '1.1',
-    method: req.method ?? '',
-    target: req.url ?? '',
-    rawHeaders: req.rawHeaders,
-    body: req,
-    contentLength: undefined,
-    bodyless: true,
-    isUpgrade: true,
-    response,
-    onAbort(l) { listeners.push(l); },
-    get aborted() { return aborted; },
-    continueIfExpected() {},
-    closeAfterResponse() {},
-  };
+class UpgradeExchange extends AbortableExchange implements Exchange {
+  readonly httpVersion = '1.1' as const;
+  readonly method: string;
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+  readonly body: Readable;
+  readonly contentLength = undefined;
+  readonly bodyless = true;
+  readonly isUpgrade = true;
+  readonly response: UpgradeResponse;
+
+  constructor(readonly conn: ConnectionInfo, req: http.IncomingMessage, socket: net.Socket) {
+    super();
+    this.method = req.method ?? '';
+    this.target = req.url ?? '';
+    this.rawHeaders = req.rawHeaders;
+    this.body = req;
+    this.response = new UpgradeResponse(socket);
+    attachExchange(socket, this);
+    socket.on('close', onTransportAbort);
+    socket.on('error', ignoreError);
+  }
+
+  onTransportAbort(): void { this.fireAbort(); }
+  continueIfExpected(): void {}
+  closeAfterResponse(): void {}
 }
 
 function websocketForwarder(listener: InboundListenerConfig, socket: net.Socket, head: Buffer): Forwarder {
@@ -116,6 +123,6 @@ function websocketForwarder(listener: InboundListenerConfig, socket: net.Socket,
 }
 
 export async function handleUpgrade(info: ConnectionInfo, req: http.IncomingMessage, socket: net.Socket, head: Buffer, deps: ProxyDeps, listener: InboundListenerConfig): Promise<void> {
-  const ex = upgradeExchange(info, req, socket);
+  const ex = new UpgradeExchange(info, req, socket);
   await handleRequest(ex, deps, websocketForwarder(listener, socket, head));
 }
