@@ -10,6 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMai
   check: { summary: 'decide one request (or an NDJSON stream) against policies; prints JSON', load: async () => (await import('./cli/check.js')).main },
   explain: { summary: 'show, for a person, which policies and rules decided a request and why', load: async () => (await import('./cli/explain.js')).main },
   inject: { summary: 'add the Portcullis native sidecar to Kubernetes manifests (-f FILE|-)', load: async () => (await import('./cli/inject.js')).main },
+  webhook: { summary: 'serve the sidecar-injecting admission webhook (HTTPS), or print its manifests', load: async () => (await import('./cli/webhook.js')).main },
   certs: { summary: 'make a demo CA and issue X509-SVIDs (init, issue, --renew)', load: async () => (await import('./cli/certs.js')).main },
 };
 

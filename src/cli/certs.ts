@@ -8,13 +8,15 @@ import { parseArgs } from 'node:util';
 import { createCa, describeSvid, issueSvid, IssueError, parseTtl } from '../identity/issue.js';
 import { checkTrustDomain } from '../identity/spiffe.js';
 import type { KeyType } from '../identity/x509-build.js';
+import { webhookCerts } from './certs-webhook.js';
 
-const USAGE = `usage: portcullis certs <init|issue> [options]
+const USAGE = `usage: portcullis certs <init|issue|webhook> [options]
 
   init    create a demo certificate authority (ca.crt, ca.key)
   issue   issue or renew an X509-SVID (svid.crt, svid.key, bundle.crt)
+  webhook issue the admission webhook's serving certificate and print its caBundle
 
-Run \`portcullis certs <init|issue> --help\` for the options. These certificates are for demos and
+Run \`portcullis certs <init|issue|webhook> --help\` for the options. These certificates are for demos and
 tests; production SVIDs come from SPIRE, Istio or Linkerd.`;
 
 const INIT_USAGE = `usage: portcullis certs init --trust-domain TD --out DIR [options]
@@ -204,6 +206,7 @@ export async function runCerts(argv: string[], io: CertsIo): Promise<number> {
     }
     if (sub === 'init') return await init(rest, io);
     if (sub === 'issue') return await issue(rest, io);
+    if (sub === 'webhook') return await webhookCerts(rest, io);
     throw new UsageError(`unknown subcommand '${sub}'\n\n${USAGE}`);
   } catch (err) {
     // Usage, validation and file errors alike: nothing was half-written (writes are atomic), exit 2.
