@@ -18,13 +18,23 @@ export interface H1ForwarderOptions {
   connections?: number;
 }
 
+/**
+ * Whether a downstream that emitted 'close' got the whole response. An HTTP/2 stream whose peer had
+ * already ended its side is closed by nghttp2 (NO_ERROR) as soon as our END_STREAM goes out, which
+ * can be before 'finish': that is a complete response, not a reset (rstCode 0 after end()).
+ */
+function closedComplete(dst: Writable): boolean {
+  if (dst.writableFinished) return true;
+  return dst.writableEnded && (dst as Writable & { rstCode?: number }).rstCode === 0;
+}
+
 /** pipe() with a promise: stream/promises.pipeline costs an AbortController and a DOMException per call. */
 function relay(src: Readable, dst: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error('stream failed'));
     src.once('error', fail);
     dst.once('error', fail);
-    dst.once('close', () => { if (!dst.writableFinished) fail(new Error('downstream closed')); });
+    dst.once('close', () => { if (closedComplete(dst)) resolve(); else fail(new Error('downstream closed')); });
     dst.once('finish', () => resolve());
     src.pipe(dst);
   });
