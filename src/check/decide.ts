@@ -1,19 +1,21 @@
-// Owns the offline decision pipeline behind `portcullis check`, `explain` and the conformance suites:
-// request JSON -> context (400) -> JWT (401) -> engine -> rate limit, the same order the data plane uses.
+// Owns `portcullis check`'s view of a request: request JSON -> an in-memory exchange run through the data
+// plane's own stages (proxy/stages.ts) -> the decision and the reply the sidecar would send.
 
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { ContextResult, RequestInput, RequestContext, RequestProtocol, PeerIdentity } from '../policy/context-types.js';
-import { buildRequestContext } from '../policy/context.js';
-import { evaluate } from '../policy/evaluate.js';
+import type { RequestInput, RequestContext, RequestProtocol, PeerIdentity } from '../policy/context-types.js';
 import { grpcStatusForHttp, type Decision, type Verdict } from '../policy/decision.js';
 import type { PolicySnapshot } from '../policy/ir.js';
 import type { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
 import { createJwtAuthenticator } from '../jwt/authenticator.js';
 import { parseSpiffeId, toPeerIdentity } from '../identity/spiffe.js';
-import { removeQueryParams } from '../jwt/extract.js';
-import { cleanRequestHeaders, groupHeaders, ownedHeaderNames } from '../proxy/headers.js';
+import { defaultRequestSettings } from '../config/load.js';
+import { memoryExchange, recordingForwarder } from '../proxy/memory-exchange.js';
+import { handleRequest, refusalFor } from '../proxy/stages.js';
+import { judgeConnection } from '../proxy/tcp.js';
+import { replyFor, type Reply } from '../proxy/respond.js';
+import type { ConnectionInfo, ProxyDeps } from '../proxy/types.js';
 
 /** The request JSON `portcullis check` reads (one object, or one per NDJSON line). */
 export interface CheckRequest {
@@ -77,66 +79,89 @@ export async function decideRequest(snapshot: PolicySnapshot, request: CheckRequ
 export async function decideRequestDetailed(snapshot: PolicySnapshot, request: CheckRequest, deps: DecideDeps): Promise<DecideResult> {
   const input = toRequestInput(request);
   const isGrpc = input.protocol === 'grpc';
-  const contextOptions = { pathNormalization: snapshot.options.pathNormalization, rejectEncodedSlashes: snapshot.options.rejectEncodedSlashes === true };
-  // The same header-cleaning step the data plane applies before policy (src/proxy/headers.ts), so a
-  // policy on e.g. x-forwarded-client-cert or authorization answers the same in `check` and `run`.
-  const ownedNames = ownedHeaderNames(snapshot);
-  const grouped = groupHeaders(Object.entries(input.headers).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => [k, x] as const)));
-  let cleaned = input.protocol === 'tcp' ? null : cleanRequestHeaders(grouped, { ownedNames });
-  if (cleaned && !cleaned.ok) {
-    return { output: refused('bad_request', 400, isGrpc, cleaned.refusal.reason), context: undefined, decision: undefined };
+  const conn: ConnectionInfo = {
+    listener: { name: 'check', listen: { host: '127.0.0.1', port: 0 }, upstream: `http://127.0.0.1:${input.port}`, mode: 'permissive', workloadPort: input.port },
+    tls: input.peer !== null,
+    peer: input.peer,
+    peerCertHash: null,
+    sourceIp: input.sourceIp,
+    ...(input.remoteIp !== undefined && input.remoteIp !== input.sourceIp ? { remoteIp: input.remoteIp } : {}),
+    sourcePort: 0,
+    destinationIp: input.destinationIp,
+    sni: input.sni,
+  };
+  const proxyDeps = checkProxyDeps(snapshot, deps, request.time ?? 0);
+  if (input.protocol === 'tcp') {
+    const j = judgeConnection(snapshot, conn, proxyDeps);
+    if (!j.decision || !j.context) return { output: refused(replyFor({ kind: 'internal_error' }), false), context: undefined, decision: undefined };
+    const reply = j.permit ? null : replyFor(refusalFor(j.decision, conn));
+    return { output: toOutput(j.decision, reply, false), context: j.context, decision: j.decision };
   }
-  const built: ContextResult = buildRequestContext(cleaned ? { ...input, headers: cleaned.forPolicy } : input, contextOptions);
-  if (!built.ok) {
-    return { output: refused('bad_request', 400, isGrpc, built.reason), context: undefined, decision: undefined };
+  const { ex } = memoryExchange({ conn, httpVersion: '1.1', method: input.method, target: input.path, rawHeaders: rawHeadersOf(input) });
+  const state = await handleRequest(ex, proxyDeps, recordingForwarder());
+  const decision = state.decision;
+  const reply = state.reply ?? null;
+  if (!decision || !state.ctx) {
+    const output = refused(reply ?? replyFor({ kind: 'internal_error' }), isGrpc);
+    if (reply?.verdict === 'unauthenticated') output.message = reply.body;
+    return { output, context: state.ctx, decision: undefined };
   }
-  let context = built.context;
-  if (input.protocol !== 'tcp') {
-    const authn = await deps.authenticator.authenticate({ method: input.method, target: input.path, headers: headerView(grouped) });
-    if (authn.kind === 'failed') {
-      return { output: { ...refused('unauthenticated', authn.status, isGrpc, authn.reason), message: authn.message }, context, decision: undefined };
-    }
-    // JWT edits (token removal, claim outputs, query-borne token removal) apply before policy, as in the proxy.
-    cleaned = cleanRequestHeaders(grouped, { ownedNames, jwtEdits: authn.edits });
-    if (!cleaned.ok) return { output: refused('bad_request', 400, isGrpc, cleaned.refusal.reason), context, decision: undefined };
-    const names = authn.edits.removeQueryParams ?? [];
-    const rebuilt = buildRequestContext({
-      ...input,
-      path: names.length > 0 ? removeQueryParams(input.path, names) : input.path,
-      headers: cleaned.forPolicy,
-      jwt: authn.kind === 'verified' ? authn.jwt : null,
-    }, contextOptions);
-    if (!rebuilt.ok) return { output: refused('bad_request', 400, isGrpc, rebuilt.reason), context, decision: undefined };
-    context = rebuilt.context;
-  }
-  let decision = evaluate(snapshot, context);
-  const limit = decision.effects?.rateLimit;
-  if (decision.verdict === 'allow' && limit && deps.rateLimiter) {
-    const peerKey = context.peer?.spiffeId ?? '';
-    if (!deps.rateLimiter.admit(limit, peerKey, request.time ?? 0)) {
-      decision = { ...decision, verdict: 'rate_limited', status: 429, grpcStatus: isGrpc ? 8 : undefined, reason: 'rate_limited' };
-    }
-  }
-  // A redirect filter answers with the redirect whatever `status` says (mixed Istio+Linkerd sets report Istio's 200).
-  const redirect = decision.verdict === 'allow' ? decision.effects?.redirect : undefined;
-  if (redirect) decision = { ...decision, status: redirect.status, grpcStatus: isGrpc ? 2 : decision.grpcStatus };
-  return { output: toOutput(decision, isGrpc), context, decision };
+  // A local rate limit refuses an allowed request after the engine: the decision keeps its provenance.
+  const final: Decision = reply?.verdict === 'rate_limited' && decision.verdict === 'allow'
+    ? { ...decision, verdict: 'rate_limited', status: 429, grpcStatus: isGrpc ? 8 : undefined, reason: 'rate_limited' }
+    : decision;
+  return { output: toOutput(final, reply, isGrpc), context: state.ctx, decision: final };
 }
 
-function refused(verdict: Verdict, status: number, isGrpc: boolean, reason: string): CheckOutput {
+/** The data plane's dependencies for one offline decision: the snapshot given, the check authenticator, no I/O. */
+function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: number): ProxyDeps {
+  const { limits } = defaultRequestSettings();
+  const { workload } = snapshot.options;
   return {
-    verdict, status, grpcStatus: isGrpc ? grpcStatusForHttp(status) : null,
-    audit: null, shadow: null, policy: null, rule: null, reason, authorization: null,
+    mode: 'enforce',
+    limits,
+    pathNormalization: snapshot.options.pathNormalization,
+    rejectEncodedSlashes: snapshot.options.rejectEncodedSlashes === true,
+    policies: { current: () => snapshot },
+    credentials: { serverOptions: () => ({}), onChange: () => () => undefined, ownSpiffeId: () => `spiffe://${workload.trustDomain}/ns/${workload.namespace}/sa/${workload.serviceAccount}` },
+    verifyPeer: () => ({ ok: false, reason: 'no_certificate', detail: 'check has no connection' }),
+    jwtFor: () => deps.authenticator,
+    sink: { publish: () => undefined },
+    ...(deps.rateLimiter ? { rateLimiter: rateLimiterOf(deps.rateLimiter) } : {}),
+    now: () => timeMs,
   };
 }
 
-function toOutput(d: Decision, isGrpc: boolean): CheckOutput {
+function rateLimiterOf(limiter: LocalRateLimiter): NonNullable<ProxyDeps['rateLimiter']> {
+  return (limit, peer, nowMs) => limiter.admit(limit, peer?.spiffeId ?? '', nowMs);
+}
+
+/** Header lines as a client sends them: `host` first when given apart, then each value of each header. */
+function rawHeadersOf(input: RequestInput): string[] {
+  const raw: string[] = [];
+  const names = Object.keys(input.headers).map((n) => n.toLowerCase());
+  if (input.host !== '' && !names.includes('host')) raw.push('host', input.host);
+  // gRPC is recognised by its content type, as on the wire.
+  if (input.protocol === 'grpc' && !names.includes('content-type')) raw.push('content-type', 'application/grpc');
+  for (const [name, value] of Object.entries(input.headers)) for (const v of Array.isArray(value) ? value : [value]) raw.push(name, v);
+  return raw;
+}
+
+function refused(reply: Reply, isGrpc: boolean): CheckOutput {
+  return {
+    verdict: reply.verdict as Verdict, status: reply.status, grpcStatus: isGrpc ? reply.grpcStatus : null,
+    audit: null, shadow: null, policy: null, rule: null, reason: reply.reason, authorization: null,
+  };
+}
+
+/** The decision as `check` reports it; `reply` is the local reply the data plane sent (null: forwarded). */
+function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutput {
   const name = (p: { dialect: string; kind: string; namespace: string; name: string } | null): PolicyName | null =>
     p ? { dialect: p.dialect, kind: p.kind, namespace: p.namespace, name: p.name } : null;
   return {
     verdict: d.verdict,
-    status: d.status,
-    grpcStatus: isGrpc ? (d.grpcStatus ?? grpcStatusForHttp(d.status)) : null,
+    status: reply ? reply.status : d.status,
+    grpcStatus: isGrpc ? (reply ? reply.grpcStatus : (d.grpcStatus ?? grpcStatusForHttp(d.status))) : null,
     audit: d.audit ? { policy: name(d.audit.policy)!, rule: d.audit.rule } : null,
     shadow: d.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: name(d.shadow.policy), rule: d.shadow.rule } : null,
     policy: name(d.policy),
@@ -186,13 +211,6 @@ export function toRequestInput(request: CheckRequest): RequestInput {
   };
 }
 
-/** The JWT authenticator's view: lower-cased names, a repeated header as a list (as the proxy passes it). */
-function headerView(grouped: Map<string, string[]>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, values] of grouped) out[name] = values.length === 1 ? (values[0] as string) : values;
-  return out;
-}
-
 export interface CheckAuthenticatorOptions {
   now: () => number;
   /** `jwksUri` -> local file, so `check` verifies tokens of remote issuers without network. */
@@ -207,12 +225,14 @@ export function createCheckAuthenticator(snapshot: PolicySnapshot, options: Chec
     if (uri.startsWith('file://')) return readFile(fileURLToPath(uri), 'utf8');
     throw new Error(`${uri}: remote JWKS are fetched only by \`portcullis run\`; map it to a file with --jwks ${uri}=FILE`);
   };
+  // The same defaults as `run` (config/schema.ts); whether `exp` is required is decided per provider.
+  const { limits, jwks } = defaultRequestSettings();
   return createJwtAuthenticator(snapshot.jwtProviders, {
     now: options.now,
     fetchJwks,
-    clockSkewSeconds: 60,
+    clockSkewSeconds: jwks.clockSkewSeconds,
     requireExpiration: false,
-    maxTokenBytes: 8192,
+    maxTokenBytes: limits.maxJwtBytes,
     cacheTtlMs: 600_000,
     refreshIntervalMs: 0,
     staleGraceMs: 0,

@@ -94,7 +94,7 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
       trustDomains: get<string[] | undefined>('trustDomains') ?? [compile.workload.trustDomain, ...compile.workload.trustDomainAliases],
     },
     compile,
-    rejectEncodedSlashes: get('rejectEncodedSlashes'),
+    rejectEncodedSlashes: compile.rejectEncodedSlashes === true,
     decisionLog: { destination: get('decisionLog'), maxBufferedEvents: get('decisionLogBuffer') },
     logLevel: get('logLevel'),
     limits: assembleLimits(get),
@@ -142,4 +142,13 @@ function sortDiagnostics(list: Diagnostic[]): Diagnostic[] {
 /** True when argv asks for `--help` (checked before loading so help works without a valid config). */
 export function wantsHelp(argv: readonly string[]): boolean {
   return argv.some((a) => a === '--help' || a === '-h');
+}
+
+/** Limits and JWT settings with every key at its schema default: what `run` applies unless told otherwise. */
+export function defaultRequestSettings(): { limits: LimitsConfig; jwks: JwksConfig } {
+  const problems = new Problems();
+  const specs = configSchema.filter((k) => k.key.startsWith('limits.') || k.key.startsWith('jwks.'));
+  const v = resolveValues(specs, new Map(), new Map(), '/', { origin: { file: '<default>', line: 1, column: 1 }, fieldPath: '', baseDir: '/' }, problems);
+  const get = <T>(key: string): T => v.get(key) as T;
+  return { limits: assembleLimits(get), jwks: assembleJwks(get) };
 }

@@ -102,7 +102,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'pathNormalization', flag: 'path-normalization', kind: 'enum', values: pathNormalizations, default: 'MERGE_SLASHES', workload: true, type: pathNormalizations.join('|'),
     help: 'Istio path normalization applied before matching and forwarding' },
   { key: 'denyPathsIgnoreCase', flag: 'deny-paths-ignore-case', kind: 'boolean', default: 'false', workload: true, type: 'boolean', help: 'hardening for workloads whose router ignores case: Istio DENY rules match their paths case-insensitively (only ever widens a deny)' },
-  { key: 'rejectEncodedSlashes', flag: 'reject-encoded-slashes', kind: 'boolean', default: 'false', type: 'boolean', help: 'answer 400 to paths containing %2F or %5C' },
+  { key: 'rejectEncodedSlashes', flag: 'reject-encoded-slashes', kind: 'boolean', default: 'false', workload: true, type: 'boolean', help: 'answer 400 to paths containing %2F or %5C' },
   { key: 'defaultPolicy', flag: 'default-policy', kind: 'enum', values: linkerdDefaultPolicies, default: 'all-unauthenticated', workload: true, type: linkerdDefaultPolicies.join('|'),
     help: 'Linkerd cluster default inbound policy (used only when Linkerd documents are loaded)' },
   { key: 'clusterNetworks', flag: 'cluster-networks', kind: 'cidrList', default: defaultClusterNetworks, workload: true, type: 'list of CIDR', help: 'Linkerd cluster networks' },

@@ -26,6 +26,7 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOpt
     rootNamespace: get<string>('rootNamespace'),
     pathNormalization: get<PathNormalization>('pathNormalization'),
     denyPathsIgnoreCase: get<boolean>('denyPathsIgnoreCase'),
+    rejectEncodedSlashes: get<boolean>('rejectEncodedSlashes'),
     customProviders: [],
     linkerd: {
       defaultPolicy: get<string>('defaultPolicy'),

@@ -66,7 +66,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   const activeH1 = new Set<Exchange>();
   let draining = false;
   let idleResolve: (() => void) | null = null;
-  const track = async (run: Promise<void>): Promise<void> => {
+  const track = async (run: Promise<unknown>): Promise<void> => {
     inFlight++;
     try { await run; } catch { /* handleRequest never throws; defensive */ } finally {
       inFlight--;

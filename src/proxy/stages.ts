@@ -12,7 +12,7 @@ import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-eve
 import { sendReply, type Exchange } from './exchange.js';
 import { cleanRequestHeaders, forwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
-import { isGrpcContentType, linkerdError, replyFor, type Refusal } from './respond.js';
+import { isGrpcContentType, linkerdError, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
 
@@ -28,6 +28,8 @@ export interface RequestState {
   decision?: Decision;
   decidedNs?: bigint;
   permit?: Permit;
+  /** The local reply sent instead of (or after a failed) forward; unset when the upstream answered. */
+  reply?: Reply;
 }
 
 export type StageResult = { kind: 'continue' } | { kind: 'respond'; refusal: Refusal };
@@ -150,7 +152,7 @@ function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdi
 }
 
 /** Engine refusals; a Linkerd decision is rendered on the wire as linkerd2-proxy does (linkerd.md §8). */
-function refusalFor(decision: Decision, conn: ConnectionInfo): Refusal {
+export function refusalFor(decision: Decision, conn: ConnectionInfo): Refusal {
   const linkerd = decision.dialect === 'linkerd';
   switch (decision.verdict) {
     case 'not_found': return { kind: 'not_found', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('not_found', conn) } : {}) };
@@ -172,6 +174,7 @@ function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInp
     headers: scanned.forPolicy,
     peer: conn.peer,
     sourceIp: conn.sourceIp,
+    ...(conn.remoteIp !== undefined ? { remoteIp: conn.remoteIp } : {}),
     ...(conn.destinationIp !== undefined ? { destinationIp: conn.destinationIp } : {}),
     port: conn.listener.workloadPort,
     ...(conn.sni !== undefined ? { sni: conn.sni } : {}),
@@ -263,7 +266,7 @@ function publish(deps: ProxyDeps, event: DecisionEventV1): void {
  * Runs one request to completion: stages in order, then the forwarder with the Permit, then exactly one
  * decision event. Any exception before forwarding is a refusal (fail closed, never forwarded).
  */
-export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Forwarder): Promise<void> {
+export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Forwarder): Promise<RequestState> {
   const state: RequestState = { ex, startNs: process.hrtime.bigint(), grpc: false };
   let refusal: Refusal | null = null;
   try {
@@ -279,17 +282,18 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   if (!refusal && ex.aborted) {
     // The client went away while we decided: nothing to answer, nothing forwarded; still one event.
     publish(deps, decisionEvent(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, durationUs: 0 }));
-    return;
+    return state;
   }
   if (refusal || !state.permit) {
     const reply = replyFor(refusal ?? { kind: 'internal_error' });
+    state.reply = reply;
     // A refused body is never read into memory; the connection closes if the client insists on sending it.
     if (!ex.bodyless) { ex.closeAfterResponse(); ex.body.resume(); }
     let status = reply.status;
     try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
     const fromEngine = state.decision !== undefined && state.permit === undefined && refusal !== null && refusal.kind !== 'unauthenticated' && refusal.kind !== 'internal_error';
     publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, fromEngine ? null : { verdict: reply.verdict, reason: reply.reason }));
-    return;
+    return state;
   }
   const upstreamStart = process.hrtime.bigint();
   let outcome: ForwardOutcome;
@@ -302,10 +306,12 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   deps.metrics?.upstreamDuration?.(outcome.ok ? outcome.outcome : replyFor(outcome.refusal).reason, upstreamUs / 1e6);
   if (outcome.ok) {
     publish(deps, decisionEvent(state, deps, outcome.status, null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
-    return;
+    return state;
   }
   const reply = replyFor(outcome.refusal);
+  state.reply = reply;
   let status = reply.status;
   try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
   publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, durationUs: upstreamUs }));
+  return state;
 }

@@ -6,7 +6,7 @@ import type { InboundListenerConfig } from '../config/types.js';
 import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildRequestContext } from '../policy/context.js';
-import type { RequestInput } from '../policy/context-types.js';
+import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { PolicySnapshot } from '../policy/ir.js';
@@ -31,8 +31,10 @@ export interface TcpInboundServer extends InboundServer {
 export type TunnelOutcome = 'ok' | 'client_aborted' | 'upstream_refused' | 'upstream_timeout' | 'upstream_reset' | 'idle_timeout' | 'policy_revoked' | 'drained';
 
 /** The outcome of judging one connection against one snapshot; `permit` null = close it. */
-interface Judgement {
+export interface Judgement {
   snapshot: PolicySnapshot;
+  /** The facts policy saw (undefined when they could not be built). */
+  context?: RequestContext;
   decision: Decision | undefined;
   permit: Permit | null;
   decidedNs: bigint;
@@ -55,7 +57,7 @@ export function tcpUpstreamAddress(upstream: string): { host: string; port: numb
  * One decision for one connection: protocol 'tcp' (no method/path/headers), peer, source IP and the listener's
  * workload port. Any exception is a close (fail closed), never a forward.
  */
-function judge(snapshot: PolicySnapshot, info: ConnectionInfo, deps: ProxyDeps): Judgement {
+export function judgeConnection(snapshot: PolicySnapshot, info: ConnectionInfo, deps: Pick<ProxyDeps, 'mode' | 'pathNormalization' | 'rejectEncodedSlashes'>): Judgement {
   const input: RequestInput = {
     protocol: 'tcp',
     method: '',
@@ -64,6 +66,7 @@ function judge(snapshot: PolicySnapshot, info: ConnectionInfo, deps: ProxyDeps):
     headers: {},
     peer: info.peer,
     sourceIp: info.sourceIp,
+    ...(info.remoteIp !== undefined ? { remoteIp: info.remoteIp } : {}),
     ...(info.destinationIp !== undefined ? { destinationIp: info.destinationIp } : {}),
     port: info.listener.workloadPort,
     ...(info.sni !== undefined ? { sni: info.sni } : {}),
@@ -73,7 +76,7 @@ function judge(snapshot: PolicySnapshot, info: ConnectionInfo, deps: ProxyDeps):
     const built = buildRequestContext(input, { pathNormalization: deps.pathNormalization, rejectEncodedSlashes: deps.rejectEncodedSlashes });
     if (!built.ok) return { snapshot, decision: undefined, permit: null, decidedNs: process.hrtime.bigint() };
     const decision = evaluate(snapshot, built.context);
-    return { snapshot, decision, permit: issuePermit(decision, deps.mode), decidedNs: process.hrtime.bigint() };
+    return { snapshot, context: built.context, decision, permit: issuePermit(decision, deps.mode), decidedNs: process.hrtime.bigint() };
   } catch {
     return { snapshot, decision: undefined, permit: null, decidedNs: process.hrtime.bigint() };
   }
@@ -137,7 +140,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
     if (draining) { down.destroy(); return; }
     const startNs = process.hrtime.bigint();
     // The snapshot current at accept time decides; later swaps only re-check (below).
-    const first = judge(deps.policies.current(), info, deps);
+    const first = judgeConnection(deps.policies.current(), info, deps);
     if (!first.permit) {
       publish(deps, connectionEvent(info, first, deps, startNs));
       refuse(down);
@@ -208,7 +211,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
   // Linkerd terminates TCP connections a policy change revokes (inbound_tcp_authz_terminate_total).
   const unsubscribe = opts.onPolicySwap?.((next) => {
     for (const tunnel of [...tunnels]) {
-      const j = judge(next, tunnel.info, deps);
+      const j = judgeConnection(next, tunnel.info, deps);
       if (j.permit) continue;
       tunnel.judgement = j;
       tunnel.teardown('policy_revoked');

@@ -74,6 +74,8 @@ export interface ConnectionInfo {
   /** Hex SHA-256 of the peer leaf DER (for x-forwarded-client-cert). */
   peerCertHash: string | null;
   sourceIp: string;
+  /** The original client address when it differs from the peer's (Istio remoteIpBlocks); `check` sets it, the listener never. */
+  remoteIp?: string;
   sourcePort: number;
   destinationIp: string | undefined;
   /** Local port the caller connected to (Linkerd's `server: <ip:port>` in l5d-proxy-error). Optional for compatibility. */

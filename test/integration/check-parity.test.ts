@@ -205,3 +205,52 @@ describe('check/run parity with mixed Istio + Linkerd policies', () => {
     }
   });
 });
+
+describe('check and run agree on what run refuses before policy', () => {
+  let key: TestKey;
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  let valid: string;
+  let expired: string;
+  before(async () => {
+    key = await makeKey('ES256', 'k1');
+    const now = Math.floor(Date.now() / 1000);
+    valid = await mint(key, { iss: 'https://issuer.test', sub: 'alice', exp: now + 600 });
+    expired = await mint(key, { iss: 'https://issuer.test', sub: 'alice', exp: now - 3600 });
+    upstream = await startH1Upstream();
+    proxy = await startProxy({ policy: policy(key), upstream: upstream.url, flags: ['--reject-encoded-slashes'] });
+  });
+  after(async () => { await proxy.stop(); await upstream.close(); });
+
+  const cases = (): { name: string; target: string; authorization?: string; expected: string }[] => [
+    { name: 'encoded slash', target: '/public/a%2Fb', expected: 'bad_request 400' },
+    { name: 'encoded backslash, lower case', target: '/public/a%5cb', expected: 'bad_request 400' },
+    { name: 'plain path beside it', target: '/public/a', expected: 'allow 200' },
+    { name: 'valid JWT', target: '/jwt', authorization: `Bearer ${valid}`, expected: 'allow 200' },
+    { name: 'expired JWT', target: '/jwt', authorization: `Bearer ${expired}`, expected: 'unauthenticated 401' },
+    { name: 'no JWT where one is required by policy', target: '/jwt', expected: 'deny 403' },
+  ];
+
+  it('each request: the same verdict and status from the proxy and from check, and the one each claims', async () => {
+    const snapshot = proxy.app.policyStore?.current();
+    assert.ok(snapshot);
+    assert.equal(snapshot.options.rejectEncodedSlashes, true, 'the flag reaches the compiled options check reads');
+    const authenticator = createCheckAuthenticator(snapshot, { now: Date.now });
+    const got: string[] = [];
+    try {
+      for (const c of cases()) {
+        const auth = c.authorization ? `Authorization: ${c.authorization}\r\n` : '';
+        const seen = (await proxy.events(0)).length;
+        const raw = await rawTls(proxy, proxy.svids.frontend, `GET ${c.target} HTTP/1.1\r\nHost: api.foo\r\n${auth}Connection: close\r\n\r\n`);
+        const event = (await proxy.events(seen + 1))[seen];
+        const checked = await decideRequest(snapshot, {
+          path: c.target, host: 'api.foo', headers: c.authorization ? { authorization: c.authorization } : {}, peer: TEST_IDS.frontend, port: 8080,
+        }, { authenticator });
+        got.push(`${c.name}: run=${event?.verdict ?? '?'} ${statusOf(raw)} check=${checked.verdict} ${checked.status} want=${c.expected}`);
+      }
+    } finally {
+      authenticator.close();
+    }
+    assert.deepEqual(got, cases().map((c) => `${c.name}: run=${c.expected} check=${c.expected} want=${c.expected}`));
+  });
+});
