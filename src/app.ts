@@ -111,7 +111,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
         now: Date.now,
         fetchJwks: jwksFetcher,
         clockSkewSeconds: config.jwks.clockSkewSeconds,
-        requireExpiration: config.jwks.requireExpiration,
+        requireExpiration: false, // per provider, from the snapshot (compatibility + jwks.requireExpiration)
         maxTokenBytes: config.limits.maxJwtBytes,
         cacheTtlMs: config.jwks.cacheTtlMs,
         refreshIntervalMs: config.jwks.refreshIntervalMs,

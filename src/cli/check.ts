@@ -7,6 +7,7 @@ import { readPolicySources } from '../config/policy-files.js';
 import { compilePolicies } from '../policy/compile.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
 import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySource } from '../policy/documents-types.js';
 import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { CheckInputError, createCheckAuthenticator, decideRequest, type CheckRequest } from '../check/decide.js';
 import { parseWorkloadFlags, workloadFlagsHelp } from './workload-flags.js';
@@ -41,6 +42,8 @@ Exit 0 for any verdict; 2 for unusable input (diagnostics on stderr).
 
 export interface PreparedCheck {
   snapshot: PolicySnapshot;
+  /** The policy files as read, for commands that compile them again (explain's compatibility comparison). */
+  sources: PolicySource[];
   now: () => number;
   jwksFiles: Record<string, string>;
   values: ReturnType<typeof parseCheckArgs>['values'];
@@ -89,7 +92,7 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
   const { snapshot, diagnostics } = compilePolicies(sources, workload.options);
   for (const d of diagnostics) if (d.severity === 'error' || !snapshot) process.stderr.write(formatDiagnostic(d) + '\n');
   if (!snapshot) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
-  return { snapshot, now, jwksFiles, values };
+  return { snapshot, sources, now, jwksFiles, values };
 }
 
 export async function readRequestJson(source: string): Promise<unknown> {

@@ -4,6 +4,7 @@
 import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckRequest } from '../check/decide.js';
 import { explain, type ExplainReport, type MatchTrace } from '../policy/explain.js';
 import { prepareCheck, readRequestJson } from './check.js';
+import { compareWithIstioExact, type CompatibilityOutcome } from '../check/compatibility-diff.js';
 import { workloadFlagsHelp } from './workload-flags.js';
 
 const help = `usage: portcullis explain --policies PATH [--policies PATH...] --request FILE|- [flags]
@@ -16,12 +17,13 @@ ${workloadFlagsHelp}`;
 export async function main(argv: string[]): Promise<number> {
   const prepared = await prepareCheck('explain', argv, help);
   if (typeof prepared === 'number') return prepared;
-  const { snapshot, now, jwksFiles, values } = prepared;
+  const { snapshot, sources, now, jwksFiles, values } = prepared;
   if (values.request === undefined) { process.stderr.write('portcullis explain: --request is required\n'); return 2; }
   const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles });
   try {
     const request = await readRequestJson(values.request);
     const result = await decideRequestDetailed(snapshot, request as CheckRequest, { authenticator });
+    const compared = await compareWithIstioExact(sources, snapshot, request as CheckRequest, result.output, now, jwksFiles);
     const out: string[] = [];
     if (!result.context || !result.decision) {
       const o = result.output;
@@ -32,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       renderReport(explain(snapshot, result.context), out);
     }
+    if (compared) renderCompatibility(compared, out);
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   } catch (e) {
@@ -72,6 +75,14 @@ function renderReport(r: ExplainReport, out: string[]): void {
     out.push('', 'Linkerd:');
     for (const line of JSON.stringify(r.linkerd, null, 2).split('\n')) out.push(`  ${line}`);
   }
+}
+
+/** Shown only when `compatibility: secure` (or a hardening key) changed the outcome Istio would give. */
+function renderCompatibility(c: CompatibilityOutcome, out: string[]): void {
+  const o = c.istioExact;
+  out.push('', `Compatibility: this outcome comes from Portcullis' secure reading. With \`compatibility: istio-exact\` it would be ${o.verdict.toUpperCase()} ${o.status} (${o.reason}).`);
+  for (const d of c.deciding) out.push(`  ${d.setting}: ${d.secure} (istio-exact: ${d.istioExact}) — ${d.why}`);
+  if (c.deciding.length === 0) out.push('  (several secure settings together; no single one decides it)');
 }
 
 function renderTrace(t: MatchTrace, indent: string, out: string[]): void {

@@ -63,7 +63,15 @@ test('a minimal file gets every secure default and resolves relative paths again
     tlsHandshakeTimeoutMs: 10_000, h2MaxConcurrentStreams: 100, h2MaxResetsPerSecond: 200, maxConnections: 10_000,
     upstreamConnectTimeoutMs: 5000, upstreamTimeoutMs: 300_000, drainTimeoutMs: 20_000, maxJwtBytes: 8192,
   });
-  assert.deepEqual(c.jwks, { cacheTtlMs: 600_000, refreshIntervalMs: 300_000, staleGraceMs: 3_600_000, unknownKidMinIntervalMs: 10_000, requireExpiration: false, clockSkewSeconds: 60 });
+  assert.deepEqual(c.jwks, { cacheTtlMs: 600_000, refreshIntervalMs: 300_000, staleGraceMs: 3_600_000, unknownKidMinIntervalMs: 10_000, clockSkewSeconds: 60 });
+  // compatibility: secure by default, and the defaults it sets.
+  assert.equal(c.compile.compatibility, 'secure');
+  assert.equal(c.compile.pathNormalization, 'MERGE_SLASHES');
+  assert.equal(c.compile.denyPathsIgnoreCase, true);
+  assert.equal(c.compile.denyHostsAnyPort, true);
+  assert.equal(c.compile.jwtDefaultQueryParam, false);
+  assert.equal(c.compile.jwtRequireExpiration, true);
+  assert.equal(c.rejectEncodedSlashes, true);
   assert.equal(c.compile.workload.namespace, 'shop');
   assert.equal(c.compile.workload.serviceAccount, 'default');
   assert.equal(c.compile.workload.trustDomain, 'cluster.local');
@@ -72,7 +80,6 @@ test('a minimal file gets every secure default and resolves relative paths again
   assert.equal(c.compile.linkerd.defaultPolicy, 'all-unauthenticated');
   assert.deepEqual(c.compile.linkerd.clusterNetworks, ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']);
   assert.deepEqual(c.decisionLog, { destination: 'stdout', maxBufferedEvents: 10_000 });
-  assert.equal(c.rejectEncodedSlashes, false);
 });
 
 test('every key of the file form is understood', async () => {
@@ -127,7 +134,7 @@ jwks:
   assert.equal(c.limits.headersTimeoutMs, 2000);
   assert.equal(c.limits.idleTimeoutMs, 1_800_000);
   assert.equal(c.jwks.cacheTtlMs, 60_000);
-  assert.equal(c.jwks.requireExpiration, true);
+  assert.equal(c.compile.jwtRequireExpiration, true);
   assert.equal(c.jwks.clockSkewSeconds, 30);
 });
 
@@ -152,8 +159,24 @@ test('flags win over the file; list flags replace the list; relative flag paths 
   assert.deepEqual(c.compile.workload.labels, { app: 'web', tier: 'front' });
   assert.equal(c.decisionLog.destination, 'off');
   assert.equal(c.rejectEncodedSlashes, true);
-  assert.equal(c.jwks.requireExpiration, false);
+  assert.equal(c.compile.jwtRequireExpiration, false);
   assert.equal(c.tls.certFile, '/etc/pc/certs/svid.pem', 'keys not given as flags still come from the file');
+});
+
+test('compatibility: istio-exact sets Istio defaults; explicit keys win over the switch in either setting', async () => {
+  const exact = await ok(`${base}compatibility: istio-exact\n`);
+  assert.equal(exact.compile.compatibility, 'istio-exact');
+  assert.deepEqual([exact.compile.pathNormalization, exact.rejectEncodedSlashes, exact.compile.denyPathsIgnoreCase, exact.compile.denyHostsAnyPort, exact.compile.jwtDefaultQueryParam, exact.compile.jwtRequireExpiration],
+    ['BASE', false, false, false, true, false]);
+  const mixed = await ok(`${base}compatibility: istio-exact\ndenyPathsIgnoreCase: true\njwks:\n  requireExpiration: true\n`, ['--path-normalization', 'MERGE_SLASHES']);
+  assert.deepEqual([mixed.compile.pathNormalization, mixed.compile.denyPathsIgnoreCase, mixed.compile.jwtRequireExpiration], ['MERGE_SLASHES', true, true]);
+  const secure = await ok(base, ['--no-reject-encoded-slashes', '--jwt-expiration-optional-issuers', 'https://legacy.example']);
+  assert.equal(secure.rejectEncodedSlashes, false);
+  assert.deepEqual(secure.compile.jwtExpirationOptionalIssuers, ['https://legacy.example']);
+  const flag = await ok(base, ['--compatibility', 'istio-exact']);
+  assert.equal(flag.compile.compatibility, 'istio-exact');
+  const errs = await errors(`${base}compatibility: istio\n`);
+  expectError(errs, 'PRT_CONFIG_INVALID_ENUM', '/etc/pc/portcullis.yaml:10:16', 'compatibility');
 });
 
 test('flags alone are a complete configuration', async () => {

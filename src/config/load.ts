@@ -126,7 +126,6 @@ function assembleJwks(get: <T>(key: string) => T): JwksConfig {
     refreshIntervalMs: get('jwks.refreshInterval'),
     staleGraceMs: get('jwks.staleGrace'),
     unknownKidMinIntervalMs: get('jwks.unknownKidMinInterval'),
-    requireExpiration: get('jwks.requireExpiration'),
     clockSkewSeconds: Math.round(get<number>('jwks.clockSkew') / 1000),
   };
 }

@@ -49,6 +49,8 @@ const KiB = 1024;
 const MiB = 1024 * 1024;
 const hour = 3_600_000;
 
+import { compatibilities } from '../policy/compatibility.js';
+
 export const pathNormalizations = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const;
 export const linkerdDefaultPolicies = ['all-unauthenticated', 'all-authenticated', 'cluster-unauthenticated', 'cluster-authenticated', 'deny', 'audit'] as const;
 export const defaultClusterNetworks = '10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8';
@@ -99,10 +101,14 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'trustDomain', flag: 'trust-domain', kind: 'string', default: 'cluster.local', workload: true, type: 'string', help: 'mesh trust domain' },
   { key: 'trustDomainAliases', flag: 'trust-domain-aliases', kind: 'stringList', default: '', workload: true, type: 'list of string', help: 'other trust domains treated as this one in policy principals (Istio trustDomainAliases)' },
   { key: 'rootNamespace', flag: 'root-namespace', kind: 'string', default: 'istio-system', workload: true, type: 'string', help: 'Istio root namespace (policies there apply mesh-wide)' },
-  { key: 'pathNormalization', flag: 'path-normalization', kind: 'enum', values: pathNormalizations, default: 'MERGE_SLASHES', workload: true, type: pathNormalizations.join('|'),
-    help: 'Istio path normalization applied before matching and forwarding' },
-  { key: 'denyPathsIgnoreCase', flag: 'deny-paths-ignore-case', kind: 'boolean', default: 'false', workload: true, type: 'boolean', help: 'hardening for workloads whose router ignores case: Istio DENY rules match their paths case-insensitively (only ever widens a deny)' },
-  { key: 'rejectEncodedSlashes', flag: 'reject-encoded-slashes', kind: 'boolean', default: 'false', workload: true, type: 'boolean', help: 'answer 400 to paths containing %2F or %5C' },
+  { key: 'compatibility', flag: 'compatibility', kind: 'enum', values: compatibilities, default: 'secure', workload: true, type: compatibilities.join('|'),
+    help: '`secure` closes the bypasses Istio documents as its behaviour (docs/istio.md lists each); `istio-exact` decides as Istio does. Sets the defaults of pathNormalization, rejectEncodedSlashes, denyPathsIgnoreCase and jwks.requireExpiration (an explicit key wins), DENY host ports and the JWT default locations' },
+  { key: 'pathNormalization', flag: 'path-normalization', kind: 'enum', values: pathNormalizations, default: undefined, workload: true, type: pathNormalizations.join('|'),
+    help: 'Istio path normalization applied before matching and forwarding; default by compatibility: secure MERGE_SLASHES, istio-exact BASE' },
+  { key: 'denyPathsIgnoreCase', flag: 'deny-paths-ignore-case', kind: 'boolean', default: undefined, workload: true, type: 'boolean',
+    help: 'Istio DENY rules match their paths case-insensitively (only ever widens a deny); default by compatibility: secure true, istio-exact false' },
+  { key: 'rejectEncodedSlashes', flag: 'reject-encoded-slashes', kind: 'boolean', default: undefined, workload: true, type: 'boolean',
+    help: 'answer 400 to paths containing %2F or %5C (any case); default by compatibility: secure true (false under DECODE_AND_MERGE_SLASHES, which decodes them), istio-exact false' },
   { key: 'defaultPolicy', flag: 'default-policy', kind: 'enum', values: linkerdDefaultPolicies, default: 'all-unauthenticated', workload: true, type: linkerdDefaultPolicies.join('|'),
     help: 'Linkerd cluster default inbound policy (used only when Linkerd documents are loaded)' },
   { key: 'clusterNetworks', flag: 'cluster-networks', kind: 'cidrList', default: defaultClusterNetworks, workload: true, type: 'list of CIDR', help: 'Linkerd cluster networks' },
@@ -136,7 +142,10 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'jwks.staleGrace', flag: 'jwks-stale-grace', kind: 'duration', default: '1h', min: 0, max: 7 * 24 * hour, type: 'duration',
     help: 'how long stale keys are served while refreshes fail; afterwards JWT routes fail closed' },
   { key: 'jwks.unknownKidMinInterval', flag: 'jwks-unknown-kid-min-interval', kind: 'duration', default: '10s', min: 0, max: hour, type: 'duration', help: 'minimum time between refetches caused by an unknown `kid`' },
-  { key: 'jwks.requireExpiration', flag: 'jwt-require-expiration', kind: 'boolean', default: 'false', type: 'boolean', help: 'reject tokens without `exp` (Istio accepts them)' },
+  { key: 'jwks.requireExpiration', flag: 'jwt-require-expiration', kind: 'boolean', default: undefined, workload: true, type: 'boolean',
+    help: 'reject tokens without `exp` (401); default by compatibility: secure true, istio-exact false (Istio accepts them)' },
+  { key: 'jwks.expirationOptionalIssuers', flag: 'jwt-expiration-optional-issuers', kind: 'stringList', default: '', workload: true, type: 'list of string',
+    help: 'issuers whose tokens may lack `exp` even when jwks.requireExpiration is on (per-provider opt-out)' },
   { key: 'jwks.clockSkew', flag: 'jwt-clock-skew', kind: 'duration', default: '60s', min: 0, max: 300_000, type: 'duration', help: 'allowed clock skew for exp/nbf/iat' },
 ];
 

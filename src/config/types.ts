@@ -60,7 +60,6 @@ export interface JwksConfig {
   /** How long stale keys are served after refreshes start failing; then fail closed. */
   staleGraceMs: number;
   unknownKidMinIntervalMs: number;
-  requireExpiration: boolean;
   clockSkewSeconds: number;
 }
 

@@ -3,6 +3,7 @@
 
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { CompileOptions, PathNormalization } from '../policy/ir.js';
+import { resolveCompatibility, withCompatibility, type Compatibility } from '../policy/compatibility.js';
 import { configSchema } from './schema.js';
 import { defaultWhere, flagScalar, Problems, type Located } from './located.js';
 import { flagOptions, readFlags, type ParseArgsOptions } from './flags.js';
@@ -14,7 +15,15 @@ export const workloadFlagOptions: ParseArgsOptions = flagOptions(configSchema.fi
 /** The workload keys of a resolved value map, as the policy compiler takes them. */
 export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOptions {
   const get = <T>(key: string): T => v.get(key) as T;
-  return {
+  // `compatibility` supplies the defaults of the settings it governs; a key set explicitly wins.
+  const compatibility = get<Compatibility | undefined>('compatibility') ?? 'secure';
+  const settings = resolveCompatibility(compatibility, {
+    pathNormalization: get<PathNormalization | undefined>('pathNormalization'),
+    rejectEncodedSlashes: get<boolean | undefined>('rejectEncodedSlashes'),
+    denyPathsIgnoreCase: get<boolean | undefined>('denyPathsIgnoreCase'),
+    jwtRequireExpiration: get<boolean | undefined>('jwks.requireExpiration'),
+  });
+  return withCompatibility({
     workload: {
       namespace: get<string>('namespace'),
       labels: get<Record<string, string>>('labels'),
@@ -24,9 +33,8 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOpt
       trustDomainAliases: get<string[]>('trustDomainAliases'),
     },
     rootNamespace: get<string>('rootNamespace'),
-    pathNormalization: get<PathNormalization>('pathNormalization'),
-    denyPathsIgnoreCase: get<boolean>('denyPathsIgnoreCase'),
-    rejectEncodedSlashes: get<boolean>('rejectEncodedSlashes'),
+    pathNormalization: settings.pathNormalization,
+    jwtExpirationOptionalIssuers: get<string[] | undefined>('jwks.expirationOptionalIssuers') ?? [],
     customProviders: [],
     linkerd: {
       defaultPolicy: get<string>('defaultPolicy'),
@@ -36,7 +44,7 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOpt
       portNames: get<Record<string, number>>('portNames'),
       controlPlaneNamespace: get<string>('controlPlaneNamespace'),
     },
-  };
+  }, compatibility, settings);
 }
 
 export interface WorkloadFlagsResult {

@@ -15,6 +15,9 @@ spec:
   jwtRules:
   - issuer: https://issuer.test
     jwks: '${jwksJson(key)}'
+    # Query tokens only when named (compatibility: secure drops Istio's default ?access_token=).
+    fromHeaders: [{name: authorization, prefix: "Bearer "}]
+    fromParams: [access_token]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
