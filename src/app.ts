@@ -36,6 +36,8 @@ export interface App {
   start(): Promise<void>;
   /** Drains in-flight requests (up to limits.drainTimeoutMs), then closes everything. */
   stop(): Promise<void>;
+  /** SIGTERM's first step: /ready fails (endpoints stop sending) while listeners still accept. */
+  beginDrain(): void;
 }
 
 /** Raised by start() for unusable input (bad policies, unreadable certificates): exit code 1/2, not a crash. */
@@ -96,6 +98,8 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
   let policyStore: PolicyStore | undefined;
   let decisionLog: DecisionLog | undefined;
   let admin: AdminServer | undefined;
+  let status: AdminServer | undefined;
+  let draining = false;
   const listeners: InboundServer[] = [];
   const outbound: OutboundListener[] = [];
   const jwksFetcher = createJwksFetcher({ allowHttps: true });
@@ -200,13 +204,15 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
           timeouts: { connectMs: config.limits.upstreamConnectTimeoutMs, headersMs: config.limits.upstreamTimeoutMs, idleMs: config.limits.idleTimeoutMs },
         }));
       }
-      admin = await startAdminServer({
-        listen: config.admin,
-        metrics,
-        policyStore: store,
-        readiness: () => ({ ready: listeners.length === config.listeners.length, reasons: listeners.length === config.listeners.length ? [] : ['listeners starting'] }),
-        version: packageVersion(),
-      });
+      const readiness = () => {
+        const reasons = listeners.length === config.listeners.length ? [] : ['listeners starting'];
+        if (draining) reasons.push('draining');
+        return { ready: reasons.length === 0, reasons };
+      };
+      admin = await startAdminServer({ listen: config.admin, metrics, policyStore: store, readiness, version: packageVersion() });
+      if (config.statusListen) {
+        status = await startAdminServer({ listen: config.statusListen, metrics, policyStore: store, readiness, version: packageVersion(), statusOnly: true });
+      }
     } catch (err) {
       await stop();
       throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`, 2);
@@ -222,6 +228,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all(outbound.map((o) => o.close()));
     await admin?.close();
+    await status?.close();
     await policyStore?.close();
     credentials?.close();
     for (const a of liveAuthenticators) a.close();
@@ -237,5 +244,6 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
     get policyStore() { return policyStore; },
     start,
     stop,
+    beginDrain() { draining = true; },
   };
 }

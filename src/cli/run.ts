@@ -1,10 +1,12 @@
 // Owns the `portcullis run` command: argv -> Config (or diagnostics, exit 2), start the app, and on
-// SIGTERM/SIGINT drain in-flight requests within limits.drainTimeout, then exit 0; SIGHUP reloads policies.
+// SIGTERM/SIGINT fail /ready, keep accepting for limits.drainDelay, then drain in-flight requests within
+// limits.drainTimeout and exit 0; SIGHUP reloads policies; --workload-from facts are watched.
 
 import { readFile } from 'node:fs/promises';
 import { createApp, StartupError } from '../app.js';
 import { loadConfig, wantsHelp } from '../config/load.js';
 import { renderRunHelp } from '../config/schema.js';
+import { watchWorkloadFacts } from '../config/workload-watch.js';
 
 export async function main(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -26,14 +28,23 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`portcullis run: ${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof StartupError ? err.exitCode : 2;
   }
+  const log = (level: string) => (obj: object, msg: string): void => { process.stderr.write(JSON.stringify({ level, msg, ...obj }) + '\n'); };
+  const workloadWatch = loaded.config.workloadFrom && app.policyStore
+    ? watchWorkloadFacts({ dir: loaded.config.workloadFrom, store: app.policyStore, options: loaded.config.compile, logger: { info: log('info'), error: log('error') } })
+    : undefined;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) return;
       stopping = true;
-      process.stderr.write(JSON.stringify({ level: 'info', msg: 'draining', signal, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }) + '\n');
+      workloadWatch?.close();
+      const delayMs = loaded.config.limits.drainDelayMs ?? 0;
+      process.stderr.write(JSON.stringify({ level: 'info', msg: 'draining', signal, drain_delay_ms: delayMs, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }) + '\n');
+      // Endpoints learn of the termination late: /ready fails now, new connections are still served
+      // until the delay is over, and only then do the listeners stop accepting.
+      app.beginDrain();
       // A hard deadline so a stuck close never keeps the pod alive past its grace period.
-      const hard = setTimeout(() => { resolve(0); setTimeout(() => process.exit(0), 100).unref(); }, loaded.config.limits.drainTimeoutMs + 3000);
+      const hard = setTimeout(() => { resolve(0); setTimeout(() => process.exit(0), 100).unref(); }, delayMs + loaded.config.limits.drainTimeoutMs + 3000);
       hard.unref();
       const done = (code: number): void => {
         clearTimeout(hard);
@@ -41,11 +52,11 @@ export async function main(argv: string[]): Promise<number> {
         // Anything a module forgot to unref must not keep a drained sidecar alive.
         setTimeout(() => process.exit(code), 500).unref();
       };
-      app.stop().then(() => done(0), () => done(1));
+      setTimeout(() => { app.stop().then(() => done(0), () => done(1)); }, delayMs);
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
     // SIGHUP: re-read policies now (the store also watches the files); a bad set keeps the last good one.
-    process.on('SIGHUP', () => { void app.policyStore?.reload(); });
+    process.on('SIGHUP', () => { void app.policyStore?.reload(); void workloadWatch?.check(); });
   });
 }

@@ -61,7 +61,7 @@ test('a minimal file gets every secure default and resolves relative paths again
   assert.deepEqual(c.limits, {
     maxHeaderBytes: 60 * 1024, maxHeaderCount: 100, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, idleTimeoutMs: 3_600_000,
     tlsHandshakeTimeoutMs: 10_000, h2MaxConcurrentStreams: 100, h2MaxResetsPerSecond: 200, maxConnections: 10_000,
-    upstreamConnectTimeoutMs: 5000, upstreamTimeoutMs: 300_000, drainTimeoutMs: 20_000, maxJwtBytes: 8192,
+    upstreamConnectTimeoutMs: 5000, upstreamTimeoutMs: 300_000, drainTimeoutMs: 20_000, drainDelayMs: 0, maxJwtBytes: 8192,
   });
   assert.deepEqual(c.jwks, { cacheTtlMs: 600_000, refreshIntervalMs: 300_000, staleGraceMs: 3_600_000, unknownKidMinIntervalMs: 10_000, clockSkewSeconds: 60 });
   // compatibility: secure by default, and the defaults it sets.

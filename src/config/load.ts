@@ -11,6 +11,7 @@ import { readFlags } from './flags.js';
 import { resolveValues } from './converters.js';
 import { buildCompileOptions } from './workload.js';
 import { Code } from '../codes.js';
+import { readDownwardApi } from './downward-api.js';
 
 // The config module's public surface, wherever each part lives.
 export { argvOrigin } from './located.js';
@@ -46,6 +47,7 @@ function crossChecks(config: Config, problems: Problems, where: Where): void {
     claim(`outbound '${o.name}'`, o.listen, `outbound[${i}].listen`);
   });
   claim('the admin listener', config.admin, 'admin');
+  if (config.statusListen) claim('the status listener', config.statusListen, 'statusListen');
   if (config.listeners.length === 0) problems.error(at(where, 'listeners'), Code.CONFIG_MISSING_KEY, 'at least one inbound listener is required');
   if (config.policies.length === 0) problems.error(at(where, 'policies'), Code.CONFIG_MISSING_KEY, 'at least one policy path is required (Portcullis never runs without policy)');
 }
@@ -56,12 +58,48 @@ export async function loadConfig(argv: readonly string[], deps: LoadConfigDeps):
   const flags = readFlags(argv, configSchema, deps.cwd, true, problems);
   const file = flags.configFile ? await readConfigFile(flags.configFile, deps, problems) : { path: undefined, values: new Map<string, Located>() };
   const missingWhere: Where = { origin: { file: file.path ?? argvOrigin, line: 1, column: 1 }, fieldPath: '', baseDir: deps.cwd };
-  const v = resolveValues(configSchema, file.values, flags.values, deps.cwd, missingWhere, problems);
+  const workloadFrom = flags.values.get('workloadFrom') ?? file.values.get('workloadFrom');
+  const flagValues = workloadFrom ? await withDownwardApi(workloadFrom, flags.values, file.values, deps, problems) : flags.values;
+  const v = resolveValues(configSchema, file.values, flagValues, deps.cwd, missingWhere, problems);
   if (problems.hasErrors()) return { diagnostics: sortDiagnostics(problems.list) };
   const config = assembleConfig(v, file.path);
   crossChecks(config, problems, missingWhere);
   if (problems.hasErrors()) return { diagnostics: sortDiagnostics(problems.list) };
   return { config };
+}
+
+const downwardKeys = ['namespace', 'labels', 'annotations'] as const;
+
+/**
+ * `workloadFrom`: namespace, labels and annotations come from a Downward API directory (read now, watched
+ * by run), taking the place of those keys; giving both is a conflict, never a silent override.
+ */
+async function withDownwardApi(ref: Located, flagValues: Map<string, Located>, fileValues: Map<string, Located>, deps: LoadConfigDeps, problems: Problems): Promise<Map<string, Located>> {
+  const out = new Map(flagValues);
+  if (ref.type !== 'scalar' || typeof ref.value !== 'string' || ref.value === '') {
+    problems.error(ref.where, Code.CONFIG_TYPE, 'expected a directory path');
+    return out;
+  }
+  const dir = isAbsolute(ref.value) ? ref.value : resolve(ref.where.baseDir, ref.value);
+  for (const key of downwardKeys) {
+    const given = flagValues.get(key) ?? fileValues.get(key);
+    if (given) problems.error(given.where, Code.CONFIG_CONFLICT, `'${key}' comes from workloadFrom (${dir}); remove it here`);
+  }
+  const read = await readDownwardApi(dir, deps.readFile);
+  if ('problems' in read) {
+    for (const p of read.problems) problems.error({ origin: { file: p.file, line: p.line, column: 1 }, fieldPath: 'workloadFrom', baseDir: dir }, Code.CONFIG_INVALID_VALUE, p.message);
+    return out;
+  }
+  const where = (name: string, fieldPath: string): Where => ({ origin: { file: `${dir}/${name}`, line: 1, column: 1 }, fieldPath, baseDir: dir });
+  out.set('namespace', { type: 'scalar', value: read.facts.namespace, text: read.facts.namespace, where: where('namespace', 'namespace') });
+  for (const key of ['labels', 'annotations'] as const) {
+    const entries = Object.entries(read.facts[key]).map(([k, value]) => {
+      const w = where(key, `${key}.${k}`);
+      return { key: k, keyWhere: w, value: { type: 'scalar' as const, value, text: value, where: w } };
+    });
+    out.set(key, { type: 'map', entries, where: where(key, key) });
+  }
+  return out;
 }
 
 async function readConfigFile(ref: { path: string; where: Where }, deps: LoadConfigDeps, problems: Problems): Promise<{ path: string; values: Map<string, Located> }> {
@@ -86,6 +124,8 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
     listeners: get('listeners'),
     outbound: get<OutboundListenerConfig[] | undefined>('outbound') ?? [],
     admin: get('admin'),
+    statusListen: get<HostPort | undefined>('statusListen'),
+    workloadFrom: get<string | undefined>('workloadFrom'),
     policies: get('policies'),
     tls: {
       certFile: get('cert'),
@@ -116,6 +156,7 @@ function assembleLimits(get: <T>(key: string) => T): LimitsConfig {
     upstreamConnectTimeoutMs: get('limits.upstreamConnectTimeout'),
     upstreamTimeoutMs: get('limits.upstreamTimeout'),
     drainTimeoutMs: get('limits.drainTimeout'),
+    drainDelayMs: get('limits.drainDelay'),
     maxJwtBytes: get('limits.maxJwtBytes'),
   };
 }

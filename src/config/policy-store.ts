@@ -62,6 +62,8 @@ export interface PolicyStore {
   onSwap(listener: SwapListener): () => void;
   /** Re-reads and recompiles now (SIGHUP, tests); concurrent calls coalesce into one more run. */
   reload(): Promise<ReloadReport>;
+  /** Recompiles with new workload facts (relabelled pod); the last good snapshot stays on failure. */
+  setOptions(options: CompileOptions): Promise<ReloadReport>;
   close(): Promise<void>;
 }
 
@@ -172,6 +174,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
   let loadedAt = new Date(clock()).toISOString();
   let lastReload: ReloadReport = { result: 'success', time: loadedAt, diagnostics: first.diagnostics, revision: snapshot.revision, durationMs: first.durationMs, stages: first.stages ?? [] };
   let lastFingerprint = first.fingerprint;
+  let compileOptions = opts.options;
   opts.metrics?.recordPolicyReload('success');
   opts.metrics?.setPolicyRevision(snapshot.revision);
   opts.logger?.info({ revision: snapshot.revision, documents: snapshot.documents.length, durationMs: Math.round(first.durationMs), warnings: first.diagnostics.length }, 'policy loaded');
@@ -181,7 +184,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
   let running: Promise<ReloadReport> | undefined;
 
   async function runOnce(): Promise<ReloadReport> {
-    const attempt = await attemptLoad(opts, read);
+    const attempt = await attemptLoad({ ...opts, options: compileOptions }, read);
     const time = new Date(clock()).toISOString();
     lastFingerprint = attempt.fingerprint;
     if (closed) return lastReload;
@@ -277,6 +280,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     status: () => ({ revision: snapshot.revision, loadedAt, documents: snapshot.documents, diagnostics: snapshot.diagnostics, lastReload }),
     onSwap(listener) { listeners.add(listener); return () => { listeners.delete(listener); }; },
     reload,
+    setOptions(options) { compileOptions = options; return reload(); },
     async close() {
       closed = true;
       if (debounce) clearTimeout(debounce);

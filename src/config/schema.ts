@@ -84,6 +84,8 @@ export const configSchema: readonly KeySpec[] = [
     help: 'plaintext listeners for the app that originate mTLS; flag form `listen=127.0.0.1:15001,target=https://peer:8443,expectIdentity=spiffe://td/ns/x/sa/y`' },
   { key: 'admin', flag: 'admin', kind: 'hostPort', default: '127.0.0.1:15000', type: 'host:port',
     help: 'admin listener (/metrics, /ready, /live, /policy); plaintext, keep it off untrusted networks' },
+  { key: 'statusListen', flag: 'status-listen', kind: 'hostPort', default: undefined, type: 'host:port',
+    help: 'optional read-only status listener (/ready, /live, /metrics; never /policy) for kubelet probes and Prometheus on the pod IP while admin stays on loopback' },
   { key: 'policies', flag: 'policies', kind: 'pathList', default: undefined, required: true, repeatable: true, type: 'list of path',
     help: 'policy files or directories (*.yaml, *.yml, *.json, recursive); watched and hot-reloaded' },
   // --- TLS
@@ -93,6 +95,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'trustDomains', flag: 'trust-domains', kind: 'stringList', default: undefined, type: 'list of string',
     help: 'peer trust domains accepted at the handshake; default trustDomain plus trustDomainAliases' },
   // --- workload facts (shared with check/explain)
+  { key: 'workloadFrom', flag: 'workload-from', kind: 'path', default: undefined, type: 'path',
+    help: 'Downward API directory (files namespace, labels, annotations) giving the workload facts instead of namespace/labels/annotations; watched, so a relabelled pod is decided with its current labels' },
   { key: 'namespace', flag: 'namespace', kind: 'string', default: undefined, required: true, workload: true, type: 'string',
     help: 'namespace of the workload; selects policies (`portcullis check` defaults it to `default`)' },
   { key: 'labels', flag: 'labels', kind: 'stringMap', default: '', workload: true, type: 'map k=v,...', help: 'workload labels, matched by Istio selectors and Linkerd podSelectors' },
@@ -134,6 +138,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'limits.maxConnections', flag: 'max-connections', kind: 'integer', default: '10000', min: 1, max: 1_000_000, type: 'integer', help: 'concurrent connections per listener' },
   { key: 'limits.upstreamConnectTimeout', flag: 'upstream-connect-timeout', kind: 'duration', default: '5s', min: 1, max: 120_000, type: 'duration', help: 'connect deadline to the workload' },
   { key: 'limits.upstreamTimeout', flag: 'upstream-timeout', kind: 'duration', default: '300s', min: 1, max: 24 * hour, type: 'duration', help: 'deadline for the workload\'s response headers' },
+  { key: 'limits.drainDelay', flag: 'drain-delay', kind: 'duration', default: '0s', min: 0, max: 600_000, type: 'duration',
+    help: 'on SIGTERM, keep accepting new connections this long (with /ready failing) before draining, so endpoints stop sending first (Istio terminationDrainDuration)' },
   { key: 'limits.drainTimeout', flag: 'drain-timeout', kind: 'duration', default: '20s', min: 0, max: hour, type: 'duration', help: 'grace period for in-flight requests on shutdown' },
   { key: 'limits.maxJwtBytes', flag: 'max-jwt-bytes', kind: 'size', default: '8KiB', min: 256, max: 1 * MiB, type: 'size', help: 'longest token verified; longer ones are 401' },
   // --- JWKS / JWT

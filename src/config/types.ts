@@ -51,6 +51,8 @@ export interface LimitsConfig {
   upstreamConnectTimeoutMs: number;
   upstreamTimeoutMs: number;
   drainTimeoutMs: number;
+  /** SIGTERM -> stop accepting: new connections are still served this long while /ready fails. */
+  drainDelayMs?: number;
   maxJwtBytes: number;
 }
 
@@ -70,6 +72,10 @@ export interface Config {
   listeners: InboundListenerConfig[];
   outbound: OutboundListenerConfig[];
   admin: HostPort;
+  /** Read-only /ready, /live, /metrics listener for probes on the pod IP; absent = none. */
+  statusListen?: HostPort | undefined;
+  /** Downward API directory of the workload facts (watched by run); absent = facts from keys. */
+  workloadFrom?: string | undefined;
   policies: string[];
   tls: {
     certFile: string;

@@ -171,3 +171,32 @@ test('malformed YAML is refused with its line', () => {
   assert.equal(r.ok, false);
   if (!r.ok) assert.match(r.error, /^YAML error at line \d+, column \d+/);
 });
+
+test('every generated sidecar command line is a valid `portcullis run` configuration', async () => {
+  const { loadConfig } = await import('../config/load.js');
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'pcl-inject-args-'));
+  try {
+    // The kubelet's side of the contract: the Downward API files and $(VAR) expansion.
+    const podinfo = join(dir, 'podinfo');
+    mkdirSync(podinfo);
+    writeFileSync(join(podinfo, 'namespace'), 'shop');
+    writeFileSync(join(podinfo, 'labels'), 'app="orders"');
+    for (const name of injectedFixtures) {
+      for (const doc of docsOf(inject(read(name)).output)) {
+        for (const pod of podTemplates(doc)) {
+          const sidecar = (pod.spec.initContainers as Obj[]).find((c) => c.name === 'portcullis') as Obj;
+          const args = (sidecar.args as string[]).slice(1).map((a) => a === '/etc/portcullis/podinfo' ? podinfo : a.replace('$(PORTCULLIS_SERVICE_ACCOUNT)', 'orders'));
+          const r = await loadConfig(args, { readFile: async (p: string) => readFileSync(p, 'utf8'), cwd: dir });
+          assert.ok('config' in r, `${name}: ${JSON.stringify('diagnostics' in r ? r.diagnostics : '')}`);
+          assert.equal(r.config.admin.host, '127.0.0.1');
+          assert.deepEqual(r.config.statusListen, { host: '0.0.0.0', port: 15021 });
+          assert.equal(r.config.compile.workload.namespace, 'shop');
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

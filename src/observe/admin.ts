@@ -35,6 +35,8 @@ export interface AdminServerOptions {
   /** Listener state from the data plane; the admin server adds the policy condition itself. */
   readiness: () => Readiness;
   version: string;
+  /** Read-only status listener: /ready, /live and /metrics only (/policy is 404), for the pod IP. */
+  statusOnly?: boolean;
 }
 
 export interface AdminServer {
@@ -54,7 +56,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
-    const known = path === '/metrics' || path === '/ready' || path === '/live' || path === '/policy';
+    const known = path === '/metrics' || path === '/ready' || path === '/live' || (path === '/policy' && !options.statusOnly);
     if (!known) { send(res, 404, 'text/plain; charset=utf-8', 'not found\n', req.method === 'HEAD'); return; }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
