@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { RequestInput, RequestContext, RequestProtocol, PeerIdentity } from '../policy/context-types.js';
-import { grpcStatusForHttp, type Decision, type Verdict } from '../policy/decision.js';
+import type { Decision, Verdict } from '../policy/decision.js';
 import type { PolicySnapshot } from '../policy/ir.js';
 import type { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
@@ -12,9 +12,9 @@ import { createJwtAuthenticator } from '../jwt/authenticator.js';
 import { parseSpiffeId, toPeerIdentity } from '../identity/spiffe.js';
 import { defaultRequestSettings } from '../config/load.js';
 import { memoryExchange, recordingForwarder } from '../proxy/memory-exchange.js';
-import { handleRequest, refusalFor } from '../proxy/stages.js';
+import { handleRequest } from '../proxy/stages.js';
 import { judgeConnection } from '../proxy/tcp.js';
-import { replyFor, type Reply } from '../proxy/respond.js';
+import { refusalForDecision, replyFor, statusOnWire, type Reply } from '../proxy/respond.js';
 import type { ConnectionInfo, ProxyDeps } from '../proxy/types.js';
 
 /** The request JSON `portcullis check` reads (one object, or one per NDJSON line). */
@@ -94,7 +94,7 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
   if (input.protocol === 'tcp') {
     const j = judgeConnection(snapshot, conn, proxyDeps);
     if (!j.decision || !j.context) return { output: refused(replyFor({ kind: 'internal_error' }), false), context: undefined, decision: undefined };
-    const reply = j.permit ? null : replyFor(refusalFor(j.decision, conn));
+    const reply = j.permit ? null : replyFor(refusalForDecision(j.decision, conn));
     return { output: toOutput(j.decision, reply, false), context: j.context, decision: j.decision };
   }
   const { ex } = memoryExchange({ conn, httpVersion: '1.1', method: input.method, target: input.path, rawHeaders: rawHeadersOf(input) });
@@ -108,7 +108,7 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
   }
   // A local rate limit refuses an allowed request after the engine: the decision keeps its provenance.
   const final: Decision = reply?.verdict === 'rate_limited' && decision.verdict === 'allow'
-    ? { ...decision, verdict: 'rate_limited', status: 429, grpcStatus: isGrpc ? 8 : undefined, reason: 'rate_limited' }
+    ? { ...decision, verdict: 'rate_limited', reason: 'rate_limited' }
     : decision;
   return { output: toOutput(final, reply, isGrpc), context: state.ctx, decision: final };
 }
@@ -149,7 +149,7 @@ function rawHeadersOf(input: RequestInput): string[] {
 
 function refused(reply: Reply, isGrpc: boolean): CheckOutput {
   return {
-    verdict: reply.verdict as Verdict, status: reply.status, grpcStatus: isGrpc ? reply.grpcStatus : null,
+    verdict: reply.verdict as Verdict, ...statusOnWire(reply, isGrpc),
     audit: null, shadow: null, policy: null, rule: null, reason: reply.reason, authorization: null,
   };
 }
@@ -160,8 +160,8 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
     p ? { dialect: p.dialect, kind: p.kind, namespace: p.namespace, name: p.name } : null;
   return {
     verdict: d.verdict,
-    status: reply ? reply.status : d.status,
-    grpcStatus: isGrpc ? (reply ? reply.grpcStatus : (d.grpcStatus ?? grpcStatusForHttp(d.status))) : null,
+    // What the data plane sends: gRPC callers get HTTP 200 with the grpc-status (respond.ts).
+    ...statusOnWire(reply, isGrpc),
     audit: d.audit ? { policy: name(d.audit.policy)!, rule: d.audit.rule } : null,
     shadow: d.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: name(d.shadow.policy), rule: d.shadow.rule } : null,
     policy: name(d.policy),

@@ -1,7 +1,7 @@
 // Owns `portcullis explain`: the same input as `check`, rendered for a person: which policies select
 // the workload (and why others do not), and for every rule whether each field matched, with the value seen.
 
-import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckRequest } from '../check/decide.js';
+import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckOutput, type CheckRequest } from '../check/decide.js';
 import { explain, type ExplainReport, type MatchTrace } from '../policy/explain.js';
 import { prepareCheck, readRequestJson } from './check.js';
 import { compareWithIstioExact, type CompatibilityOutcome } from '../check/compatibility-diff.js';
@@ -27,12 +27,12 @@ export async function main(argv: string[]): Promise<number> {
     const out: string[] = [];
     if (!result.context || !result.decision) {
       const o = result.output;
-      out.push(`Decision: ${o.verdict.toUpperCase()} ${o.status} (${o.reason})${o.message ? ` — ${o.message}` : ''}`);
+      out.push(`Decision: ${o.verdict.toUpperCase()} ${wireStatus(o)} (${o.reason})${o.message ? ` — ${o.message}` : ''}`);
       out.push(o.verdict === 'bad_request'
         ? 'The request was refused before any policy ran: it is malformed for the proxy (see docs/engine.md).'
         : 'The request was refused by RequestAuthentication before authorization ran (an invalid token is a 401 even where a DENY policy would match).');
     } else {
-      renderReport(explain(snapshot, result.context), out);
+      renderReport(explain(snapshot, result.context), wireStatus(result.output), out);
     }
     if (compared) renderCompatibility(compared, out);
     process.stdout.write(out.join('\n') + '\n');
@@ -48,13 +48,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function renderReport(r: ExplainReport, out: string[]): void {
+/** What the caller sees, as `check` reports it: the HTTP status, or for gRPC the trailers-only grpc-status. */
+function wireStatus(o: CheckOutput): string {
+  return o.grpcStatus === null ? String(o.status) : `grpc-status ${o.grpcStatus}`;
+}
+
+function renderReport(r: ExplainReport, status: string, out: string[]): void {
   const q = r.request;
   out.push(`Request: ${q.protocol} ${q.method} ${q.path}${q.query ? `?${q.query}` : ''} (authority "${q.authority}", port ${q.port})`);
   out.push(`  from ${q.peer ?? 'a plaintext caller (no mTLS identity)'} at ${q.sourceIp}${q.jwt ? `, JWT ${q.jwt.issuer}/${q.jwt.subject}` : ', no JWT'}`);
   const d = r.decision;
   const by = d.policy ? ` by ${d.policy.dialect} ${d.policy.kind} ${d.policy.namespace}/${d.policy.name}` : '';
-  out.push(`Decision: ${d.verdict.toUpperCase()} ${d.status} (${d.reason})${by}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
+  out.push(`Decision: ${d.verdict.toUpperCase()} ${status} (${d.reason})${by}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
   if (d.audit) out.push(`  AUDIT marked by ${d.audit.policy.namespace}/${d.audit.policy.name}${d.audit.rule ? ` (${d.audit.rule})` : ''}`);
   if (d.shadow) out.push(`  dry-run (${d.shadow.action}) would ${d.shadow.verdict}${d.shadow.policy ? ` by ${d.shadow.policy.namespace}/${d.shadow.policy.name}` : ''}`);
   out.push('', `Policies (revision ${r.revision}):`);

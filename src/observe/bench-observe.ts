@@ -11,7 +11,7 @@ import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decisi
 import { createMetrics } from './metrics.js';
 
 const decision: Decision = {
-  verdict: 'allow', status: 200, grpcStatus: undefined, reason: 'allow_policy_matched', dialect: 'istio',
+  verdict: 'allow', reason: 'allow_policy_matched', dialect: 'istio',
   policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' },
   rule: 'ns[shop]-policy[allow-get]-rule[0]', authorization: null, audit: null, shadow: null, effects: null,
 };

@@ -11,7 +11,7 @@ import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decisi
 import { createMetrics } from './metrics.js';
 
 const deny: Decision = {
-  verdict: 'deny', status: 403, grpcStatus: undefined, reason: 'no_allow_policy_matched', dialect: 'istio',
+  verdict: 'deny', reason: 'no_allow_policy_matched', dialect: 'istio',
   policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' },
   rule: null, authorization: null, audit: null,
   shadow: { verdict: 'allow', action: 'ALLOW', policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'dry' }, rule: 'ns[shop]-policy[dry]-rule[0]' },

@@ -26,11 +26,8 @@ export interface ShadowResult {
 }
 
 export interface Decision {
+  /** What the engine concluded. The core never picks a wire status: src/proxy/respond.ts maps verdict and reason. */
   verdict: Verdict;
-  /** HTTP status the data plane sends for this verdict (200 for allow). */
-  status: number;
-  /** gRPC status for grpc requests (0 for allow), undefined for plain HTTP/TCP. */
-  grpcStatus: number | undefined;
   reason: ReasonCode;
   /** The dialect whose policy decided (for a deny: the one that denied). */
   dialect: Dialect | null;
@@ -78,17 +75,4 @@ export function issuePermit(decision: Decision, mode: 'enforce' | 'audit'): Perm
     return { decision, wouldDeny: true } as unknown as Permit;
   }
   return null;
-}
-
-/** HTTP -> gRPC status mapping used for synthetic responses (Envoy httpToGrpcStatus). */
-export function grpcStatusForHttp(status: number): number {
-  switch (status) {
-    case 200: return 0;
-    case 400: return 13;
-    case 401: return 16;
-    case 403: return 7;
-    case 404: return 12;
-    case 429: case 502: case 503: case 504: return 14;
-    default: return 2;
-  }
 }

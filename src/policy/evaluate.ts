@@ -1,7 +1,7 @@
 // Owns evaluate(snapshot, context) -> Decision: synchronous, deterministic, allocation-light. Istio order
 // CUSTOM -> AUDIT -> DENY -> ALLOW (istio.md §1, §12), then Linkerd; every dialect with policies must allow.
 import type { RequestContext } from './context-types.js';
-import { grpcStatusForHttp, type Decision, type ShadowResult } from './decision.js';
+import type { Decision, ShadowResult } from './decision.js';
 import type { IstioChain, IstioRule, PolicySnapshot } from './ir.js';
 import { evaluateLinkerd, prepareLinkerd, type PreparedLinkerd } from './linkerd-engine.js';
 import { buildGroupedRuleSet, matchGroups, type CompiledRule, type RuleSet } from './match/rule-index.js';
@@ -86,12 +86,9 @@ export function prepareSnapshot(snapshot: PolicySnapshot): PreparedSnapshot {
   return result;
 }
 
-function decision(ctx: RequestContext, verdict: 'allow' | 'deny', reason: string, rule: IstioRule | null): Decision {
-  const status = verdict === 'allow' ? 200 : 403;
+function decision(verdict: 'allow' | 'deny', reason: string, rule: IstioRule | null): Decision {
   return {
     verdict,
-    status,
-    grpcStatus: ctx.protocol === 'grpc' ? grpcStatusForHttp(status) : undefined,
     reason,
     dialect: 'istio',
     policy: rule ? rule.policy : null,
@@ -129,17 +126,17 @@ export function evaluateIstio(p: PreparedChain, ctx: RequestContext, customProvi
   const custom = hits[CUSTOM];
   if (custom) {
     const configured = custom.rule.provider !== undefined && customProviders.has(custom.rule.provider);
-    return decision(ctx, 'deny', configured ? 'custom_denied' : 'custom_no_provider', custom.rule);
+    return decision('deny', configured ? 'custom_denied' : 'custom_no_provider', custom.rule);
   }
   let out: Decision;
   const denied = hits[DENY];
   if (denied) {
-    out = decision(ctx, 'deny', 'deny_policy_matched', denied.rule);
+    out = decision('deny', 'deny_policy_matched', denied.rule);
   } else if (!p.chain.hasEnforcedAllow) {
-    out = decision(ctx, 'allow', 'no_policies', null);
+    out = decision('allow', 'no_policies', null);
   } else {
     const allowed = hits[ALLOW];
-    out = allowed ? decision(ctx, 'allow', 'allow_policy_matched', allowed.rule) : decision(ctx, 'deny', 'no_allow_policy_matched', null);
+    out = allowed ? decision('allow', 'allow_policy_matched', allowed.rule) : decision('deny', 'no_allow_policy_matched', null);
   }
   const audited = hits[AUDIT];
   if (audited) out.audit = { policy: audited.rule.policy, rule: audited.rule.id };
@@ -147,14 +144,14 @@ export function evaluateIstio(p: PreparedChain, ctx: RequestContext, customProvi
   return out;
 }
 
-function noPolicies(ctx: RequestContext): Decision {
-  return { ...decision(ctx, 'allow', 'no_policies', null), dialect: null };
+function noPolicies(): Decision {
+  return { ...decision('allow', 'no_policies', null), dialect: null };
 }
 
 export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext): Decision {
   const p = prepared.get(snapshot) ?? prepareSnapshot(snapshot);
   const istio = p.istio ? evaluateIstio(ctx.protocol === 'tcp' ? p.istio.tcp : p.istio.http, ctx, p.customProviders) : null;
-  if (p.linkerd === null) return istio ?? noPolicies(ctx);
+  if (p.linkerd === null) return istio ?? noPolicies();
   // Istio is consulted first; the first dialect that does not allow decides and is named.
   if (istio !== null && istio.verdict !== 'allow') return istio;
   const linkerd = evaluateLinkerd(p.linkerd, ctx);

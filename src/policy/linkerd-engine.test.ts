@@ -38,10 +38,8 @@ function program(server: Partial<LinkerdServer>, port = 8080): LinkerdProgram {
 test('no matching route is 404 (grpc 5) before authorization, even for localhost', () => {
   const p = prepareLinkerd(program({ routes: [httpRoute('api', '/api')], authorizations: [audit] }), options);
   const d = evaluateLinkerd(p, ctx({ path: '/other', sourceIp: '127.0.0.1' }));
-  assert.equal(d.verdict, 'not_found');
-  assert.equal(d.status, 404);
-  assert.equal(d.grpcStatus, undefined);
-  assert.equal(evaluateLinkerd(p, ctx({ path: '/other', protocol: 'grpc', method: 'POST' })).grpcStatus, 5);
+  assert.deepEqual([d.verdict, d.reason], ['not_found', 'route_not_found']);
+  assert.equal(evaluateLinkerd(p, ctx({ path: '/other', protocol: 'grpc', method: 'POST' })).verdict, 'not_found');
 });
 
 test('route authorizations, then Server authorizations, then localhost; audit only as the fallback', () => {
@@ -58,12 +56,12 @@ test('route authorizations, then Server authorizations, then localhost; audit on
   assert.deepEqual(stranger.audit, { policy: ref('Server', 's'), rule: 'httproute/api' });
 });
 
-test('deny: 403 for HTTP, 403 + grpc 7 for gRPC, naming the Server and the route', () => {
+test('deny names the Server and the route, for HTTP and gRPC alike', () => {
   const p = prepareLinkerd(program({ routes: [httpRoute('api', '/')] }), options);
   const http = evaluateLinkerd(p, ctx());
-  assert.deepEqual([http.verdict, http.status, http.grpcStatus, http.reason, http.policy?.name, http.rule, http.dialect], ['deny', 403, undefined, 'unauthorized', 's', 'httproute/api', 'linkerd']);
+  assert.deepEqual([http.verdict, http.reason, http.policy?.name, http.rule, http.dialect], ['deny', 'unauthorized', 's', 'httproute/api', 'linkerd']);
   const grpc = evaluateLinkerd(p, ctx({ protocol: 'grpc', method: 'POST', path: '/a.B/C' }));
-  assert.deepEqual([grpc.status, grpc.grpcStatus], [403, 7]);
+  assert.deepEqual([grpc.verdict, grpc.reason], ['deny', 'unauthorized']);
 });
 
 test('opaque servers and TCP connections are authorized at connection level with no route', () => {
@@ -88,7 +86,7 @@ test('filters become effects; a redirect carries its status and location', () =>
   const h = evaluateLinkerd(p, ctx({ path: '/h/x' }));
   assert.deepEqual(h.effects, { setHeaders: [{ name: 'a', value: '1' }], addHeaders: [], removeHeaders: ['b'], redirect: null, rateLimit: null });
   const r = evaluateLinkerd(p, ctx({ path: '/old/a/b', query: 'q=1' }));
-  assert.deepEqual([r.status, r.reason, r.effects?.redirect], [308, 'redirect', { status: 308, location: 'https://api:9443/new/a/b?q=1' }]);
+  assert.deepEqual([r.verdict, r.reason, r.effects?.redirect], ['allow', 'redirect', { status: 308, location: 'https://api:9443/new/a/b?q=1' }]);
 });
 
 test('rate limit effects resolve the override for the peer identity', () => {

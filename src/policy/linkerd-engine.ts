@@ -121,9 +121,9 @@ export function explainLinkerd(prepared: PreparedLinkerd, ctx: RequestContext): 
   return { decision: decide(prepared, ctx, trace), trace };
 }
 
-function base(server: LinkerdServer, isGrpc: boolean): Decision {
+function base(server: LinkerdServer): Decision {
   return {
-    verdict: 'deny', status: 403, grpcStatus: isGrpc ? 7 : undefined, reason: 'unauthorized', dialect: 'linkerd',
+    verdict: 'deny', reason: 'unauthorized', dialect: 'linkerd',
     policy: server.ref, rule: null, authorization: null, audit: null, shadow: null, effects: null,
   };
 }
@@ -131,32 +131,31 @@ function base(server: LinkerdServer, isGrpc: boolean): Decision {
 function decide(prepared: PreparedLinkerd, ctx: RequestContext, trace: LinkerdTraceStep[] | undefined): Decision {
   const ps = prepared.servers.get(ctx.port) ?? prepared.defaultServer;
   const server = ps.server;
-  const isGrpc = ctx.protocol === 'grpc';
   trace?.push({ step: 'server', detail: `port ${ctx.port}: ${server.ref.kind === 'default' ? `default server (${server.ref.name})` : `Server ${server.ref.namespace}/${server.ref.name}`}, proxyProtocol ${server.protocol}` });
 
   const connectionLevel = server.protocol === 'opaque' || server.protocol === 'TLS';
   if (ctx.protocol === 'tcp' && !connectionLevel && server.protocol !== 'unknown') {
     // A Server that declares HTTP skips protocol detection: a non-HTTP stream fails to parse and is closed.
     trace?.push({ step: 'authorization', detail: `non-HTTP connection on a ${server.protocol} Server is refused`, matched: false });
-    return { ...base(server, false), reason: 'protocol_mismatch' };
+    return { ...base(server), reason: 'protocol_mismatch' };
   }
   if (ctx.protocol === 'tcp' || connectionLevel) {
-    return authorize(prepared, ps, undefined, ctx, trace, null, isGrpc);
+    return authorize(prepared, ps, undefined, ctx, trace, null);
   }
 
   const hit = selectRoute(ps.compiledRoutes, ctx);
   if (!hit) {
     trace?.push({ step: 'route', detail: 'no route matches: 404 before any authorization', matched: false });
-    return { ...base(server, isGrpc), verdict: 'not_found', status: 404, grpcStatus: isGrpc ? 5 : undefined, reason: 'route_not_found' };
+    return { ...base(server), verdict: 'not_found', reason: 'route_not_found' };
   }
   const pr = ps.byRoute.get(hit.route);
   trace?.push({ step: 'route', detail: `${pr?.label ?? routeLabel(hit.route)} (score ${hit.score.join(',')})`, matched: true });
-  return authorize(prepared, ps, pr && { pr, hit }, ctx, trace, pr?.label ?? routeLabel(hit.route), isGrpc);
+  return authorize(prepared, ps, pr && { pr, hit }, ctx, trace, pr?.label ?? routeLabel(hit.route));
 }
 
 function authorize(
   prepared: PreparedLinkerd, ps: PreparedServer, route: { pr: PreparedRoute; hit: RouteHit } | undefined,
-  ctx: RequestContext, trace: LinkerdTraceStep[] | undefined, rule: string | null, isGrpc: boolean,
+  ctx: RequestContext, trace: LinkerdTraceStep[] | undefined, rule: string | null,
 ): Decision {
   const server = ps.server;
   // Explicit authorizations first (route, then Server/Namespace/accessPolicy, then localhost); the audit
@@ -175,7 +174,7 @@ function authorize(
     admitted = (route && first(route.pr.audit, ' (audit)')) ?? first(ps.audit, ' (audit)');
     audited = admitted !== undefined;
   }
-  if (!admitted) return { ...base(server, isGrpc), rule };
+  if (!admitted) return { ...base(server), rule };
 
   const effects = route ? routeEffects(route.hit, ctx) : emptyEffects();
   if (route && server.rateLimit) {
@@ -192,8 +191,6 @@ function authorize(
   const hasEffects = redirect !== null || effects.rateLimit !== null || effects.setHeaders.length + effects.addHeaders.length + effects.removeHeaders.length > 0;
   return {
     verdict: 'allow',
-    status: redirect ? redirect.status : 200,
-    grpcStatus: isGrpc ? 0 : undefined,
     reason: audited ? 'audit_would_deny' : redirect ? 'redirect' : 'authorized',
     dialect: 'linkerd',
     policy: admitted.authz.ref,

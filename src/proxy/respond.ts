@@ -3,6 +3,7 @@
 
 import type { BadRequestReason } from '../policy/context-types.js';
 import { Code } from '../codes.js';
+import type { Decision } from '../policy/decision.js';
 
 export type Refusal =
   | { kind: 'bad_request'; reason: BadRequestReason | 'duplicate_header' | 'h2c_upgrade' | 'bad_request' }
@@ -38,7 +39,7 @@ export const linkerdReasons = {
 } as const;
 
 /** The `l5d-proxy-error` value for a verified peer, or null for a plaintext caller (bare status). */
-export function linkerdError(reason: keyof typeof linkerdReasons, conn: { peer: unknown; sourceIp: string; sourcePort: number; destinationIp: string | undefined; destinationPort?: number | undefined }): LinkerdError {
+export function linkerdError(reason: keyof typeof linkerdReasons, conn: RefusalConnection): LinkerdError {
   if (!conn.peer) return { proxyError: null };
   const hostPort = (ip: string, port: number | undefined): string => `${ip.includes(':') ? `[${ip}]` : ip}:${port ?? 0}`;
   return { proxyError: `client ${hostPort(conn.sourceIp, conn.sourcePort)}: server: ${hostPort(conn.destinationIp ?? '', conn.destinationPort)}: ${linkerdReasons[reason]}` };
@@ -110,6 +111,38 @@ export function replyFor(refusal: Refusal): Reply {
     case 'internal_error':
       return { status: 500, grpcStatus: 13, body: 'Internal Server Error', headers: {}, reason: 'internal_error', verdict: 'deny' };
   }
+}
+
+/** The connection facts a Linkerd-style refusal names in `l5d-proxy-error`. */
+export interface RefusalConnection {
+  peer: unknown;
+  sourceIp: string;
+  sourcePort: number;
+  destinationIp: string | undefined;
+  destinationPort?: number | undefined;
+}
+
+/**
+ * The refusal for an engine decision that carries no permit: the core says what it concluded (verdict and
+ * reason), this table says what the caller sees. A Linkerd decision is rendered as linkerd2-proxy does (linkerd.md §8).
+ */
+export function refusalForDecision(decision: Decision, conn: RefusalConnection): Refusal {
+  const linkerd = decision.dialect === 'linkerd';
+  switch (decision.verdict) {
+    case 'not_found': return { kind: 'not_found', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('not_found', conn) } : {}) };
+    case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('rate_limited', conn) } : {}) };
+    case 'bad_request': return { kind: 'bad_request', reason: 'bad_request' };
+    default: return { kind: 'denied', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('denied', conn) } : {}) };
+  }
+}
+
+/**
+ * The status line a caller sees, as `sendReply` renders it: gRPC callers always get HTTP 200 with the
+ * reply's grpc-status in a trailers-only response; a forwarded request (no reply) is 200 / gRPC 0.
+ */
+export function statusOnWire(reply: Reply | null, grpc: boolean): { status: number; grpcStatus: number | null } {
+  if (grpc) return { status: 200, grpcStatus: reply === null ? 0 : reply.grpcStatus };
+  return { status: reply === null ? 200 : reply.status, grpcStatus: null };
 }
 
 /** Classifies an upstream failure (undici or node:http2 error) without ever surfacing its message. */

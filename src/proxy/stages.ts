@@ -12,7 +12,7 @@ import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-eve
 import { sendReply, type Exchange } from './exchange.js';
 import { cleanRequestHeaders, forwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
-import { isGrpcContentType, linkerdError, replyFor, type Refusal, type Reply } from './respond.js';
+import { isGrpcContentType, linkerdError, refusalForDecision, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
 
@@ -112,7 +112,7 @@ export const stages: readonly Stage[] = [
       state.decision = decision;
       state.decidedNs = process.hrtime.bigint();
       const permit = issuePermit(decision, deps.mode);
-      if (!permit) return { kind: 'respond', refusal: refusalFor(decision, state.ex.conn) };
+      if (!permit) return { kind: 'respond', refusal: refusalForDecision(decision, state.ex.conn) };
       state.permit = permit;
       return proceed;
     },
@@ -151,16 +151,6 @@ function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdi
   return null;
 }
 
-/** Engine refusals; a Linkerd decision is rendered on the wire as linkerd2-proxy does (linkerd.md §8). */
-export function refusalFor(decision: Decision, conn: ConnectionInfo): Refusal {
-  const linkerd = decision.dialect === 'linkerd';
-  switch (decision.verdict) {
-    case 'not_found': return { kind: 'not_found', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('not_found', conn) } : {}) };
-    case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('rate_limited', conn) } : {}) };
-    case 'bad_request': return { kind: 'bad_request', reason: 'bad_request' };
-    default: return { kind: 'denied', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('denied', conn) } : {}) };
-  }
-}
 
 function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInput {
   const { ex } = state;

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compilePolicies } from '../policy/compile.js';
+import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
+import { jwksJson, makeKey, mint } from '../jwt/testing.js';
+import { createCheckAuthenticator, decideRequest, type CheckRequest } from './decide.js';
+
+const options: CompileOptions = {
+  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
+  rootNamespace: 'istio-system', pathNormalization: 'BASE', customProviders: [],
+  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: ['10.0.0.0/8'], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
+};
+
+function compile(yaml: string): PolicySnapshot {
+  const r = compilePolicies([{ file: 'p.yaml', text: yaml }], options);
+  assert.ok(r.snapshot, JSON.stringify(r.diagnostics));
+  return r.snapshot;
+}
+
+async function decide(snapshot: PolicySnapshot, request: CheckRequest, limiter?: LocalRateLimiter) {
+  const authenticator = createCheckAuthenticator(snapshot, { now: () => Date.now() });
+  try {
+    return await decideRequest(snapshot, request, { authenticator, ...(limiter ? { rateLimiter: limiter } : {}) });
+  } finally {
+    authenticator.close();
+  }
+}
+
+const grpc = (path: string, extra: Partial<CheckRequest> = {}): CheckRequest =>
+  ({ protocol: 'grpc', method: 'POST', path, host: 'api:8080', headers: { 'content-type': 'application/grpc' }, sourceIp: '10.0.0.1', port: 8080, ...extra });
+const http = (path: string, extra: Partial<CheckRequest> = {}): CheckRequest =>
+  ({ protocol: 'http', method: 'GET', path, host: 'api:8080', sourceIp: '10.0.0.1', port: 8080, ...extra });
+
+test('check reports what the data plane sends: gRPC refusals are HTTP 200 with grpc-status 7 and 16', async () => {
+  const key = await makeKey('ES256', 'k1');
+  const snapshot = compile(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-get, namespace: shop}
+spec:
+  rules:
+  - to: [{operation: {paths: ["/ok.Svc/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: shop}
+spec:
+  jwtRules:
+  - issuer: https://issuer.example
+    jwks: '${jwksJson(key)}'
+`);
+  const denied = await decide(snapshot, grpc('/other.Svc/Call'));
+  assert.deepEqual([denied.verdict, denied.status, denied.grpcStatus], ['deny', 200, 7]);
+  assert.deepEqual([(await decide(snapshot, http('/other'))).status, (await decide(snapshot, http('/other'))).grpcStatus], [403, null]);
+  const allowed = await decide(snapshot, grpc('/ok.Svc/Call'));
+  assert.deepEqual([allowed.verdict, allowed.status, allowed.grpcStatus], ['allow', 200, 0]);
+
+  const expired = await mint(key, { iss: 'https://issuer.example', sub: 'a', exp: Math.floor(Date.now() / 1000) - 3600 });
+  const unauth = await decide(snapshot, grpc('/ok.Svc/Call', { headers: { 'content-type': 'application/grpc', authorization: `Bearer ${expired}` } }));
+  assert.deepEqual([unauth.verdict, unauth.status, unauth.grpcStatus], ['unauthenticated', 200, 16]);
+  const unauthHttp = await decide(snapshot, http('/ok.Svc/Call', { headers: { authorization: `Bearer ${expired}` } }));
+  assert.deepEqual([unauthHttp.status, unauthHttp.grpcStatus], [401, null]);
+});
+
+test('check reports gRPC NOT_FOUND (5) and RESOURCE_EXHAUSTED (8) for Linkerd, as linkerd2-proxy sends them', async () => {
+  const snapshot = compile(`apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: api, namespace: shop}
+spec: {podSelector: {matchLabels: {app: api}}, port: 8080, proxyProtocol: gRPC}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: svc, namespace: shop}
+spec:
+  parentRefs: [{name: api, kind: Server, group: policy.linkerd.io}]
+  rules: [{matches: [{method: {service: ok.Svc}}]}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: all, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: api}
+  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: everyone}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: everyone, namespace: shop}
+spec: {networks: [{cidr: 0.0.0.0/0}]}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata: {name: rl, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: api}
+  total: {requestsPerSecond: 1}
+`);
+  const missing = await decide(snapshot, grpc('/nope.Svc/Call'));
+  assert.deepEqual([missing.verdict, missing.status, missing.grpcStatus], ['not_found', 200, 5]);
+  const limiter = new LocalRateLimiter();
+  const first = await decide(snapshot, grpc('/ok.Svc/Call', { time: 0 }), limiter);
+  assert.deepEqual([first.verdict, first.status, first.grpcStatus], ['allow', 200, 0]);
+  const second = await decide(snapshot, grpc('/ok.Svc/Call', { time: 0 }), limiter);
+  assert.deepEqual([second.verdict, second.status, second.grpcStatus], ['rate_limited', 200, 8]);
+});
