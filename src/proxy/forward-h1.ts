@@ -1,12 +1,11 @@
 // Owns forwarding to an HTTP/1.1 workload through an undici Pool: keep-alive, no pipelining, streaming
-// both ways with backpressure (never buffering a whole body). undici Dispatcher API.
+// both ways with backpressure (never buffering a whole body). undici Dispatcher API (dispatch + handler).
 
 import { Pool, type Dispatcher } from 'undici';
-import { EventEmitter } from 'node:events';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
-import { cleanResponseHeaders } from './headers.js';
+import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
 
@@ -28,16 +27,111 @@ function closedComplete(dst: Writable): boolean {
   return dst.writableEnded && (dst as Writable & { rstCode?: number }).rstCode === 0;
 }
 
-/** pipe() with a promise: stream/promises.pipeline costs an AbortController and a DOMException per call. */
-function relay(src: Readable, dst: Writable): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const fail = (err: unknown): void => reject(err instanceof Error ? err : new Error('stream failed'));
-    src.once('error', fail);
-    dst.once('error', fail);
-    dst.once('close', () => { if (closedComplete(dst)) resolve(); else fail(new Error('downstream closed')); });
-    dst.once('finish', () => resolve());
-    src.pipe(dst);
-  });
+class ClientAbortedError extends Error {
+  constructor() { super('client aborted'); this.name = 'ClientAbortedError'; }
+}
+
+/**
+ * One request's undici handler: writes the workload's response straight into the downstream response
+ * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
+ * upstream socket until the downstream drains. Settles exactly once with the outcome.
+ */
+class RelayHandler implements Dispatcher.DispatchHandler {
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private resumeUpstream: (() => void) | null = null;
+  private status = 0;
+  private headersSent = false;
+  private done = false;
+  private readonly onDrain = (): void => { this.resumeUpstream?.(); };
+  private readonly onDownstreamClose = (): void => {
+    if (this.done) return;
+    if (closedComplete(this.ex.response.body)) this.settle({ ok: true, status: this.status, outcome: 'ok' });
+    else this.failDownstream();
+  };
+  private readonly onFinish = (): void => { this.settle({ ok: true, status: this.status, outcome: 'ok' }); };
+
+  constructor(private readonly ex: Exchange, private readonly resolve: (outcome: ForwardOutcome) => void) {
+    ex.onAbort(() => this.clientAborted());
+  }
+
+  private settle(outcome: ForwardOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.headersSent) {
+      const body = this.ex.response.body;
+      body.off('drain', this.onDrain);
+      body.off('close', this.onDownstreamClose);
+      body.off('finish', this.onFinish);
+    }
+    this.resolve(outcome);
+  }
+
+  private clientAborted(): void {
+    if (this.done) return;
+    this.settle({ ok: true, status: this.headersSent ? this.status : 499, outcome: 'client_aborted' });
+    this.abortUpstream?.(new ClientAbortedError());
+  }
+
+  /** The downstream failed after the response started without the client going away: reset it. */
+  private failDownstream(): void {
+    if (this.done) return;
+    if (this.ex.aborted) { this.clientAborted(); return; }
+    this.settle({ ok: true, status: this.status, outcome: 'reset_after_headers' });
+    this.abortUpstream?.(new ClientAbortedError());
+    this.ex.response.abort();
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.done) abort(new ClientAbortedError());
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.done) return false;
+    // 1xx informational responses are not relayed (as before: undici's request API skips them too).
+    if (statusCode < 200) return true;
+    this.status = statusCode;
+    this.resumeUpstream = resume;
+    const ex = this.ex;
+    const noBody = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    this.headersSent = true;
+    const body = ex.response.body;
+    try {
+      ex.response.start(statusCode, cleanRawResponseHeaders(rawHeaders), { endStream: noBody, trailers: false });
+    } catch {
+      this.failDownstream();
+      return false;
+    }
+    if (noBody) {
+      this.settle({ ok: true, status: statusCode, outcome: 'ok' });
+      return true;
+    }
+    body.on('close', this.onDownstreamClose);
+    body.on('finish', this.onFinish);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.done) return true; // a HEAD/204/304 answer: whatever arrives is discarded
+    const body = this.ex.response.body;
+    if (body.write(chunk)) return true;
+    body.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    // Settles on 'finish' (everything handed to the downstream transport), as the piped relay did.
+    this.ex.response.body.end();
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    if (this.ex.aborted) { this.clientAborted(); return; }
+    if (!this.headersSent) { this.settle({ ok: false, refusal: classifyUpstreamError(err) }); return; }
+    this.settle({ ok: true, status: this.status, outcome: 'reset_after_headers' });
+    this.ex.response.abort();
+  }
 }
 
 export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
@@ -49,11 +143,8 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
     bodyTimeout: options.bodyTimeoutMs,
   });
 
-  async function forward(permit: Permit, request: UpstreamRequest, ex: Exchange): Promise<ForwardOutcome> {
+  function forward(permit: Permit, request: UpstreamRequest, ex: Exchange): Promise<ForwardOutcome> {
     void permit;
-    // undici accepts an EventEmitter as its abort signal; far cheaper per request than an AbortController.
-    const abort = new EventEmitter();
-    ex.onAbort(() => abort.emit('abort'));
     const headers: Record<string, string | string[]> = { ...request.headers, host: request.authority };
     let body: Dispatcher.DispatchOptions['body'] = null;
     if (!ex.bodyless) {
@@ -64,39 +155,25 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       body = ex.body.pipe(pipe);
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
-    let response: Dispatcher.ResponseData;
-    try {
-      ex.continueIfExpected();
-      response = await pool.request({
-        method: request.method as Dispatcher.HttpMethod,
-        path: request.path,
-        headers,
-        body,
-        signal: abort,
-        headersTimeout: request.headersTimeoutMs,
-        bodyTimeout: options.bodyTimeoutMs,
-        // A failed or aborted request never reuses its connection (PC-14).
-        reset: false,
-      });
-    } catch (err) {
-      if (ex.aborted) return { ok: true, status: 499, outcome: 'client_aborted' };
-      return { ok: false, refusal: classifyUpstreamError(err) };
-    }
-    const status = response.statusCode;
-    const out = cleanResponseHeaders(response.headers as Record<string, string | string[] | undefined>);
-    const res = ex.response;
-    const noBody = ex.method === 'HEAD' || status === 204 || status === 304;
-    try {
-      res.start(status, out, { endStream: noBody, trailers: false });
-      if (noBody) { response.body.resume(); return { ok: true, status, outcome: 'ok' }; }
-      await relay(response.body, res.body);
-      return { ok: true, status, outcome: 'ok' };
-    } catch {
-      response.body.destroy();
-      if (ex.aborted) return { ok: true, status, outcome: 'client_aborted' };
-      res.abort();
-      return { ok: true, status, outcome: 'reset_after_headers' };
-    }
+    return new Promise<ForwardOutcome>((resolve) => {
+      const handler = new RelayHandler(ex, resolve);
+      try {
+        ex.continueIfExpected();
+        pool.dispatch({
+          origin: options.origin,
+          method: request.method as Dispatcher.HttpMethod,
+          path: request.path,
+          headers,
+          body,
+          headersTimeout: request.headersTimeoutMs,
+          bodyTimeout: options.bodyTimeoutMs,
+          // A failed or aborted request never reuses its connection (PC-14).
+          reset: false,
+        }, handler);
+      } catch (err) {
+        handler.onError(err instanceof Error ? err : new Error('dispatch failed'));
+      }
+    });
   }
 
   return {

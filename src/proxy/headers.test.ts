@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanRequestHeaders, cleanResponseHeaders, forwardedClientCert, groupHeaders, scanRequestHeaders } from './headers.js';
+import { util as undiciUtil } from 'undici';
+import { cleanRawResponseHeaders, cleanRequestHeaders, cleanResponseHeaders, connectionForwardedClientCert, forwardedClientCert, groupHeaders, scanRequestHeaders } from './headers.js';
 
 const scan = (raw: string[], owned: string[] = [], max = 10) => scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: new Set(owned) });
 
@@ -66,6 +67,31 @@ describe('scanRequestHeaders', () => {
 describe('response headers and XFCC', () => {
   it('removes connection-specific response headers and those Connection names', () => {
     assert.deepEqual(cleanResponseHeaders({ connection: 'x-secret', 'x-secret': '1', 'transfer-encoding': 'chunked', 'keep-alive': 'timeout=5', 'content-type': 'text/plain', ':status': '200' }), { 'content-type': 'text/plain' });
+  });
+
+  it('cleans undici raw response headers exactly as parsing them with undici and cleaning the object', () => {
+    const raw = (pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
+    const cases = [
+      ['Content-Type', 'text/plain', 'Content-Length', '24', 'Connection', 'keep-alive'],
+      ['Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'SET-COOKIE', 'c=3', 'X-Dup', 'x', 'x-dup', 'y'],
+      ['Connection', 'X-Secret, x-other', 'Connection', 'close', 'X-Secret', '1', 'X-Other', '2', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Trailer', 'x', 'X-Kept', 'yes'],
+      ['__proto__', 'x', 'constructor', 'c', 'toString', 't', 'Upgrade', 'h2c', 'X-Latin', 'caf\u00e9'],
+      [],
+    ];
+    for (const c of cases) {
+      const expected = cleanResponseHeaders(undiciUtil.parseHeaders(raw(c)) as Record<string, string | string[] | undefined>);
+      assert.deepEqual(cleanRawResponseHeaders(raw(c)), expected, c.join(' '));
+      assert.deepEqual(Object.keys(cleanRawResponseHeaders(raw(c))), Object.keys(expected), 'same order');
+    }
+  });
+
+  it('builds XFCC once per connection and again when our own SPIFFE ID changes', () => {
+    const conn = { peer: { spiffeId: 'spiffe://td/ns/b/sa/you' }, peerCertHash: 'ab12' };
+    const first = connectionForwardedClientCert(conn, 'spiffe://td/ns/a/sa/me');
+    assert.equal(first, 'By=spiffe://td/ns/a/sa/me;Hash=ab12;URI=spiffe://td/ns/b/sa/you');
+    assert.equal(connectionForwardedClientCert(conn, 'spiffe://td/ns/a/sa/me'), first);
+    assert.equal(connectionForwardedClientCert(conn, 'spiffe://td/ns/a/sa/renamed'), 'By=spiffe://td/ns/a/sa/renamed;Hash=ab12;URI=spiffe://td/ns/b/sa/you');
+    assert.equal(connectionForwardedClientCert({ peer: null, peerCertHash: null }, 'spiffe://td/ns/a/sa/me'), null);
   });
 
   it('formats XFCC as Envoy does', () => {

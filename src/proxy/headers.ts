@@ -174,8 +174,46 @@ export function forwardedClientCert(ownSpiffeId: string, peerCertHash: string, p
   return `By=${ownSpiffeId};Hash=${peerCertHash};URI=${peerSpiffeId}`;
 }
 
+const xfccByConnection = new WeakMap<object, { by: string; value: string }>();
+
+/**
+ * forwardedClientCert() for a connection's verified peer, built once per connection (it depends only on the
+ * peer certificate and our own SPIFFE ID, which a rotation may change); null without a TLS peer.
+ */
+export function connectionForwardedClientCert(conn: { peer: { spiffeId: string } | null; peerCertHash: string | null }, ownSpiffeId: string): string | null {
+  if (!conn.peer || !conn.peerCertHash) return null;
+  const cached = xfccByConnection.get(conn);
+  if (cached !== undefined && cached.by === ownSpiffeId) return cached.value;
+  const value = forwardedClientCert(ownSpiffeId, conn.peerCertHash, conn.peer.spiffeId);
+  xfccByConnection.set(conn, { by: ownSpiffeId, value });
+  return value;
+}
+
 /** Response headers that must not cross the proxy (connection-specific; illegal on h2). */
 const responseHopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings']);
+
+/**
+ * cleanResponseHeaders() straight from the flat raw list undici's dispatcher hands over (latin1 values, as
+ * undici's own parsing), in one pass instead of parsing into an object and cleaning that into another.
+ */
+export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  let connection: string[] | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const rawName = raw[i] as Buffer | string;
+    const name = (typeof rawName === 'string' ? rawName : rawName.toString('latin1')).toLowerCase();
+    const rawValue = raw[i + 1] as Buffer | string;
+    const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
+    if (name === 'connection') { (connection ??= []).push(value); continue; }
+    if (name.startsWith(':') || responseHopByHop.has(name) || name === '__proto__') continue;
+    if (!Object.hasOwn(out, name)) { out[name] = value; continue; }
+    const prev = out[name] as string | string[];
+    if (typeof prev === 'string') out[name] = [prev, value];
+    else prev.push(value);
+  }
+  if (connection) for (const v of connection) for (const t of v.split(',')) delete out[t.trim().toLowerCase()];
+  return out;
+}
 
 export function cleanResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const nominated = new Set<string>();

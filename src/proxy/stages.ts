@@ -10,7 +10,7 @@ import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
 import { sendReply, type Exchange } from './exchange.js';
-import { cleanRequestHeaders, forwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
+import { cleanRequestHeaders, connectionForwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
 import { isGrpcContentType, linkerdError, refusalForDecision, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
@@ -84,25 +84,15 @@ export const stages: readonly Stage[] = [
   },
   {
     name: 'authenticate',
-    async run(state, deps) {
+    // Synchronous unless the snapshot has JWT providers: only then does a request pay for a promise.
+    run(state, deps) {
       const snapshot = state.snapshot as PolicySnapshot;
-      const ctx = state.ctx as RequestContext;
       if (snapshot.jwtProviders.length === 0) {
-        state.authn = { kind: 'none', edits: { remove: [], set: {} } };
+        state.authn = noAuthn;
         return proceed;
       }
-      const result = await deps.jwtFor(snapshot).authenticate({ method: state.ex.method, target: state.ex.target, headers: (state.scanned as ScannedRequestHeaders).original });
-      state.authn = result;
-      deps.metrics?.jwtResult?.(result.kind === 'failed' ? result.reason : result.kind);
-      if (result.kind === 'failed') {
-        const scheme = state.ex.conn.tls ? 'https' : 'http';
-        return { kind: 'respond', refusal: { kind: 'unauthenticated', reason: result.reason, status: result.status, message: result.message, realm: `${scheme}://${ctx.authority}${ctx.path}` } };
-      }
-      // Policy judges the request as it will be forwarded: JWT edits (token removal, claim outputs,
-      // query-borne token removal) are applied before authorization, as Envoy's jwt_authn runs before RBAC.
-      const edited = applyJwtEdits(state, deps, result.edits, result.kind === 'verified' ? result.jwt : null);
-      if (edited) return edited;
-      return proceed;
+      return deps.jwtFor(snapshot).authenticate({ method: state.ex.method, target: state.ex.target, headers: (state.scanned as ScannedRequestHeaders).original })
+        .then((result) => authenticated(state, deps, result));
     },
   },
   {
@@ -137,6 +127,24 @@ export const stages: readonly Stage[] = [
     },
   },
 ];
+
+/** Shared by every request without JWT providers (read, never written). */
+const noAuthn: AuthnResult = { kind: 'none', edits: { remove: [], set: {} } };
+
+function authenticated(state: RequestState, deps: ProxyDeps, result: AuthnResult): StageResult {
+  const ctx = state.ctx as RequestContext;
+  state.authn = result;
+  deps.metrics?.jwtResult?.(result.kind === 'failed' ? result.reason : result.kind);
+  if (result.kind === 'failed') {
+    const scheme = state.ex.conn.tls ? 'https' : 'http';
+    return { kind: 'respond', refusal: { kind: 'unauthenticated', reason: result.reason, status: result.status, message: result.message, realm: `${scheme}://${ctx.authority}${ctx.path}` } };
+  }
+  // Policy judges the request as it will be forwarded: JWT edits (token removal, claim outputs,
+  // query-borne token removal) are applied before authorization, as Envoy's jwt_authn runs before RBAC.
+  const edited = applyJwtEdits(state, deps, result.edits, result.kind === 'verified' ? result.jwt : null);
+  if (edited) return edited;
+  return proceed;
+}
 
 /** Re-cleans the headers with the JWT edits and rebuilds the context from them (the one cleaning step, headers.ts). */
 function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
@@ -194,7 +202,8 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
     if (name === 'x-forwarded-client-cert' || name === 'l5d-client-id' || name.startsWith('x-forwarded-') || name.startsWith('x-portcullis-')) delete headers[name];
   }
   const conn = state.ex.conn;
-  if (conn.peer && conn.peerCertHash) headers['x-forwarded-client-cert'] = forwardedClientCert(ownSpiffeId, conn.peerCertHash, conn.peer.spiffeId);
+  const xfcc = connectionForwardedClientCert(conn, ownSpiffeId);
+  if (xfcc !== null) headers['x-forwarded-client-cert'] = xfcc;
   headers['x-forwarded-proto'] = conn.tls ? 'https' : 'http';
   let headersTimeoutMs = deps.limits.upstreamTimeoutMs;
   if (state.grpc) {
@@ -261,7 +270,9 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   let refusal: Refusal | null = null;
   try {
     for (const stage of stages) {
-      const result = await stage.run(state, deps);
+      // Await only a stage that is actually asynchronous (JWT): the others cost no promise or microtask hop.
+      const pending = stage.run(state, deps);
+      const result = pending instanceof Promise ? await pending : pending;
       if (result.kind === 'respond') { refusal = result.refusal; break; }
       if (ex.aborted) break;
     }
