@@ -6,6 +6,7 @@ import type { Config } from './config/types.js';
 import { createPolicyStore, type PolicyStore } from './config/policy-store.js';
 import { CredentialStore } from './identity/credentials.js';
 import { verifyPeerCertificate } from './identity/peer.js';
+import { CrlStore } from './identity/crl-store.js';
 import { createJwtAuthenticator } from './jwt/authenticator.js';
 import { createJwksFetcher } from './jwt/fetch-jwks.js';
 import type { JwtAuthenticator } from './jwt/types.js';
@@ -95,6 +96,7 @@ function metricsSink(metrics: Metrics): DecisionSink {
 export function createApp(config: Config, logger: AppLogger = stderrLogger): App {
   const metrics = createMetrics();
   let credentials: CredentialStore | undefined;
+  let crlStore: CrlStore | undefined;
   let policyStore: PolicyStore | undefined;
   let decisionLog: DecisionLog | undefined;
   let admin: AdminServer | undefined;
@@ -138,6 +140,12 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
       throw new StartupError(`cannot load certificates: ${err instanceof Error ? err.message : String(err)}`, 2);
     }
     const creds = credentials;
+    try {
+      crlStore = await CrlStore.load({ files: config.tls.crlFiles, logger });
+    } catch (err) {
+      throw new StartupError(`cannot load CRLs: ${err instanceof Error ? err.message : String(err)}`, 2);
+    }
+    const crls = crlStore;
     metrics.setCertificateNotAfter(() => creds.current().notAfter.getTime());
     const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, metrics });
     if ('diagnostics' in created) {
@@ -170,7 +178,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
         onChange: (l) => creds.onChange(() => l()),
         ownSpiffeId: () => creds.current().ownSpiffeId,
       },
-      verifyPeer: (leaf, chain) => verifyPeerCertificate([leaf, ...chain], creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client' }),
+      verifyPeer: (leaf, chain) => verifyPeerCertificate([leaf, ...chain], creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client', revocation: crls.current() }),
       jwtFor,
       sink: fanOut(decisionLog, metricsSink(metrics)),
       rateLimiter: (limit, peer, nowMs) => {
@@ -231,6 +239,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
     await status?.close();
     await policyStore?.close();
     credentials?.close();
+    crlStore?.close();
     for (const a of liveAuthenticators) a.close();
     await jwksFetcher.close();
     await decisionLog?.close(2000);

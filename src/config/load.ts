@@ -131,6 +131,7 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
       certFile: get('cert'),
       keyFile: get('key'),
       trustBundleFile: get('trustBundle'),
+      crlFiles: get<string[] | undefined>('crls') ?? [],
       trustDomains: get<string[] | undefined>('trustDomains') ?? [compile.workload.trustDomain, ...compile.workload.trustDomainAliases],
     },
     compile,

@@ -92,6 +92,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'cert', flag: 'cert', kind: 'path', default: undefined, required: true, type: 'path', help: 'own X509-SVID certificate chain (PEM); reloaded on change' },
   { key: 'key', flag: 'key', kind: 'path', default: undefined, required: true, type: 'path', help: 'private key of the SVID (PEM)' },
   { key: 'trustBundle', flag: 'trust-bundle', kind: 'path', default: undefined, required: true, type: 'path', help: 'CA certificates peers must chain to (PEM)' },
+  { key: 'crls', flag: 'crl', kind: 'pathList', default: undefined, repeatable: true, type: 'list of path',
+    help: 'certificate revocation lists (PEM, several blocks allowed, or DER), checked for the peer leaf and its intermediates at every handshake; watched like the bundle, a file that stops parsing keeps its last good lists' },
   { key: 'trustDomains', flag: 'trust-domains', kind: 'stringList', default: undefined, type: 'list of string',
     help: 'peer trust domains accepted at the handshake; default trustDomain plus trustDomainAliases' },
   // --- workload facts (shared with check/explain)

@@ -81,6 +81,8 @@ export interface Config {
     certFile: string;
     keyFile: string;
     trustBundleFile: string;
+    /** CRL files (PEM or DER); empty = no revocation checking. */
+    crlFiles: string[];
     /** Peer trust domains accepted; default [workload.trustDomain, ...aliases]. */
     trustDomains: string[];
   };

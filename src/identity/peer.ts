@@ -5,6 +5,7 @@ import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import type { PeerIdentity } from '../policy/context-types.js';
 import type { PeerRejectReason, PeerVerification } from './types.js';
+import type { RevocationList } from './crl.js';
 import { parseSpiffeId, toPeerIdentity } from './spiffe.js';
 import {
   decodeBasicConstraints,
@@ -33,6 +34,8 @@ export interface PeerVerifyOptions {
    * `server` (outbound; EKU, if present, must hold serverAuth). Default `client`.
    */
   role?: 'client' | 'server';
+  /** CRLs checked for the leaf and every intermediate on the path (the anchor is trusted as configured). */
+  revocation?: RevocationList;
 }
 
 const MAX_CHAIN_DEPTH = 8;
@@ -107,7 +110,7 @@ export class PeerVerifier {
       fingerprint = createHash('sha256').update(first instanceof X509Certificate ? first.raw : first).digest('base64');
     }
 
-    const key = `${role}|${opts.trustDomains.join(',')}|${fingerprint}`;
+    const key = `${role}|${opts.revocation?.generation ?? 0}|${opts.trustDomains.join(',')}|${fingerprint}`;
     let cache = this.caches.get(bundle);
     if (!cache) {
       cache = new Map();
@@ -128,7 +131,7 @@ export class PeerVerifier {
     } catch (err) {
       return reject('untrusted_chain', `peer chain is not parseable: ${(err as Error).message}`);
     }
-    const outcome = verifyChainAndLeaf(chain, bundle, nowMs, opts.trustDomains, role);
+    const outcome = verifyChainAndLeaf(chain, bundle, nowMs, opts.trustDomains, role, opts.revocation);
     const cacheable = outcome.window && (outcome.result.ok || CACHEABLE_REJECTIONS.has(outcome.result.reason));
     if (cacheable && outcome.window) {
       cache.delete(key);
@@ -242,13 +245,14 @@ function isSigningCa(parsed: ParsedCertificate): boolean {
   return !ku || decodeKeyUsage(ku.value).has(KEY_USAGE_BITS.keyCertSign);
 }
 
-function verifyChainAndLeaf(chain: X509Certificate[], bundle: TrustBundle, nowMs: number, trustDomains: readonly string[], role: 'client' | 'server'): Outcome {
+function verifyChainAndLeaf(chain: X509Certificate[], bundle: TrustBundle, nowMs: number, trustDomains: readonly string[], role: 'client' | 'server', revocation?: RevocationList): Outcome {
   const leaf = chain[0]!;
   const leafParsed = parseOrNull(leaf);
   if (typeof leafParsed === 'string') return { result: reject('untrusted_chain', `peer certificate is malformed: ${leafParsed}`) };
 
   // 1. RFC 5280 path: leaf -> presented intermediates -> a bundle CA. Signatures, names, CA flags.
   const path: ParsedCertificate[] = [leafParsed];
+  const pathCerts: X509Certificate[] = [leaf];
   let current = leaf;
   const unused = chain.slice(1);
   let anchored = false;
@@ -257,6 +261,7 @@ function verifyChainAndLeaf(chain: X509Certificate[], bundle: TrustBundle, nowMs
     if (anchor) {
       const parsedAnchor = parseOrNull(anchor);
       if (typeof parsedAnchor !== 'string') path.push(parsedAnchor);
+      pathCerts.push(anchor);
       anchored = true;
       break;
     }
@@ -268,6 +273,7 @@ function verifyChainAndLeaf(chain: X509Certificate[], bundle: TrustBundle, nowMs
       return { result: reject('untrusted_chain', 'an intermediate in the peer chain is not a signing CA') };
     }
     path.push(parsedIssuer);
+    pathCerts.push(issuer);
     current = issuer;
   }
   if (!anchored) return { result: reject('untrusted_chain', 'peer certificate does not chain to the trust bundle') };
@@ -290,6 +296,17 @@ function verifyChainAndLeaf(chain: X509Certificate[], bundle: TrustBundle, nowMs
     to = Math.min(to, c.notAfterMs);
   }
   const window = { from, to };
+
+  // 3. Revocation (RFC 5280 §6.3): the leaf and each intermediate against the CRLs of their issuer.
+  if (revocation && revocation.size > 0) {
+    for (let k = 0; k + 1 < pathCerts.length; k++) {
+      const issuer = pathCerts[k + 1]!;
+      if (revocation.isRevoked(pathCerts[k]!, path[k]!.issuerDer, issuer, publicKeyOf(issuer))) {
+        const what = k === 0 ? 'peer certificate' : 'an intermediate CA in the peer chain';
+        return { result: reject('revoked', `${what} (serial ${pathCerts[k]!.serialNumber}) is revoked by a CRL of its issuer`), window };
+      }
+    }
+  }
 
   try {
     return { result: checkLeafProfile(leaf, leafParsed, trustDomains, role), window };

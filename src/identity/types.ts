@@ -24,4 +24,6 @@ export type PeerRejectReason =
   | 'bad_spiffe_id'
   | 'trust_domain_rejected'
   | 'leaf_is_ca'
-  | 'bad_key_usage';
+  | 'bad_key_usage'
+  /** The leaf or an intermediate is listed in a configured CRL signed by its issuer. */
+  | 'revoked';
