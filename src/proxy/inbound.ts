@@ -16,6 +16,7 @@ import { createH2Forwarder } from './forward-h2.js';
 import type { Forwarder } from './upstream.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import { handleUpgrade } from './websocket.js';
+import { renderHttp1Reply, replyFor } from './respond.js';
 
 export interface InboundServer {
   readonly name: string;
@@ -115,8 +116,9 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     if (!info) { socket.destroy(); return; }
     void track(handleUpgrade(info, req, socket, head, deps, listener));
   });
+  // Node hands CONNECT over with the raw socket, past the request stages; the answer is still respond.ts's.
   h1.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\ncontent-length: 18\r\nconnection: close\r\n\r\nMethod Not Allowed');
+    socket.end(renderHttp1Reply(replyFor({ kind: 'method_not_allowed', reason: 'connect_not_allowed' })));
   });
 
   // === HTTP/2 ===

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, linkerdError, replyFor } from './respond.js';
+import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, linkerdError, renderHttp1Reply, replyFor } from './respond.js';
 
 describe('respond table', () => {
   it('maps refusals to Istio/Envoy statuses and gRPC codes', () => {
@@ -49,5 +49,12 @@ describe('respond table', () => {
     assert.equal(isGrpcContentType('application/grpc+proto'), true);
     assert.equal(isGrpcContentType('application/grpc-web'), false);
     assert.equal(isGrpcContentType('application/json'), false);
+  });
+});
+
+describe('raw HTTP/1.1 replies', () => {
+  it('a CONNECT refusal keeps its exact bytes', () => {
+    assert.equal(renderHttp1Reply(replyFor({ kind: 'method_not_allowed', reason: 'connect_not_allowed' })),
+      'HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain\r\ncontent-length: 18\r\nconnection: close\r\n\r\nMethod Not Allowed');
   });
 });

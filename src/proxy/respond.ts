@@ -1,6 +1,7 @@
 // Owns THE table from a refusal or failure to what the caller sees: HTTP status, gRPC status, a fixed
 // generic body and the reason code for logs. Istio/Envoy local replies (istio.md §11) and linkerd2-proxy's `rescue`.
 
+import { STATUS_CODES } from 'node:http';
 import type { BadRequestReason } from '../policy/context-types.js';
 import { Code } from '../codes.js';
 import type { Decision } from '../policy/decision.js';
@@ -172,4 +173,13 @@ export function encodeGrpcMessage(message: string): string {
 
 export function isGrpcContentType(contentType: string | undefined): boolean {
   return contentType !== undefined && /^application\/grpc(\+|;|$)/i.test(contentType.trim());
+}
+
+/** A reply as HTTP/1.1 bytes, for sockets Node hands over without a response object (CONNECT); the connection closes. */
+export function renderHttp1Reply(reply: Reply): string {
+  const body = Buffer.from(reply.body, 'utf8');
+  let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? 'Unknown'}\r\n`;
+  for (const [name, value] of Object.entries(reply.headers)) head += `${name}: ${value}\r\n`;
+  if (body.length > 0) head += 'content-type: text/plain\r\n';
+  return `${head}content-length: ${body.length}\r\nconnection: close\r\n\r\n${reply.body}`;
 }
