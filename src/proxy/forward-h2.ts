@@ -16,6 +16,13 @@ export interface H2ForwarderOptions {
   connectTimeoutMs: number;
 }
 
+/** The grpc-status a gRPC workload answered with, for the decision event and the request metrics. */
+function grpcStatusOf(grpc: boolean, fields: Record<string, string | string[] | undefined> | null): { grpcStatus?: number } {
+  const v = grpc && fields ? fields['grpc-status'] : undefined;
+  const n = typeof v === 'string' && /^\d{1,2}$/.test(v) ? Number(v) : undefined;
+  return n === undefined ? {} : { grpcStatus: n };
+}
+
 export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
   let session: http2.ClientHttp2Session | null = null;
   let connecting: Promise<http2.ClientHttp2Session> | null = null;
@@ -96,7 +103,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
         const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
         if (ex.aborted) { finish({ ok: true, status, outcome: 'client_aborted' }); return; }
         res.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && request.grpc });
-        if (trailersOnly) { upstream.resume(); finish({ ok: true, status, outcome: 'ok' }); }
+        if (trailersOnly) { upstream.resume(); finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(request.grpc, out) }); }
       });
       let trailers: Record<string, string | string[]> | null = null;
       upstream.on('trailers', (t) => { trailers = cleanResponseHeaders(t as Record<string, string | string[] | undefined>); });
@@ -111,7 +118,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
         if (settled || status === 0) return;
         if (trailers) res.endWithTrailers(trailers);
         else res.end();
-        finish({ ok: true, status, outcome: 'ok' });
+        finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(request.grpc, trailers) });
       });
       upstream.on('error', (err) => {
         if (settled) return;

@@ -306,7 +306,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   const upstreamUs = micros(upstreamStart, process.hrtime.bigint());
   deps.metrics?.upstreamDuration?.(outcome.ok ? outcome.outcome : replyFor(outcome.refusal).reason, upstreamUs / 1e6);
   if (outcome.ok) {
-    publish(deps, decisionEvent(state, deps, outcome.status, null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
+    publish(deps, decisionEvent(state, deps, outcome.status, outcome.grpcStatus ?? null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
     return state;
   }
   const reply = replyFor(outcome.refusal);
