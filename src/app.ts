@@ -88,6 +88,8 @@ function metricsSink(metrics: Metrics): DecisionSink {
         policy: event.policy ? `${event.policy.namespace}/${event.policy.name}` : null,
         rule: event.rule,
         authorization: event.authorization,
+        // End to end without another clock read: deciding, then the workload until the response ended.
+        ...(event.request.protocol === 'tcp' ? {} : { request: { protocol: event.request.protocol, status: event.status, grpcStatus: event.grpc_status, durationMs: (event.latency_us + (event.upstream?.duration_us ?? 0)) / 1000 } }),
       });
     },
   };

@@ -2,6 +2,7 @@
 // so the data plane never touches prom-client. Labels are bounded: policy names and reasons, never paths or principals.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerMeshMetrics } from './mesh-metrics.js';
 
 export type ReloadResult = 'success' | 'failure' | 'unchanged';
 export type ConnectionOutcome = 'accepted' | 'tls_error' | 'identity_rejected' | 'limit_exceeded' | 'timeout' | 'error';
@@ -21,6 +22,8 @@ export interface DecisionSample {
   policy?: string | null;
   rule?: string | null;
   authorization?: string | null;
+  /** For the mesh-style request metrics (HTTP and gRPC only): what the client got and how long it took. */
+  request?: { protocol: string; status: number; grpcStatus: number | null; durationMs: number };
 }
 
 export interface Metrics {
@@ -105,6 +108,11 @@ class DeferredCounter {
     cell.count++;
   }
 
+  /** Every label set with its running total (for metrics derived at scrape time). */
+  entries(): Iterable<{ labels: Record<string, string>; count: number }> {
+    return this.cells;
+  }
+
   /** Moves the counts accumulated since the last scrape into the prom-client counter. */
   flushInto(counter: Counter<string>): void {
     for (const cell of this.cells) {
@@ -144,6 +152,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   new Counter({ name: 'portcullis_requests_total', help: 'Requests by verdict, mode, reason and listener.', labelNames: ['verdict', 'mode', 'reason', 'listener'] as const, registers: [registry], collect() { requestCounts.flushInto(this); } });
   new Counter({ name: 'portcullis_policy_decisions_total', help: 'Decisions by the policy, rule (Istio) or route (Linkerd) and authorization (Linkerd) that made them; label values come from the policy set.', labelNames: ['dialect', 'policy', 'rule', 'authorization', 'verdict'] as const, registers: [registry], collect() { policyCounts.flushInto(this); } });
   new Counter({ name: 'portcullis_would_deny_total', help: 'Requests forwarded only because of audit mode, by reason.', labelNames: ['reason'] as const, registers: [registry], collect() { wouldDenyCounts.flushInto(this); } });
+  const mesh = registerMeshMetrics(registry, requestCounts, maxSeries);
   const decisionDuration = new Histogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry] });
   const upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'] as const, buckets: upstreamBuckets, registers: [registry] });
   const reloads = new Counter({ name: 'portcullis_policy_reload_total', help: 'Policy loads and reloads by result (failure keeps the last good snapshot).', labelNames: ['result'] as const, registers: [registry] });
@@ -179,6 +188,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       if (s.wouldDeny) wouldDenyCounts.inc(s.reason);
       if (s.dialect) policyCounts.inc(s.dialect, s.policy ?? '', s.rule ?? '', s.authorization ?? '', s.verdict);
       decisionDuration.observe(s.decisionSeconds);
+      if (s.request) mesh.observeRequest(s.listener, s.request.protocol, s.request.status, s.request.grpcStatus, s.request.durationMs);
     },
     recordUpstream(outcome, seconds) { upstreamChildren.get(outcome).observe(seconds); },
     recordPolicyReload(result) { reloads.labels(result).inc(); },
