@@ -41,3 +41,37 @@ export async function validateKubernetesObject(obj: unknown): Promise<void> {
     throw new Error(`${kind} ${name} does not match the Kubernetes schema: ${(err as Error).message}`);
   }
 }
+
+/**
+ * Unknown fields: the OpenAPI schema lets them through (the API server drops or, with strict field
+ * validation, refuses them), so each object is also type-checked as an object literal against the
+ * kubernetes-models interface of its kind, where TypeScript's excess-property check names every field
+ * the Kubernetes API does not have. Returns the compiler's messages (empty when all are known).
+ */
+export async function unknownFieldProblems(objects: readonly unknown[], root: string): Promise<string[]> {
+  const ts = (await import('typescript')).default;
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const flat: { apiVersion: string; kind: string; obj: unknown }[] = [];
+  const add = (o: unknown): void => {
+    const { apiVersion, kind, items } = o as { apiVersion: string; kind: string; items?: unknown[] };
+    if (kind === 'List') { for (const i of items ?? []) add(i); return; }
+    flat.push({ apiVersion, kind, obj: o });
+  };
+  for (const o of objects) add(o);
+  const lines = flat.map((f, i) => `export const m${i}: import('kubernetes-models/${f.apiVersion}/${f.kind}').I${f.kind} = ${JSON.stringify(f.obj)};`);
+  // Inside the repository, so `kubernetes-models` resolves from its node_modules.
+  const dir = mkdtempSync(join(root, 'dist', '.kube-schema-'));
+  try {
+    const file = join(dir, 'check.ts');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const program = ts.createProgram([file], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: [] });
+    return ts.getPreEmitDiagnostics(program).map((d) => {
+      const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+      const which = line >= 0 ? flat[line] : undefined;
+      return `${which ? `${which.kind} ${(which.obj as { metadata?: { name?: string } }).metadata?.name ?? ''}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

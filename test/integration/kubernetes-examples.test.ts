@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../helpers/paths.js';
-import { validateKubernetesObject } from '../helpers/kube-schema.js';
+import { unknownFieldProblems, validateKubernetesObject } from '../helpers/kube-schema.js';
 
 const root = repoRoot();
 const mainJs = join(root, 'dist', 'src', 'main.js');
@@ -57,4 +57,41 @@ test('injecting an already injected example changes nothing (the webhook would s
     assert.equal(r.stdout, readFileSync(join(examples, file), 'utf8'));
     assert.match(r.stderr, /nothing changed/);
   }
+});
+
+test('no manifest the commands generate has a field the Kubernetes API does not know', async () => {
+  const objects: unknown[] = [];
+  for (const args of Object.values(generated)) {
+    const r = spawnSync(process.execPath, [mainJs, ...args], { cwd: root, encoding: 'utf8' });
+    for (const doc of parseAllDocuments(r.stdout)) {
+      const obj = doc.toJS() as { apiVersion?: string };
+      if (!String(obj.apiVersion).startsWith('cert-manager.io/')) objects.push(obj);
+    }
+  }
+  const fixtures = join(root, 'test', 'fixtures', 'kubernetes');
+  for (const name of readdirSync(fixtures).filter((n) => n.endsWith('.yaml') && n !== 'refused.yaml')) {
+    const r = spawnSync(process.execPath, [mainJs, 'inject', '-f', join(fixtures, name), '--capture'], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const doc of parseAllDocuments(r.stdout)) objects.push(doc.toJS());
+  }
+  assert.deepEqual(await unknownFieldProblems(objects, root), []);
+  // The check itself: a misplaced field is caught.
+  const bad = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' }, spec: { containers: [{ name: 'a', restartPolicyy: 'Always' }] } };
+  assert.match((await unknownFieldProblems([bad], root)).join('\n'), /restartPolicyy/);
+});
+
+test('portcullis inject reads standard input, and exits 1 with every problem when a pod is refused', () => {
+  const fixtures = join(root, 'test', 'fixtures', 'kubernetes');
+  const stdin = spawnSync(process.execPath, [mainJs, 'inject', '-f', '-'], { input: readFileSync(join(fixtures, 'cronjob.yaml')), encoding: 'utf8' });
+  assert.equal(stdin.status, 0, stdin.stderr);
+  assert.match(stdin.stdout, /restartPolicy: Always/);
+  assert.match(stdin.stderr, /^injected: CronJob hello$/m);
+  const refused = spawnSync(process.execPath, [mainJs, 'inject', '-f', join(fixtures, 'refused.yaml')], { encoding: 'utf8' });
+  assert.equal(refused.status, 1);
+  assert.equal(refused.stdout, '', 'nothing written');
+  assert.match(refused.stderr, /^refused: Pod bad-annotations \(annotation portcullis\.dev\/upstrem-port: unknown annotation/m);
+  assert.match(refused.stderr, /portcullis inject: nothing written; fix these first:/);
+  const missing = spawnSync(process.execPath, [mainJs, 'inject'], { encoding: 'utf8' });
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /-f FILE \(or -f - for standard input\) is required/);
 });
