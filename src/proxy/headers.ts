@@ -8,11 +8,14 @@ import type { Refusal } from './respond.js';
 /** Headers that must appear at most once (PC-8); a repeat is a 400, never "first wins". */
 const singletons = new Set(['host', 'authorization', 'content-length', 'content-type', ':authority', ':path', ':method', ':scheme']);
 
-/** Connection-specific and framing headers: never copied; Portcullis re-frames the body (PC-12). */
-const hopByHop = new Set([
+/** Connection-specific headers (RFC 9110 §7.6.1, plus `host`, which every hop sets itself): never copied. */
+export const connectionHeaders: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'trailer',
-  'content-length', 'host', 'expect', 'proxy-authorization', 'proxy-authenticate',
+  'host', 'proxy-authorization', 'proxy-authenticate',
 ]);
+
+/** Connection-specific and framing headers: never copied; Portcullis re-frames the body (PC-12). */
+const hopByHop = new Set([...connectionHeaders, 'content-length', 'expect']);
 
 /** Headers only Portcullis may set (PC-21), path overrides (PC-22), method overrides (PC-7). */
 const spoofable = new Set([

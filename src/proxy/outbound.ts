@@ -4,10 +4,8 @@
 
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
-  connect as connectH2,
   constants as h2constants,
   createServer as createH2Server,
-  type ClientHttp2Session,
   type ClientHttp2Stream,
   type Http2Server,
   type Http2Session,
@@ -15,8 +13,8 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import type { OutboundListenerConfig } from '../config/types.js';
 import type { DecisionSink } from '../observe/types.js';
@@ -24,6 +22,9 @@ import { buildDecisionEvent } from '../observe/decision-event.js';
 import { PeerVerifier } from '../identity/peer.js';
 import { clientTlsOptions, PeerIdentityError, type Credentials } from '../identity/credentials.js';
 import type { ProxyMetrics } from './types.js';
+import { createProtocolSniffer } from './protocol-sniff.js';
+import { connectionHeaders } from './headers.js';
+import { UpstreamH2Sessions } from './outbound-h2-sessions.js';
 import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, replyFor } from './respond.js';
 
 /** pino-compatible subset, so app.ts can pass its logger and tests a silent one. */
@@ -52,10 +53,8 @@ export interface OutboundListener {
   close(): Promise<void>;
 }
 
-/** Bounds the TLS connections one outbound listener opens to its destination for h2 streams. */
-const MAX_UPSTREAM_H2_SESSIONS = 8;
-const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'host']);
+/** The outbound side streams bodies as they are (no re-framing), so only connection headers are dropped. */
+const HOP_BY_HOP = connectionHeaders;
 
 /** OpenSSL verify codes (X509_V_ERR_* names as Node reports them) and Node's TLS error codes. */
 function isTlsFailure(code: string): boolean {
@@ -217,64 +216,8 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     downstreamSessions.add(s);
     s.on('close', () => downstreamSessions.delete(s));
   });
-  // Upstream h2 sessions to the destination sidecar. One session carries at most the peer's
-  // SETTINGS_MAX_CONCURRENT_STREAMS streams at once; beyond that nghttp2 would hold new streams back
-  // behind the busy ones, so another session is opened (up to a bound) instead. A session that got
-  // GOAWAY or closed takes no new streams; its in-flight streams finish on it (RFC 9113 §6.8).
-  let peerMaxStreams = 100;
-  const upstreamSessions = new Map<ClientHttp2Session, { inFlight: number; maxStreams: number; usable: boolean }>();
-
-  function openUpstreamSession(): ClientHttp2Session {
-    let socket: TLSSocket | undefined;
-    const s = connectH2(`https://${target.authority}`, {
-      createConnection: () => {
-        socket = connectTls({ host: target.host, port: target.port, ...tlsOptions(['h2']) });
-        return socket;
-      },
-    });
-    // Until this session's SETTINGS arrive, assume what the destination last advertised (node:http2
-    // itself assumes 100): streams sent past a lower real limit would come back REFUSED_STREAM.
-    const state = { inFlight: 0, maxStreams: peerMaxStreams, usable: true };
-    upstreamSessions.set(s, state);
-    s.setTimeout(idleMs, () => s.close());
-    s.on('remoteSettings', (settings) => {
-      state.maxStreams = Math.max(1, settings.maxConcurrentStreams ?? 100);
-      peerMaxStreams = state.maxStreams;
-    });
-    s.on('error', (err) => log?.warn({ listener: config.name, err: err.message }, 'outbound h2 session error'));
-    s.on('close', () => {
-      upstreamSessions.delete(s);
-      // A closed session only half-closes its TLS socket; a peer that never answers the FIN must not keep it.
-      setTimeout(() => socket?.destroy(), 1_000).unref();
-    });
-    // An unverified or failed handshake, or a peer going away, must not take the next stream.
-    s.on('goaway', (code: number) => {
-      state.usable = false;
-      if (code !== h2constants.NGHTTP2_NO_ERROR) log?.warn({ listener: config.name, code }, 'outbound h2 session got GOAWAY');
-    });
-    return s;
-  }
-
-  function upstreamSession(): { session: ClientHttp2Session; release: () => void } {
-    let chosen: ClientHttp2Session | undefined;
-    let leastLoaded: ClientHttp2Session | undefined;
-    let leastRatio = Infinity;
-    for (const [s, state] of upstreamSessions) {
-      if (!state.usable || s.closed || s.destroyed) continue;
-      if (state.inFlight < state.maxStreams) { chosen = s; break; }
-      const ratio = state.inFlight / state.maxStreams;
-      if (ratio < leastRatio) { leastRatio = ratio; leastLoaded = s; }
-    }
-    if (!chosen) {
-      const usable = [...upstreamSessions.values()].filter((st) => st.usable).length;
-      // At the bound, the least loaded session queues the stream inside nghttp2 until a slot frees.
-      chosen = usable < MAX_UPSTREAM_H2_SESSIONS || !leastLoaded ? openUpstreamSession() : leastLoaded;
-    }
-    const state = upstreamSessions.get(chosen) as { inFlight: number };
-    state.inFlight++;
-    let released = false;
-    return { session: chosen, release: () => { if (!released) { released = true; state.inFlight--; } } };
-  }
+  // Upstream h2 sessions to the destination sidecar, bounded and spread by stream slots.
+  const upstreamSessions = new UpstreamH2Sessions({ target, tlsOptions, idleMs, listener: config.name, ...(log ? { log } : {}) });
 
   h2.on('stream', (stream: ServerHttp2Stream, headers: H2IncomingHeaders, flags: number) => {
     forwardH2(stream, headers, (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0);
@@ -315,7 +258,7 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     // The 'stream' event's END_STREAM flag, not readableEnded ('end' has not been emitted yet): a GET
     // goes upstream as one HEADERS frame instead of HEADERS plus an empty DATA frame.
     const bodyless = requestEnded || down.readableEnded;
-    const { session: upSession, release } = upstreamSession();
+    const { session: upSession, release } = upstreamSessions.acquire();
     try {
       up = upSession.request(out, { endStream: bodyless, waitForTrailers: false });
     } catch (err) {
@@ -377,28 +320,10 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
 
   // ---------------------------------------------------------------- one port, two protocols
   // The app may speak HTTP/1.1 or HTTP/2 with prior knowledge (gRPC); the first 24 bytes tell which.
-  const front: NetServer = createNetServer((socket: Socket) => {
-    let buffered = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const n = Math.min(buffered.length, H2_PREFACE.length);
-      const isPrefix = buffered.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-      if (isPrefix && buffered.length < H2_PREFACE.length) return;
-      socket.off('data', onData);
-      socket.pause();
-      socket.unshift(buffered);
-      // node:http2 drains what is already buffered on the socket into nghttp2 and then reads the handle
-      // natively, so the socket must stay paused for it; node:http reads through the stream and needs resume.
-      if (isPrefix) {
-        h2.emit('connection', socket);
-      } else {
-        h1.emit('connection', socket);
-        socket.resume();
-      }
-    };
-    socket.on('data', onData);
-    socket.on('error', () => socket.destroy());
-    socket.setTimeout(60_000, () => { if (buffered.length === 0) socket.destroy(); });
+  const front: NetServer = createProtocolSniffer({
+    h1: (socket) => h1.emit('connection', socket),
+    h2: (socket) => h2.emit('connection', socket),
+    silentTimeoutMs: 60_000,
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -420,7 +345,7 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
         h1.closeAllConnections();
         for (const s of downstreamSessions) s.destroy();
       });
-      for (const s of upstreamSessions.keys()) s.close();
+      upstreamSessions.closeAll();
       await pool.close().catch(() => undefined);
     },
   };

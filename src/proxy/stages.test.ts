@@ -1,43 +1,12 @@
 // The fail-closed branch of the lifecycle: no well-formed input reaches it, so it is driven here with an
-// in-memory exchange and a snapshot source that throws. The forwarder must never be called.
+// in-memory exchange (the one check uses) and a snapshot source that throws. The forwarder must never be called.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import type { DecisionEventV1 } from '../observe/types.js';
-import type { Exchange, OutHeaders } from './exchange.js';
+import { memoryExchange } from './memory-exchange.js';
 import { handleRequest } from './stages.js';
 import type { ProxyDeps } from './types.js';
 import type { Forwarder } from './upstream.js';
-
-function memoryExchange(rawHeaders: string[]): { ex: Exchange; sent: { status: number; headers: OutHeaders; body: string } } {
-  const sent = { status: 0, headers: {} as OutHeaders, body: '' };
-  const body = new PassThrough();
-  body.on('data', (c: Buffer) => { sent.body += c.toString(); });
-  let started = false;
-  const ex: Exchange = {
-    conn: { listener: { name: 'l', listen: { host: '127.0.0.1', port: 0 }, upstream: 'http://127.0.0.1:1', mode: 'strict', workloadPort: 8080 }, tls: true, peer: null, peerCertHash: null, sourceIp: '127.0.0.1', sourcePort: 1, destinationIp: undefined, sni: undefined },
-    httpVersion: '1.1',
-    method: 'GET',
-    target: '/x',
-    rawHeaders,
-    body: new PassThrough(),
-    contentLength: undefined,
-    bodyless: true,
-    response: {
-      get started() { return started; },
-      start(status, headers) { started = true; sent.status = status; sent.headers = headers; },
-      body,
-      endWithTrailers() { body.end(); },
-      end() { body.end(); },
-      abort() {},
-    },
-    onAbort() {},
-    aborted: false,
-    continueIfExpected() {},
-    closeAfterResponse() {},
-  };
-  return { ex, sent };
-}
 
 function deps(events: DecisionEventV1[], current: () => never): ProxyDeps {
   return {
@@ -58,7 +27,10 @@ describe('handleRequest fails closed', () => {
     const events: DecisionEventV1[] = [];
     let forwarded = 0;
     const forwarder: Forwarder = { forward: async () => { forwarded++; return { ok: true, status: 200, outcome: 'ok' }; }, close: async () => {} };
-    const { ex, sent } = memoryExchange(['Host', 'a']);
+    const { ex, response: sent } = memoryExchange({
+      conn: { listener: { name: 'l', listen: { host: '127.0.0.1', port: 0 }, upstream: 'http://127.0.0.1:1', mode: 'strict', workloadPort: 8080 }, tls: true, peer: null, peerCertHash: null, sourceIp: '127.0.0.1', sourcePort: 1, destinationIp: undefined, sni: undefined },
+      httpVersion: '1.1', method: 'GET', target: '/x', rawHeaders: ['Host', 'a'],
+    });
     await handleRequest(ex, deps(events, () => { throw new Error('store exploded at /secret/path'); }), forwarder);
     assert.equal(forwarded, 0);
     assert.equal(sent.status, 500);
