@@ -46,13 +46,13 @@ export class StartupError extends Error {
   constructor(message: string, readonly exitCode: 1 | 2) { super(message); }
 }
 
-const stderrLogger: AppLogger = {
+export const stderrLogger: AppLogger = {
   info: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'info', msg, ...obj }) + '\n'),
   warn: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'warn', msg, ...obj }) + '\n'),
   error: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'error', msg, ...obj }) + '\n'),
 };
 
-function packageVersion(): string {
+export function packageVersion(): string {
   try {
     const require = createRequire(import.meta.url);
     for (const p of ['../package.json', '../../package.json']) {
@@ -95,7 +95,15 @@ function metricsSink(metrics: Metrics): DecisionSink {
   };
 }
 
-export function createApp(config: Config, logger: AppLogger = stderrLogger): App {
+/** How a `concurrency` worker differs from a single process (src/cluster/worker.ts). */
+export interface AppOptions {
+  /** False in a worker: the primary serves the admin listener for all workers. Default true. */
+  serveAdmin?: boolean;
+  /** Replaces the decision log destination (a worker hands its lines to the primary). */
+  decisionLog?: (metrics: Metrics) => DecisionLog;
+}
+
+export function createApp(config: Config, logger: AppLogger = stderrLogger, options: AppOptions = {}): App {
   const metrics = createMetrics();
   let credentials: CredentialStore | undefined;
   let crlStore: CrlStore | undefined;
@@ -163,7 +171,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
       const old = authenticators.get(previous);
       if (old) { setTimeout(() => { old.close(); liveAuthenticators.delete(old); }, 30_000).unref(); }
     });
-    decisionLog = createDecisionLog({
+    decisionLog = options.decisionLog ? options.decisionLog(metrics) : createDecisionLog({
       destination: config.decisionLog.destination,
       maxBufferedEvents: config.decisionLog.maxBufferedEvents,
       metrics,
@@ -219,7 +227,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger): App
         if (draining) reasons.push('draining');
         return { ready: reasons.length === 0, reasons };
       };
-      admin = await startAdminServer({ listen: config.admin, metrics, policyStore: store, readiness, version: packageVersion() });
+      if (options.serveAdmin !== false) admin = await startAdminServer({ listen: config.admin, metrics, policyStore: store, readiness, version: packageVersion() });
       if (config.statusListen) {
         status = await startAdminServer({ listen: config.statusListen, metrics, policyStore: store, readiness, version: packageVersion(), statusOnly: true });
       }

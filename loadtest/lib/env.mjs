@@ -23,6 +23,7 @@ export const SETUP_CATALOG = {
   bare: { kind: 'bare', label: 'bare Node mTLS proxy (reference, not the product): node:https + undici / node:http2, one path rule, no identity, no log' },
   'pc-10': { kind: 'portcullis', rules: 10, mode: 'enforce', label: 'Portcullis mTLS, 10 rules' },
   'pc-10-baseline': { kind: 'portcullis', rules: 10, mode: 'enforce', baseline: true, label: 'Portcullis mTLS, 10 rules, built from --baseline-dist (before/after in one run)' },
+  'pc-10-c2': { kind: 'portcullis', rules: 10, mode: 'enforce', concurrency: 2, label: 'Portcullis mTLS, 10 rules, concurrency 2 (primary + 2 workers; CPU and RSS summed)' },
   'pc-1000': { kind: 'portcullis', rules: 1000, mode: 'enforce', label: 'Portcullis mTLS, 1,000 rules' },
   'pc-jwt': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, label: 'Portcullis mTLS, 10 rules + JWT (cached key)' },
   'pc-audit': { kind: 'portcullis', rules: 10, mode: 'audit', auditDeny: true, label: 'Portcullis audit mode (every request a logged would-deny)' },
@@ -252,6 +253,7 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
           serviceAccount: 'workload',
           decisionLog: join(dir, 'decisions.ndjson'),
           logLevel: 'warn',
+          ...(def.concurrency ? { concurrency: def.concurrency } : {}),
           ...(extra?.outbound ? { outbound: extra.outbound } : {}),
         };
         const configFile = join(dir, 'portcullis.yaml');
@@ -272,7 +274,8 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
         info.setups[name] = {
           ...def,
           endpoints: Object.fromEntries(['h1', 'h2', 'grpc'].map((k) => [k, { url: `https://127.0.0.1:${sc.ports[k]}`, tls: clientTls }])),
-          pids: () => [sc.child.pid],
+          // With concurrency, the workers are the primary's children: CPU and RSS are summed over all of them.
+          pids: () => [sc.child.pid, ...(def.concurrency ? childPids(sc.child.pid) : [])],
           pidList: { [name]: sc.child.pid },
           admins: { [name]: sc.ports.admin },
           headers: def.jwt ? { authorization: `Bearer ${token}` } : {},

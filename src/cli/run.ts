@@ -21,6 +21,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   }
+  if (loaded.config.concurrency > 1) {
+    const { runClustered } = await import('../cluster/run.js');
+    return runClustered(loaded.config);
+  }
   const app = createApp(loaded.config);
   try {
     await app.start();

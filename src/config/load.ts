@@ -138,6 +138,7 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
     rejectEncodedSlashes: compile.rejectEncodedSlashes === true,
     decisionLog: { destination: get('decisionLog'), maxBufferedEvents: get('decisionLogBuffer') },
     logLevel: get('logLevel'),
+    concurrency: get('concurrency'),
     limits: assembleLimits(get),
     jwks: assembleJwks(get),
   };

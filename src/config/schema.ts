@@ -122,6 +122,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'probePaths', flag: 'probe-paths', kind: 'probePaths', default: '', workload: true, type: 'map port=path,...', help: 'HTTP probe paths per port, e.g. `8080=/live,8080=/ready`' },
   { key: 'portNames', flag: 'port-names', kind: 'portMap', default: '', workload: true, type: 'map name=port,...', help: 'named container ports, e.g. `http=8080,grpc=9090`' },
   { key: 'controlPlaneNamespace', flag: 'control-plane-namespace', kind: 'string', default: 'linkerd', workload: true, type: 'string', help: 'Linkerd control-plane namespace used in identity names' },
+  { key: 'concurrency', flag: 'concurrency', kind: 'integer', default: '1', min: 1, max: 64, type: 'integer',
+    help: 'worker processes sharing the listeners (node:cluster); each compiles the policies itself; the admin listener aggregates their metrics' },
   // --- observability
   { key: 'decisionLog', flag: 'decision-log', kind: 'decisionLog', default: 'stdout', type: 'stdout|stderr|off|path', help: 'where decision events (NDJSON, one line per request) go' },
   { key: 'decisionLogBuffer', flag: 'decision-log-buffer', kind: 'integer', default: '10000', min: 1, max: 10_000_000, type: 'integer',

@@ -97,6 +97,8 @@ export interface Config {
     maxBufferedEvents: number;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Worker processes sharing the listeners (1 = this process serves alone). */
+  concurrency: number;
   limits: LimitsConfig;
   jwks: JwksConfig;
 }

@@ -22,6 +22,11 @@ export interface DecisionLog extends DecisionSink {
   readonly dropped: number;
   /** Events handed to the destination and not yet written. */
   readonly pending: number;
+  /**
+   * Appends `events` whole NDJSON lines already serialized elsewhere (a batch from a `concurrency` worker),
+   * bounded and counted like publish(). Written in one piece, so they never interleave with other lines.
+   */
+  publishLines?(lines: string, events: number): void;
   /** Resolves once the destination is open; rejects if it cannot be opened (e.g. a bad path). */
   ready(timeoutMs?: number): Promise<void>;
   /** Resolves when everything buffered so far has been written (bounded by timeoutMs, default 5 s). */
@@ -118,6 +123,13 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     inFlightBytes += batch.bytes;
   };
   const onTimer = () => { timer = undefined; handOver(); };
+  const append = (lines: string, events: number) => {
+    buffer += lines;
+    bufferEvents += events;
+    bufferBytes += Buffer.byteLength(lines);
+    if (bufferBytes >= BATCH_BYTES) handOver();
+    else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+  };
 
   /**
    * Gives up on whatever is still pending (counted as dropped) so pino's exit hook never blocks or
@@ -145,12 +157,12 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     publish(event) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      const line = JSON.stringify(event) + '\n';
-      buffer += line;
-      bufferEvents++;
-      bufferBytes += Buffer.byteLength(line);
-      if (bufferBytes >= BATCH_BYTES) handOver();
-      else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+      append(JSON.stringify(event) + '\n', 1);
+    },
+    publishLines(lines, events) {
+      if (closed) { drop(events); return; }
+      if (pendingEvents() + events > maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(events); return; }
+      append(lines, events);
     },
     get dropped() { return dropped; },
     get pending() { return pendingEvents(); },

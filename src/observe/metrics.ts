@@ -1,7 +1,7 @@
 // Owns every Prometheus metric of Portcullis (prom-client, one private Registry) behind typed methods,
 // so the data plane never touches prom-client. Labels are bounded: policy names and reasons, never paths or principals.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import { registerMeshMetrics } from './mesh-metrics.js';
 
 export type ReloadResult = 'success' | 'failure' | 'unchanged';
@@ -56,7 +56,7 @@ export interface MetricsOptions {
   now?: () => number;
 }
 
-const EVENT_LOOP_SAMPLE_MS = 500;
+const EVENT_LOOP_SAMPLE_MS = 1000;
 
 /** Buckets from 5 µs: decisions are expected in the tens of microseconds. */
 export const decisionBuckets = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
@@ -139,10 +139,97 @@ class DeferredCounter {
   }
 }
 
+interface HistogramSeries { readonly labels: Record<string, string>; readonly counts: number[]; sum: number; count: number }
+interface HistogramValue { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string; exemplar: null | undefined }
+
+/**
+ * A prom-client Histogram whose observations are plain additions into a series held here (prom-client's
+ * observe() converts and hashes the labels and walks an object per call, twice per request), rendered at
+ * scrape time in exactly the value list prom-client's own Histogram produces (same names, labels, order).
+ */
+class ScrapeTimeHistogram extends Histogram<string> {
+  private readonly bounds: readonly number[];
+  private readonly seriesList: HistogramSeries[] = [];
+  private readonly seriesByValue = new Map<string, HistogramSeries>();
+  private overflowSeries: HistogramSeries | undefined;
+  private readonly ownLabelNames: readonly string[];
+
+  constructor(config: { name: string; help: string; buckets: number[]; labelNames?: readonly string[]; registers: Registry[] }) {
+    super({ ...config, labelNames: config.labelNames ?? [] });
+    this.bounds = [...config.buckets].sort((a, b) => a - b);
+    this.ownLabelNames = config.labelNames ?? [];
+    // Like prom-client, a histogram without labels shows its (zero) series from the first scrape.
+    if (this.ownLabelNames.length === 0) this.series();
+  }
+
+  /** The series for these label values (in labelNames order); bounded like every labelled metric here. */
+  series(...values: string[]): HistogramSeries {
+    const key = values.join('\u0000');
+    let s = this.seriesByValue.get(key);
+    if (s === undefined) {
+      s = this.seriesList.length >= maxSeries ? this.overflow() : this.newSeries(values);
+      this.seriesByValue.set(key, s);
+    }
+    return s;
+  }
+
+  record(series: HistogramSeries, value: number): void {
+    if (!Number.isFinite(value)) return;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > (b[i] as number)) i++;
+    (series.counts[i] as number)++;
+    series.sum += value;
+    series.count++;
+  }
+
+  /** What the registry renders (prom-client calls this for the text exposition). */
+  async getForPromString(): Promise<{ name: string; help: string; type: 'histogram'; values: HistogramValue[]; aggregator: string }> {
+    const self = this as unknown as { name: string; help: string; aggregator: string };
+    const bucket = `${self.name}_bucket`;
+    const values: HistogramValue[] = [];
+    for (const s of this.seriesList) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += s.counts[i] as number;
+        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: bucket, exemplar: null });
+      });
+      values.push(
+        { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket, exemplar: null },
+        { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${self.name}_sum`, exemplar: undefined },
+        { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${self.name}_count`, exemplar: undefined },
+      );
+    }
+    return { name: self.name, help: self.help, type: 'histogram', values, aggregator: self.aggregator };
+  }
+
+  /** JSON form (registry.getMetricsAsJSON, cluster aggregation): labels merged as prom-client does. */
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const data = await this.getForPromString();
+    return {
+      ...data,
+      values: data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } })),
+    } as unknown as MetricObjectWithValues<MetricValueWithName<string>>;
+  }
+
+  private newSeries(values: string[]): HistogramSeries {
+    const labels: Record<string, string> = {};
+    this.ownLabelNames.forEach((n, i) => { labels[n] = values[i] as string; });
+    const s: HistogramSeries = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
+    this.seriesList.push(s);
+    return s;
+  }
+
+  private overflow(): HistogramSeries {
+    this.overflowSeries ??= this.newSeries(this.ownLabelNames.map(() => 'other'));
+    return this.overflowSeries;
+  }
+}
+
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const now = options.now ?? Date.now;
-  // The event-loop delay histogram samples every 500 ms instead of prom-client's 10 ms: the 10 ms timer was
+  // The event-loop delay histogram samples every second instead of prom-client's 10 ms: the 10 ms timer was
   // 100 of an idle sidecar's wake-ups per second. Lag is still measured on every sample, only less often.
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
 
@@ -153,14 +240,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   new Counter({ name: 'portcullis_policy_decisions_total', help: 'Decisions by the policy, rule (Istio) or route (Linkerd) and authorization (Linkerd) that made them; label values come from the policy set.', labelNames: ['dialect', 'policy', 'rule', 'authorization', 'verdict'] as const, registers: [registry], collect() { policyCounts.flushInto(this); } });
   new Counter({ name: 'portcullis_would_deny_total', help: 'Requests forwarded only because of audit mode, by reason.', labelNames: ['reason'] as const, registers: [registry], collect() { wouldDenyCounts.flushInto(this); } });
   const mesh = registerMeshMetrics(registry, requestCounts, maxSeries);
-  const decisionDuration = new Histogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry] });
-  const upstreamDuration = new Histogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'] as const, buckets: upstreamBuckets, registers: [registry] });
+  const decisionDuration = new ScrapeTimeHistogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry] });
+  const decisionSeries = decisionDuration.series();
+  const upstreamDuration = new ScrapeTimeHistogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'], buckets: upstreamBuckets, registers: [registry] });
   const reloads = new Counter({ name: 'portcullis_policy_reload_total', help: 'Policy loads and reloads by result (failure keeps the last good snapshot).', labelNames: ['result'] as const, registers: [registry] });
-  const revisionInfo = new Gauge({ name: 'portcullis_policy_revision_info', help: 'The revision of the policy snapshot in force (value 1).', labelNames: ['revision'] as const, registers: [registry] });
+  // Aggregators say how the `concurrency` primary combines workers' values (default: sum).
+  const revisionInfo = new Gauge({ name: 'portcullis_policy_revision_info', help: 'The revision of the policy snapshot in force (value 1).', labelNames: ['revision'] as const, registers: [registry], aggregator: 'max' });
   const dropped = new Counter({ name: 'portcullis_decision_log_dropped_total', help: 'Decision events dropped because the destination could not keep up.', registers: [registry] });
   let notAfter: () => number | undefined = () => undefined;
   new Gauge({
-    name: 'portcullis_certificate_expiry_seconds', help: 'Seconds until the own SVID expires (negative when expired).', registers: [registry],
+    name: 'portcullis_certificate_expiry_seconds', help: 'Seconds until the own SVID expires (negative when expired).', registers: [registry], aggregator: 'min',
     collect() {
       const t = notAfter();
       if (t === undefined) this.reset();
@@ -173,7 +262,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const jwt = new Counter({ name: 'portcullis_jwt_total', help: 'JWT verifications by result.', labelNames: ['result'] as const, registers: [registry] });
   const rateLimited = new Counter({ name: 'portcullis_rate_limited_total', help: 'Requests refused by a local rate limit.', registers: [registry] });
 
-  const upstreamChildren = new ChildCache((v) => upstreamDuration.labels(v[0] as string), () => upstreamDuration.labels('other'));
   const activeChildren = new ChildCache((v) => connectionsActive.labels(v[0] as string), () => connectionsActive.labels('other'));
   const connectionChildren = new ChildCache((v) => connections.labels(v[0] as string, v[1] as string), () => connections.labels('other', 'other'));
   const jwtChildren = new ChildCache((v) => jwt.labels(v[0] as string), () => jwt.labels('other'));
@@ -187,10 +275,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       requestCounts.inc(s.verdict, s.mode, s.reason, s.listener);
       if (s.wouldDeny) wouldDenyCounts.inc(s.reason);
       if (s.dialect) policyCounts.inc(s.dialect, s.policy ?? '', s.rule ?? '', s.authorization ?? '', s.verdict);
-      decisionDuration.observe(s.decisionSeconds);
+      decisionDuration.record(decisionSeries, s.decisionSeconds);
       if (s.request) mesh.observeRequest(s.listener, s.request.protocol, s.request.status, s.request.grpcStatus, s.request.durationMs);
     },
-    recordUpstream(outcome, seconds) { upstreamChildren.get(outcome).observe(seconds); },
+    recordUpstream(outcome, seconds) { upstreamDuration.record(upstreamDuration.series(outcome), seconds); },
     recordPolicyReload(result) { reloads.labels(result).inc(); },
     setPolicyRevision(revision) { revisionInfo.reset(); revisionInfo.labels(revision).set(1); },
     recordDecisionLogDropped(count = 1) { dropped.inc(count); },
