@@ -4,6 +4,7 @@ import { compilePolicies } from '../policy/compile.js';
 import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
 import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { jwksJson, makeKey, mint } from '../jwt/testing.js';
+import { parseWorkloadFlags } from '../config/workload.js';
 import { createCheckAuthenticator, decideRequest, type CheckRequest } from './decide.js';
 
 const options: CompileOptions = {
@@ -101,4 +102,31 @@ spec:
   assert.deepEqual([first.verdict, first.status, first.grpcStatus], ['allow', 200, 0]);
   const second = await decide(snapshot, grpc('/ok.Svc/Call', { time: 0 }), limiter);
   assert.deepEqual([second.verdict, second.status, second.grpcStatus], ['rate_limited', 200, 8]);
+});
+
+test('an explicit Linkerd default policy applies with no Linkerd resource loaded: deny denies (linkerd2-proxy), unset keeps Istio alone', async () => {
+  const istioOnly = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-all, namespace: default}
+spec:
+  rules: [{}]
+`;
+  const decideWith = async (argv: string[]) => {
+    const { options: o, diagnostics } = parseWorkloadFlags(argv, '/');
+    assert.deepEqual(diagnostics, []);
+    const r = compilePolicies([{ file: 'p.yaml', text: istioOnly }], o);
+    assert.ok(r.snapshot);
+    return decide(r.snapshot, http('/x', { peer: 'spiffe://cluster.local/ns/default/sa/web' }));
+  };
+  const flag = await decideWith(['--default-policy', 'deny']);
+  assert.deepEqual([flag.verdict, flag.status, flag.reason, flag.policy], ['deny', 403, 'unauthorized', { dialect: 'linkerd', kind: 'default', namespace: 'default', name: 'deny' }]);
+  const annotation = await decideWith(['--annotations', 'config.linkerd.io/default-inbound-policy=deny']);
+  assert.deepEqual([annotation.verdict, annotation.reason], ['deny', 'unauthorized']);
+  const authenticated = await decideWith(['--default-policy', 'all-authenticated']);
+  assert.deepEqual([authenticated.verdict, authenticated.policy?.dialect], ['allow', 'istio']);
+  const unset = await decideWith([]);
+  assert.deepEqual([unset.verdict, unset.reason, unset.policy?.dialect], ['allow', 'allow_policy_matched', 'istio']);
+  // With no policy at all and nothing set, nothing changes either.
+  const none = compilePolicies([{ file: 'p.yaml', text: '' }], parseWorkloadFlags([], '/').options);
+  if (none.snapshot) assert.equal((await decide(none.snapshot, http('/x'))).reason, 'no_policies');
 });

@@ -78,6 +78,8 @@ test('a minimal file gets every secure default and resolves relative paths again
   assert.equal(c.compile.rootNamespace, 'istio-system');
   assert.equal(c.compile.pathNormalization, 'MERGE_SLASHES');
   assert.equal(c.compile.linkerd.defaultPolicy, 'all-unauthenticated');
+  // Left to the schema default: Linkerd's default takes part only once a Linkerd resource exists.
+  assert.equal(c.compile.linkerd.defaultPolicyConfigured, false);
   assert.deepEqual(c.compile.linkerd.clusterNetworks, ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']);
   assert.deepEqual(c.decisionLog, { destination: 'stdout', maxBufferedEvents: 10_000 });
 });
@@ -127,7 +129,7 @@ jwks:
   assert.equal(c.compile.rootNamespace, 'mesh-root');
   assert.equal(c.compile.pathNormalization, 'DECODE_AND_MERGE_SLASHES');
   assert.equal(c.rejectEncodedSlashes, true);
-  assert.deepEqual(c.compile.linkerd, { defaultPolicy: 'cluster-authenticated', clusterNetworks: ['10.0.0.0/8'], probeNetworks: ['10.1.0.0/16'], probePaths: { 8080: ['/live', '/ready'] }, portNames: { http: 8080 }, controlPlaneNamespace: 'linkerd-cp' });
+  assert.deepEqual(c.compile.linkerd, { defaultPolicy: 'cluster-authenticated', defaultPolicyConfigured: true, clusterNetworks: ['10.0.0.0/8'], probeNetworks: ['10.1.0.0/16'], probePaths: { 8080: ['/live', '/ready'] }, portNames: { http: 8080 }, controlPlaneNamespace: 'linkerd-cp' });
   assert.deepEqual(c.decisionLog, { destination: '/etc/pc/logs/decisions.ndjson', maxBufferedEvents: 50 });
   assert.equal(c.logLevel, 'debug');
   assert.equal(c.limits.maxHeaderBytes, 32 * 1024);

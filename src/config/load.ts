@@ -62,7 +62,7 @@ export async function loadConfig(argv: readonly string[], deps: LoadConfigDeps):
   const flagValues = workloadFrom ? await withDownwardApi(workloadFrom, flags.values, file.values, deps, problems) : flags.values;
   const v = resolveValues(configSchema, file.values, flagValues, deps.cwd, missingWhere, problems);
   if (problems.hasErrors()) return { diagnostics: sortDiagnostics(problems.list) };
-  const config = assembleConfig(v, file.path);
+  const config = assembleConfig(v, file.path, new Set([...file.values.keys(), ...flags.values.keys()]));
   crossChecks(config, problems, missingWhere);
   if (problems.hasErrors()) return { diagnostics: sortDiagnostics(problems.list) };
   return { config };
@@ -115,9 +115,9 @@ async function readConfigFile(ref: { path: string; where: Where }, deps: LoadCon
 }
 
 /** The typed Config from resolved key values: the one place a schema key becomes a Config field. */
-function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | undefined): Config {
+function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | undefined, configured: ReadonlySet<string>): Config {
   const get = <T>(key: string): T => v.get(key) as T;
-  const compile = buildCompileOptions(v);
+  const compile = buildCompileOptions(v, configured);
   return {
     configFile,
     mode: get<'enforce' | 'audit'>('mode'),

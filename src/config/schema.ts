@@ -116,7 +116,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'rejectEncodedSlashes', flag: 'reject-encoded-slashes', kind: 'boolean', default: undefined, workload: true, type: 'boolean',
     help: 'answer 400 to paths containing %2F or %5C (any case); default by compatibility: secure true (false under DECODE_AND_MERGE_SLASHES, which decodes them), istio-exact false' },
   { key: 'defaultPolicy', flag: 'default-policy', kind: 'enum', values: linkerdDefaultPolicies, default: 'all-unauthenticated', workload: true, type: linkerdDefaultPolicies.join('|'),
-    help: 'Linkerd cluster default inbound policy (used only when Linkerd documents are loaded)' },
+    help: 'Linkerd cluster default inbound policy; when set (file or flag) it governs the workload even with no Linkerd document loaded, else only once one is' },
   { key: 'clusterNetworks', flag: 'cluster-networks', kind: 'cidrList', default: defaultClusterNetworks, workload: true, type: 'list of CIDR', help: 'Linkerd cluster networks' },
   { key: 'probeNetworks', flag: 'probe-networks', kind: 'cidrList', default: '0.0.0.0/0,::/0', workload: true, type: 'list of CIDR', help: 'Linkerd probe networks (unauthenticated probe routes)' },
   { key: 'probePaths', flag: 'probe-paths', kind: 'probePaths', default: '', workload: true, type: 'map port=path,...', help: 'HTTP probe paths per port, e.g. `8080=/live,8080=/ready`' },

@@ -12,8 +12,11 @@ import { resolveValues } from './converters.js';
 /** parseArgs option descriptors of the workload flags, for commands that parse their own flags too. */
 export const workloadFlagOptions: ParseArgsOptions = flagOptions(configSchema.filter((k) => k.workload));
 
-/** The workload keys of a resolved value map, as the policy compiler takes them. */
-export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOptions {
+/**
+ * The workload keys of a resolved value map, as the policy compiler takes them. `configured` names the keys
+ * the operator set (file or flag) rather than left to the schema default.
+ */
+export function buildCompileOptions(v: ReadonlyMap<string, unknown>, configured: ReadonlySet<string> = new Set()): CompileOptions {
   const get = <T>(key: string): T => v.get(key) as T;
   // `compatibility` supplies the defaults of the settings it governs; a key set explicitly wins.
   const compatibility = get<Compatibility | undefined>('compatibility') ?? 'secure';
@@ -38,6 +41,7 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>): CompileOpt
     customProviders: [],
     linkerd: {
       defaultPolicy: get<string>('defaultPolicy'),
+      defaultPolicyConfigured: configured.has('defaultPolicy'),
       clusterNetworks: get<string[]>('clusterNetworks'),
       probeNetworks: get<string[]>('probeNetworks'),
       probePaths: get<Record<number, string[]>>('probePaths'),
@@ -68,7 +72,7 @@ export function parseWorkloadFlags(argv: readonly string[], cwd = process.cwd())
     flags.values.set('namespace', flagScalar('default', where));
   }
   const v = resolveValues(specs, new Map(), flags.values, cwd, defaultWhere('', cwd), problems);
-  return { options: problems.hasErrors() ? defaultCompileOptions() : buildCompileOptions(v), diagnostics: problems.list, rest: flags.rest };
+  return { options: problems.hasErrors() ? defaultCompileOptions() : buildCompileOptions(v, new Set(flags.values.keys())), diagnostics: problems.list, rest: flags.rest };
 }
 
 /** CompileOptions with every schema default (namespace `default`); used when flags had errors. */

@@ -74,8 +74,10 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
     const snap: PolicySnapshot = {
       revision, options, istio: undefined, linkerd: undefined, jwtProviders: [], documents: [], diagnostics: [],
     };
-    for (const [dialect, docs] of byDialect) {
-      const lowered = dialect.lower(docs, options);
+    // Every dialect lowers, even with no document: a dialect may govern the workload from options alone
+    // (an explicitly configured Linkerd default policy).
+    for (const dialect of dialects) {
+      const lowered = dialect.lower(byDialect.get(dialect) ?? [], options);
       diagnostics.push(...lowered.diagnostics);
       for (const d of lowered.output.applied) applied.add(d);
       if (lowered.output.istio) snap.istio = lowered.output.istio;

@@ -279,6 +279,13 @@ export interface CompileOptions {
   linkerd: {
     /** Cluster default inbound policy, default `all-unauthenticated`. */
     defaultPolicy: string;
+    /**
+     * True when the operator set `defaultPolicy` (config file or --default-policy). An explicit default, like
+     * the workload's `config.linkerd.io/default-inbound-policy` annotation, governs the workload even when no
+     * Linkerd resource is loaded (linkerd2-proxy always has a default policy); left unset, Linkerd takes part
+     * only once a Linkerd resource exists.
+     */
+    defaultPolicyConfigured?: boolean;
     clusterNetworks: CidrText[];
     probeNetworks: CidrText[];
     /** HTTP probe paths per port (`{8080: ['/live','/ready']}`). */

@@ -289,3 +289,46 @@ describe('Linkerd policies through the real proxy: gRPC', () => {
     } finally { client.close(); }
   });
 });
+
+const ISTIO_ONLY_POLICY = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-all, namespace: foo}
+spec:
+  rules: [{}]
+`;
+
+describe('an explicitly configured Linkerd default policy without any Linkerd resource', () => {
+  const plaintext = new Agent();
+  after(async () => { await plaintext.close(); });
+
+  for (const how of ['--default-policy', 'annotation'] as const) {
+    it(`deny (${how}) denies every request, as linkerd2-proxy does, though Istio alone would allow`, async () => {
+      const upstream = await startH1Upstream();
+      const flags = how === '--default-policy' ? ['--default-policy', 'deny'] : ['--annotations', 'config.linkerd.io/default-inbound-policy=deny'];
+      const proxy = await startProxy({ policy: ISTIO_ONLY_POLICY, upstream: upstream.url, listenerMode: 'permissive', flags });
+      const relay = await startRelay(proxy.port);
+      try {
+        const res = await getText(`https://127.0.0.1:${relay.port}/anything`, mtlsAgent(proxy, proxy.svids.frontend));
+        assert.equal(res.status, 403);
+        assert.equal(res.body, '');
+        assert.match(String(res.headers['l5d-proxy-error']), /unauthorized request on route$/);
+        assert.equal(upstream.requests.length, 0);
+        const ev = await proxy.event((e) => e.request.path === '/anything');
+        assert.deepEqual([ev?.verdict, ev?.dialect, ev?.reason, ev?.policy?.kind, ev?.policy?.name], ['deny', 'linkerd', 'unauthorized', 'default', 'deny']);
+      } finally { await relay.close(); await proxy.stop(); await upstream.close(); }
+    });
+  }
+
+  it('left unset, an Istio-only workload keeps Istio alone deciding (the Linkerd default is not consulted)', async () => {
+    const upstream = await startH1Upstream();
+    const proxy = await startProxy({ policy: ISTIO_ONLY_POLICY, upstream: upstream.url, listenerMode: 'permissive' });
+    const relay = await startRelay(proxy.port);
+    try {
+      const res = await getText(`http://127.0.0.1:${relay.port}/anything`, plaintext);
+      assert.equal(res.status, 200);
+      assert.equal(upstream.requests.length, 1);
+      const ev = await proxy.event((e) => e.request.path === '/anything');
+      assert.deepEqual([ev?.verdict, ev?.dialect, ev?.reason], ['allow', 'istio', 'allow_policy_matched']);
+    } finally { await relay.close(); await proxy.stop(); await upstream.close(); }
+  });
+});

@@ -145,7 +145,9 @@ export function lowerLinkerd(docs: PolicyDocument[], options: CompileOptions): {
   // parent is a Linkerd Server do (then Linkerd governs every port of the workload).
   const isLinkerdDoc = (d: PolicyDocument) => d.apiVersion.startsWith('policy.linkerd.io/')
     || objects(specOf(d).parentRefs).some((p) => groupOf(p) === 'policy.linkerd.io' && String(p.kind ?? '').toLowerCase() === 'server');
-  if (!docs.some(isLinkerdDoc)) return { diagnostics, output: { applied } };
+  const annotatedDefault = options.workload.annotations[DEFAULT_POLICY_ANNOTATION];
+  const explicitDefault = options.linkerd.defaultPolicyConfigured === true || (annotatedDefault !== undefined && isDefaultPolicyName(annotatedDefault));
+  if (!explicitDefault && !docs.some(isLinkerdDoc)) return { diagnostics, output: { applied } };
   const warn = (doc: PolicyDocument, code: string, message: string, fieldPath: string, severity: 'warning' | 'info' = 'warning') =>
     diagnostics.push({ code, severity, message, origin: doc.locate(fieldPath), fieldPath });
 
