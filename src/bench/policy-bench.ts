@@ -6,7 +6,7 @@ import { runInNewContext } from 'node:vm';
 import { compilePolicies } from '../policy/compile.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
-import { evaluate, prepareSnapshot } from '../policy/evaluate.js';
+import { evaluate } from '../policy/evaluate.js';
 import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
@@ -213,13 +213,13 @@ function run(): void {
     const result = compilePolicies([{ file: `bench-${size}.yaml`, text: yaml }], options, { clock: cpuMs });
     const compileMs = cpuMs() - t0;
     const snapshot = result.snapshot;
-    if (!snapshot || !snapshot.istio) {
+    const httpTier = snapshot?.compiled.tiers.find((t) => t.tier.dialect === 'istio' && t.tier.name === 'http');
+    if (!snapshot || !httpTier) {
       const errs = result.diagnostics.filter((d) => d.severity === 'error').slice(0, 5).map((d) => `${d.code} ${d.fieldPath}: ${d.message}`);
       throw new Error(`compilePolicies produced no Istio program for ${size} rules:\n${errs.join('\n')}`);
     }
-    const ruleCount = snapshot.istio.http.allow.length + snapshot.istio.http.deny.length;
-    const prepared = prepareSnapshot(snapshot);
-    if (process.env.BENCH_DEBUG) console.log('index', prepared.istio?.http.rules.stats);
+    const ruleCount = httpTier.tier.anyPort.rules.filter((r) => r.action === 'allow' || r.action === 'deny').length;
+    if (process.env.BENCH_DEBUG) console.log('index', httpTier.anyPort.list.set.stats);
     const inputs = buildRequests(shapes, WIDE_MIX);
     const contexts = contextsFor(inputs);
     const hot = contextsFor(buildRequests(shapes, HOT_MIX));

@@ -67,18 +67,21 @@ function renderReport(r: ExplainReport, status: string, out: string[]): void {
   for (const doc of r.documents) {
     out.push(`  ${doc.applies ? 'applies ' : 'skipped '} ${doc.kind} ${doc.namespace}/${doc.name}  (${doc.file}:${doc.line})${doc.why ? ` — ${doc.why}` : ''}`);
   }
-  if (r.istio) {
-    out.push('', `Istio (${r.istio.chain} chain): enforced ALLOW policy present: ${r.istio.hasEnforcedAllow ? 'yes' : 'no — requests not denied are allowed'}`);
-    for (const rule of r.istio.rules) {
-      out.push(`  ${rule.action}${rule.dryRun ? ' (dry-run)' : ''} ${rule.id}: ${rule.matched ? 'MATCHED' : 'no match'}`);
+  if (r.tiers.length === 0) out.push('', 'No dialect has a policy for this workload: requests are allowed (no_policies).');
+  for (const t of r.tiers) {
+    out.push('', `${t.dialect} ${t.tier} tier${t.scope ? ` — port ${q.port}: ${t.scope}` : ''}: ${t.outcome.verdict.toUpperCase()} (${t.outcome.reason})`);
+    if (t.route === 'none') out.push('  route: none matches (not found, before any authorization)');
+    else if (t.route) out.push(`  route: ${t.route.label} (score ${t.route.score.join(',')})`);
+    for (const rule of t.rules) {
+      out.push(`  ${rule.action.toUpperCase()}${rule.dryRun ? ' (dry-run)' : ''} ${rule.id}: ${rule.matched ? 'MATCHED' : 'no match'}`);
       renderTrace(rule.trace, '    ', out);
     }
-  } else {
-    out.push('', 'Istio: no AuthorizationPolicy selects this workload.');
+    out.push(`  when no rule decides: ${t.otherwise}`);
+    for (const note of t.notes) out.push(`  ${note}`);
   }
-  if (r.linkerd !== undefined && r.linkerd !== null) {
-    out.push('', 'Linkerd:');
-    for (const line of JSON.stringify(r.linkerd, null, 2).split('\n')) out.push(`  ${line}`);
+  if (r.because.length > 0) {
+    out.push('', 'Why:');
+    for (const line of r.because) out.push(`  ${line}`);
   }
 }
 

@@ -2,6 +2,7 @@
 // (`limits.*`, `jwks.*`) flattened, unknown keys refused with a suggestion (PC-29, security.md).
 
 import { dirname } from 'node:path';
+import { closest } from '../policy/suggest.js';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { configSchema, keyGroups } from './schema.js';
 import { Problems, type Located, type LocatedEntry, type Where } from './located.js';
@@ -93,24 +94,6 @@ export function readConfigDocument(text: string, file: string, problems: Problem
 
 function suggest(key: string): string {
   const norm = (s: string) => s.toLowerCase().replace(/[-_.]/g, '');
-  const wanted = norm(key);
-  let best: { key: string; distance: number } | undefined;
-  for (const k of configSchema) {
-    for (const candidate of [k.key, k.flag, k.key.split('.').pop() as string]) {
-      const distance = editDistance(wanted, norm(candidate));
-      if (distance <= 2 && (!best || distance < best.distance)) best = { key: k.key, distance };
-    }
-  }
+  const best = closest(key, configSchema, (k) => [k.key, k.flag, k.key.split('.').pop() as string], norm);
   return best ? ` (did you mean '${best.key}'?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length] as number;
 }

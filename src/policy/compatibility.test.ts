@@ -15,7 +15,7 @@ function ctx(host: string, headers: Record<string, string | string[]> = {}): Req
   return built.context;
 }
 
-const env = { linkerdControlPlaneNamespace: 'linkerd' };
+const env = {};
 
 test('every setting differs between secure and istio-exact and is listed once', () => {
   const secure = compatibilitySettings('secure');

@@ -1,17 +1,15 @@
 // Owns the compile pipeline: ordered, named stages parse -> validate -> lower -> prepare -> freeze,
-// producing one immutable PolicySnapshot for one workload, or diagnostics and no snapshot at all.
+// producing one immutable PolicySnapshot (the PolicyProgram and its compiled form) for one workload, or diagnostics and no snapshot at all.
 
 import { hasErrors, type Diagnostic } from './diagnostics.js';
 import type { PolicyDocument, PolicySource } from './documents-types.js';
 import { parsePolicySources } from './documents.js';
-import type { DialectCompiler } from './dialects/types.js';
-import { istioDialect } from './dialects/istio/index.js';
-import { linkerdDialect } from './dialects/linkerd/index.js';
-import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from './ir.js';
-import { prepareSnapshot } from './evaluate.js';
+import { dialects } from './dialects/index.js';
+import type { PolicyDialect } from './dialects/types.js';
+import type { CompileOptions, JwtProviderSpec, LoadedDocumentSummary, PolicyProgram, PolicySnapshot } from './ir.js';
+import type { MatcherEnv } from './match/types.js';
+import { compileProgram } from './program.js';
 import { Code } from '../codes.js';
-
-export const dialects: readonly DialectCompiler[] = [istioDialect, linkerdDialect];
 
 export interface StageTiming {
   stage: 'parse' | 'validate' | 'lower' | 'prepare' | 'freeze';
@@ -48,7 +46,7 @@ type Timed = <T>(stage: StageTiming['stage'], fn: () => T) => T;
 
 function compileDocuments(documents: PolicyDocument[], options: CompileOptions, timed: Timed, revision: string): { snapshot: PolicySnapshot | undefined; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
-  const byDialect = new Map<DialectCompiler, PolicyDocument[]>();
+  const byDialect = new Map<PolicyDialect, PolicyDocument[]>();
 
   timed('validate', () => {
     for (const doc of documents) {
@@ -69,33 +67,46 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
   });
   if (hasErrors(diagnostics)) return { snapshot: undefined, diagnostics };
 
-  const snapshot: PolicySnapshot = timed('lower', () => {
+  const lowered = timed('lower', () => {
     const applied = new Set<PolicyDocument>();
-    const snap: PolicySnapshot = {
-      revision, options, istio: undefined, linkerd: undefined, jwtProviders: [], documents: [], diagnostics: [],
-    };
+    const program: PolicyProgram = { tiers: [] };
+    const jwtProviders: JwtProviderSpec[] = [];
     // Every dialect lowers, even with no document: a dialect may govern the workload from options alone
-    // (an explicitly configured Linkerd default policy).
+    // (an explicitly configured Linkerd default policy). Tiers follow the dialect list's order.
     for (const dialect of dialects) {
-      const lowered = dialect.lower(byDialect.get(dialect) ?? [], options);
-      diagnostics.push(...lowered.diagnostics);
-      for (const d of lowered.output.applied) applied.add(d);
-      if (lowered.output.istio) snap.istio = lowered.output.istio;
-      if (lowered.output.linkerd) snap.linkerd = lowered.output.linkerd;
-      if (lowered.output.jwtProviders) snap.jwtProviders.push(...lowered.output.jwtProviders);
+      const out = dialect.lower(byDialect.get(dialect) ?? [], options);
+      diagnostics.push(...out.diagnostics);
+      for (const d of out.output.applied) applied.add(d);
+      program.tiers.push(...out.output.tiers);
+      if (out.output.jwtProviders) jwtProviders.push(...out.output.jwtProviders);
     }
-    snap.documents = documents.map((doc): LoadedDocumentSummary => ({
+    const summaries = documents.map((doc): LoadedDocumentSummary => ({
       file: doc.origin.file, line: doc.origin.line, apiVersion: doc.apiVersion, kind: doc.kind,
       namespace: doc.metadata.namespace ?? '', name: doc.metadata.name, applies: applied.has(doc),
     }));
-    return snap;
+    return { program, jwtProviders, summaries };
   });
   if (hasErrors(diagnostics)) return { snapshot: undefined, diagnostics };
-  snapshot.diagnostics = diagnostics.slice();
-
-  timed('prepare', () => prepareSnapshot(snapshot));
-  timed('freeze', () => deepFreeze(snapshot));
+  const { program, jwtProviders, summaries } = lowered;
+  deepFreeze(program);
+  const compiled = timed('prepare', () => compileProgram(program, matcherEnv(jwtProviders)));
+  const snapshot: PolicySnapshot = {
+    revision, options, program, compiled, jwtProviders, documents: summaries, diagnostics: diagnostics.slice(),
+  };
+  // The IR is frozen whole; the compiled program holds closures and indexes, frozen only at its top.
+  timed('freeze', () => {
+    for (const key of ['options', 'jwtProviders', 'documents', 'diagnostics'] as const) deepFreeze(snapshot[key]);
+    Object.freeze(compiled);
+    Object.freeze(snapshot);
+  });
   return { snapshot, diagnostics };
+}
+
+/** What the matchers need from the whole set: claims RequestAuthentications split on spaces. */
+function matcherEnv(providers: readonly JwtProviderSpec[]): MatcherEnv {
+  const extra = new Set<string>();
+  for (const p of providers) for (const c of p.spaceDelimitedClaims) extra.add(c);
+  return { spaceDelimitedClaims: [...extra] };
 }
 
 function deepFreeze<T>(value: T): T {

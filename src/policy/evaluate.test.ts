@@ -2,9 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { PeerIdentity, RequestContext } from './context-types.js';
-import { evaluate, prepareSnapshot } from './evaluate.js';
-import type { CompileOptions, IstioAction, IstioChain, IstioRule, Matcher, PolicySnapshot } from './ir.js';
+import { evaluate } from './evaluate.js';
+import type { CompileOptions, Matcher, PolicyProgram, PolicySnapshot } from './ir.js';
 import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
+import { compileProgram, DECIDE } from './program.js';
+import { istioTiers } from './dialects/istio/tiers.js';
+import type { IstioAction, IstioChain, IstioRule } from './dialects/istio/types.js';
 
 const options: CompileOptions = {
   workload: { namespace: 'foo', labels: {}, annotations: {}, serviceAccount: 'sa', trustDomain: 'cluster.local', trustDomainAliases: [] },
@@ -26,10 +29,10 @@ function chain(rules: IstioRule[], over: Partial<IstioChain> = {}): IstioChain {
   };
 }
 
+/** Istio chains written as tiers by the dialect, compiled as compile.ts does. */
 function snapshot(http: IstioChain | undefined, tcp?: IstioChain): PolicySnapshot {
-  return {
-    revision: 'r', options, istio: http ? { http, tcp: tcp ?? chain([]) } : undefined, linkerd: undefined, jwtProviders: [], documents: [], diagnostics: [],
-  };
+  const program: PolicyProgram = { tiers: http ? istioTiers({ http, tcp: tcp ?? chain([]) }, options.customProviders) : [] };
+  return { revision: 'r', options, program, compiled: compileProgram(program, {}), jwtProviders: [], documents: [], diagnostics: [] };
 }
 
 function ctx(over: Partial<RequestContext> = {}): RequestContext {
@@ -122,11 +125,10 @@ test('tcp requests use the tcp chain', () => {
   assert.equal(evaluate(snap, ctx()).verdict, 'allow');
 });
 
-test('prepareSnapshot is idempotent and evaluate prepares lazily', () => {
+test('the compiled program is built with the snapshot, not on first use', () => {
   const snap = snapshot(chain([rule('ALLOW', 'a', methodIs('GET'))]));
-  assert.equal(prepareSnapshot(snap), prepareSnapshot(snap));
-  const lazy = snapshot(chain([rule('ALLOW', 'a', methodIs('GET'))]));
-  assert.equal(evaluate(lazy, ctx()).verdict, 'allow');
+  assert.equal(snap.compiled.tiers.length, 2);
+  assert.equal(evaluate(snap, ctx()).verdict, 'allow');
 });
 
 // ---- property: the index reports exactly what a linear scan reports ----
@@ -158,7 +160,7 @@ const reqArb = fc.record({
 test('property: indexed rule selection equals the linear scan', () => {
   fc.assert(fc.property(fc.array(treeArb, { maxLength: 25 }), fc.array(reqArb, { minLength: 1, maxLength: 8 }), (matchers, requests) => {
     const rules = matchers.map((m, i) => rule('DENY', `p${String(i % 7)}`, m));
-    const set = buildRuleSet(rules, { linkerdControlPlaneNamespace: 'linkerd' });
+    const set = buildRuleSet(rules.map((r) => ({ rule: { id: r.id, policy: r.policy, action: 'deny', match: r.match, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE })), {});
     for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
   }), { numRuns: 4000 });
 });

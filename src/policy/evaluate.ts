@@ -1,171 +1,215 @@
-// Owns evaluate(snapshot, context) -> Decision: synchronous, deterministic, allocation-light. Istio order
-// CUSTOM -> AUDIT -> DENY -> ALLOW (istio.md §1, §12), then Linkerd; every dialect with policies must allow.
+// Owns evaluate(snapshot, context[, tracer]) -> Decision: the one evaluator over every dialect's tiers.
+// Synchronous, deterministic, allocation-light; the optional tracer reports each step for `explain`.
 import type { RequestContext } from './context-types.js';
-import type { Decision, ShadowResult } from './decision.js';
-import type { IstioChain, IstioRule, PolicySnapshot } from './ir.js';
-import { evaluateLinkerd, prepareLinkerd, type PreparedLinkerd } from './linkerd-engine.js';
-import { buildGroupedRuleSet, matchGroups, type CompiledRule, type RuleSet } from './match/rule-index.js';
-import type { MatcherEnv } from './match/types.js';
+import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
+import { emptyEffects, hasEffects, rateLimitEffect, routeEffects } from './effects.js';
+import type { PolicySnapshot, PolicyTier, Route, TierRule, TierScope } from './ir.js';
+import { candidates, type CompiledRule } from './match/rule-index.js';
+import { selectRoute, type RouteHit } from './match/routes.js';
+import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
 
-// Groups of the chain's one index, in evaluation order (CUSTOM filter, AUDIT, DENY, ALLOW; istio.md §1).
-const CUSTOM = 0;
-const AUDIT = 1;
-const SHADOW_DENY = 2;
-const DENY = 3;
-const SHADOW_ALLOW = 4;
-const ALLOW = 5;
-const GROUPS = 6;
-const bit = (g: number) => 1 << g;
-/** A DENY match makes the ALLOW scan moot; nothing else cancels. */
-const CANCELS = [0, 0, 0, bit(ALLOW), 0, 0];
-
-export interface PreparedChain {
-  chain: IstioChain;
-  /** One index over all rules of the chain, grouped as above. */
-  rules: RuleSet;
-  /** Groups worth scanning for this chain (those with rules that can change the outcome). */
-  wanted: number;
-  hasShadowDeny: boolean;
-  /** Dry-run ALLOW policies exist (even with no rules: a dry-run allow-nothing). */
-  hasShadowAllow: boolean;
+/** Receives every step of one evaluation, in order (explain); evaluation without a tracer skips no work it needs. */
+export interface Tracer {
+  /** A tier judges the request with the scope for its port. */
+  scope(tier: PolicyTier, scope: TierScope): void;
+  /** The route selected by the scope's route table (null: none matched, the request is not found). */
+  route(route: Route | null, score: readonly number[] | null): void;
+  /** A rule was tested (every rule of the list is, when tracing). `shadow` = a dry-run rule. */
+  rule(rule: TierRule, matched: boolean, shadow: boolean): void;
+  /** Anything else worth a line (a refused connection, the rate limit applied). */
+  note(text: string): void;
+  /** What the tier concluded (`pass` = no opinion). */
+  outcome(tier: PolicyTier, verdict: 'allow' | 'deny' | 'not_found' | 'pass', reason: string): void;
 }
 
-export interface PreparedSnapshot {
-  istio: { http: PreparedChain; tcp: PreparedChain } | null;
-  linkerd: PreparedLinkerd | null;
-  customProviders: ReadonlySet<string>;
-  env: MatcherEnv;
-}
+// Scan state of one rule list; evaluation is synchronous and never re-entered.
+let mark: CompiledRule | null = null;
+let decided: CompiledRule | null = null;
+let fallback: CompiledRule | null = null;
+let shadowHit: CompiledRule | null = null;
 
-const prepared = new WeakMap<PolicySnapshot, PreparedSnapshot>();
-
-export function matcherEnvFor(snapshot: PolicySnapshot): MatcherEnv {
-  const extra = new Set<string>();
-  for (const p of snapshot.jwtProviders) for (const c of p.spaceDelimitedClaims) extra.add(c);
-  return {
-    linkerdControlPlaneNamespace: snapshot.options.linkerd.controlPlaneNamespace,
-    spaceDelimitedClaims: [...extra],
-  };
-}
-
-function prepareChain(chain: IstioChain, env: MatcherEnv): PreparedChain {
-  const enforced = (rules: IstioRule[]) => rules.filter((r) => !r.dryRun);
-  const dryRun = (rules: IstioRule[]) => rules.filter((r) => r.dryRun);
-  const groups: IstioRule[][] = [];
-  groups[CUSTOM] = enforced(chain.custom);
-  groups[AUDIT] = chain.audit;
-  groups[SHADOW_DENY] = dryRun(chain.deny);
-  groups[DENY] = enforced(chain.deny);
-  groups[SHADOW_ALLOW] = dryRun(chain.allow);
-  groups[ALLOW] = enforced(chain.allow);
-  let wanted = 0;
-  groups.forEach((list, g) => {
-    if (list.length > 0 && (g !== ALLOW || chain.hasEnforcedAllow)) wanted |= bit(g);
-  });
-  return {
-    chain,
-    rules: buildGroupedRuleSet(groups, env),
-    wanted,
-    hasShadowDeny: (groups[SHADOW_DENY] as IstioRule[]).length > 0,
-    hasShadowAllow: chain.hasShadowAllow || (groups[SHADOW_ALLOW] as IstioRule[]).length > 0,
-  };
-}
-
-/** Compiles every matcher and builds the rule indexes once per snapshot (compile.ts calls this). */
-export function prepareSnapshot(snapshot: PolicySnapshot): PreparedSnapshot {
-  const existing = prepared.get(snapshot);
-  if (existing) return existing;
-  const env = matcherEnvFor(snapshot);
-  const result: PreparedSnapshot = {
-    istio: snapshot.istio ? { http: prepareChain(snapshot.istio.http, env), tcp: prepareChain(snapshot.istio.tcp, env) } : null,
-    linkerd: snapshot.linkerd ? prepareLinkerd(snapshot.linkerd, snapshot.options) : null,
-    customProviders: new Set(snapshot.options.customProviders),
-    env,
-  };
-  prepared.set(snapshot, result);
-  return result;
-}
-
-function decision(verdict: 'allow' | 'deny', reason: string, rule: IstioRule | null): Decision {
-  return {
-    verdict,
-    reason,
-    dialect: 'istio',
-    policy: rule ? rule.policy : null,
-    rule: rule ? rule.id : null,
-    authorization: null,
-    audit: null,
-    shadow: null,
-    effects: null,
-  };
-}
-
-/**
- * The dry-run verdict. Each action's shadow engine holds only its dry-run policies (istio.md §12). A
- * shadow deny is reported over a shadow allow (DENY first), so a would-deny is never hidden.
- */
-function shadowResult(p: PreparedChain, hits: readonly (CompiledRule | null)[]): ShadowResult | null {
-  if (!p.hasShadowDeny && !p.hasShadowAllow) return null;
-  const deny = hits[SHADOW_DENY];
-  if (deny) return { verdict: 'deny', action: 'DENY', policy: deny.rule.policy, rule: deny.rule.id };
-  if (p.hasShadowAllow) {
-    const allow = hits[SHADOW_ALLOW];
-    if (allow) return { verdict: 'allow', action: 'ALLOW', policy: allow.rule.policy, rule: allow.rule.id };
-    return { verdict: 'deny', action: 'ALLOW', policy: null, rule: null };
+/** Whether the scan still needs this rule's outcome. */
+function needed(r: CompiledRule): boolean {
+  switch (r.kind) {
+    case LOG: return decided === null && mark === null;
+    case DECIDE: return decided === null;
+    case FALLBACK: return decided === null && fallback === null;
+    default: return shadowHit === null;
   }
-  return { verdict: 'allow', action: 'DENY', policy: null, rule: null };
 }
 
-// Scratch for one evaluation's per-group hits; evaluation is synchronous and never re-entered.
-const hits: (CompiledRule | null)[] = new Array<CompiledRule | null>(GROUPS).fill(null);
-
-/** Istio alone, on the chain for the request's protocol. */
-export function evaluateIstio(p: PreparedChain, ctx: RequestContext, customProviders: ReadonlySet<string>): Decision {
-  matchGroups(p.rules, ctx, hits, p.wanted, CANCELS, CUSTOM);
-  // CUSTOM (ext_authz) runs first; Portcullis has no ext_authz client, so a match always fails closed.
-  const custom = hits[CUSTOM];
-  if (custom) {
-    const configured = custom.rule.provider !== undefined && customProviders.has(custom.rule.provider);
-    return decision('deny', configured ? 'custom_denied' : 'custom_no_provider', custom.rule);
+/** Records a needed rule that matched; returns true when the scan can stop. */
+function take(r: CompiledRule, list: CompiledList): boolean {
+  switch (r.kind) {
+    case LOG: mark = r; return false;
+    case DECIDE:
+      decided = r;
+      // An external authorizer's deny ends everything; otherwise only pending shadow rules keep the scan going.
+      return r.rule.action === 'custom' || !list.hasShadow || shadowHit !== null;
+    case FALLBACK: fallback = r; return false;
+    default:
+      shadowHit = r;
+      return decided !== null;
   }
+}
+
+function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): void {
+  mark = decided = fallback = shadowHit = null;
+  if (tracer) {
+    // Explain tests every rule in order (no index), so each one's outcome can be shown.
+    let stopped = false;
+    for (const r of list.set.rules) {
+      const ok = r.test(ctx);
+      tracer.rule(r.rule, ok, r.kind === SHADOW);
+      if (!stopped && ok && needed(r)) stopped = take(r, list);
+    }
+    return;
+  }
+  const { list: found, count } = candidates(list.set, ctx);
+  for (let i = 0; i < count; i++) {
+    const r = found[i] as CompiledRule;
+    if (needed(r) && r.test(ctx) && take(r, list)) return;
+  }
+}
+
+function shadowResult(scope: TierScope): ShadowResult | null {
+  const shadow = scope.shadow;
+  if (shadow === null) return null;
+  if (shadowHit !== null) {
+    const deny = shadowHit.rule.action === 'deny';
+    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: shadowHit.rule.policy, rule: shadowHit.rule.id };
+  }
+  return { verdict: shadow.otherwise.verdict, action: shadow.otherwise.action, policy: null, rule: null };
+}
+
+/** True when the last tier's allow came from a rule (not from its default): that allow names the decision. */
+let positive = false;
+
+function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, scope: TierScope): Decision {
+  return {
+    verdict, reason, dialect: tier.dialect, policy: scope.ref, rule: null, authorization: null,
+    audit: null, shadow: null, effects: null,
+  };
+}
+
+/** One tier's conclusion for the request; `pass` means the tier has no opinion. */
+function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | undefined): Decision | 'pass' {
+  const tier = ct.tier;
+  const cs: CompiledScope = ct.ports.get(ctx.port) ?? ct.anyPort;
+  const scope = cs.scope;
+  positive = false;
+  tracer?.scope(tier, scope);
+  if (ctx.protocol === 'tcp' && scope.refuseConnections !== undefined) {
+    // A scope that only speaks HTTP skips protocol detection: a non-HTTP stream fails to parse and is closed.
+    tracer?.note('a non-HTTP connection on a scope that only speaks HTTP is refused');
+    return result(tier, 'deny', scope.refuseConnections, scope);
+  }
+  let list = cs.list;
+  let hit: RouteHit | undefined;
+  if (cs.routes !== null && ctx.protocol !== 'tcp') {
+    hit = selectRoute(cs.routes, ctx);
+    tracer?.route(hit ? hit.route : null, hit ? hit.score : null);
+    if (!hit) return result(tier, 'not_found', 'route_not_found', scope);
+    list = cs.byRoute.get(hit.route) as CompiledList;
+  }
+  const routeLabel = hit ? hit.route.label : null;
+  scan(list, ctx, tracer);
+  const d = decided as CompiledRule | null;
+  // An external authorizer's deny ends the evaluation before any mark or shadow result.
+  if (d !== null && d.rule.action === 'custom') return named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
+  if (d !== null && d.rule.action === 'pass') return 'pass';
   let out: Decision;
-  const denied = hits[DENY];
-  if (denied) {
-    out = decision('deny', 'deny_policy_matched', denied.rule);
-  } else if (!p.chain.hasEnforcedAllow) {
-    out = decision('allow', 'no_policies', null);
+  if (d !== null && d.rule.action === 'deny') {
+    out = named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
+  } else if (d !== null || fallback !== null) {
+    out = admitted(tier, cs, (d ?? fallback) as CompiledRule, d === null, hit, routeLabel, ctx, tracer);
   } else {
-    const allowed = hits[ALLOW];
-    out = allowed ? decision('allow', 'allow_policy_matched', allowed.rule) : decision('deny', 'no_allow_policy_matched', null);
+    const otherwise = scope.otherwise;
+    if (otherwise.verdict === 'pass') return 'pass';
+    out = result(tier, otherwise.verdict, otherwise.reason, scope);
+    out.policy = otherwise.policy;
+    out.rule = routeLabel;
   }
-  const audited = hits[AUDIT];
-  if (audited) out.audit = { policy: audited.rule.policy, rule: audited.rule.id };
-  out.shadow = shadowResult(p, hits);
+  if (mark !== null) out.audit = { policy: (mark as CompiledRule).rule.policy, rule: (mark as CompiledRule).rule.id };
+  out.shadow = shadowResult(scope);
   return out;
 }
 
-function noPolicies(): Decision {
-  return { ...decision('allow', 'no_policies', null), dialect: null };
+function named(out: Decision, rule: TierRule, routeLabel: string | null): Decision {
+  out.policy = rule.policy;
+  if (rule.namedAs === 'authorization') {
+    out.authorization = rule.id;
+    out.rule = routeLabel;
+  } else {
+    out.rule = rule.id;
+  }
+  return out;
 }
 
-export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext): Decision {
-  const p = prepared.get(snapshot) ?? prepareSnapshot(snapshot);
-  const istio = p.istio ? evaluateIstio(ctx.protocol === 'tcp' ? p.istio.tcp : p.istio.http, ctx, p.customProviders) : null;
-  if (p.linkerd === null) return istio ?? noPolicies();
-  // Istio is consulted first; the first dialect that does not allow decides and is named.
-  if (istio !== null && istio.verdict !== 'allow') return istio;
-  const linkerd = evaluateLinkerd(p.linkerd, ctx);
-  if (istio === null) return linkerd;
-  if (linkerd.verdict !== 'allow') {
-    return { ...linkerd, audit: linkerd.audit ?? istio.audit, shadow: linkerd.shadow ?? istio.shadow };
+function admitted(tier: PolicyTier, cs: CompiledScope, r: CompiledRule, audited: boolean, hit: RouteHit | undefined, routeLabel: string | null, ctx: RequestContext, tracer: Tracer | undefined): Decision {
+  positive = true;
+  const effects: DecisionEffects = hit ? routeEffects(hit, ctx) : emptyEffects();
+  if (hit && cs.rateLimit) {
+    effects.rateLimit = rateLimitEffect(cs.rateLimit, ctx);
+    tracer?.note(`rate limit ${cs.rateLimit.limit.ref.name}: total ${effects.rateLimit.totalRps ?? '-'}, ${effects.rateLimit.overrideRps !== undefined ? `override ${effects.rateLimit.overrideRps}` : `identity ${effects.rateLimit.identityRps ?? '-'}`} rps`);
   }
-  // Both allow: name the dialect whose policy positively admitted the request, keep every side effect.
-  const named = istio.reason === 'allow_policy_matched' ? istio : linkerd;
-  return {
-    ...named,
-    authorization: linkerd.authorization,
-    audit: istio.audit ?? linkerd.audit,
-    shadow: istio.shadow ?? linkerd.shadow,
-    effects: linkerd.effects,
-  };
+  const out = named(result(tier, 'allow', audited ? r.rule.reason : effects.redirect ? 'redirect' : r.rule.reason, cs.scope), r.rule, routeLabel);
+  // An audit admit is a would-deny: marked against the scope and route that did not authorize it.
+  if (audited) out.audit = { policy: cs.scope.ref ?? r.rule.policy, rule: routeLabel };
+  out.effects = hasEffects(effects) ? effects : null;
+  return out;
+}
+
+const NO_POLICIES: Decision = Object.freeze({
+  verdict: 'allow', reason: 'no_policies', dialect: null, policy: null, rule: null, authorization: null, audit: null, shadow: null, effects: null,
+}) as Decision;
+
+/**
+ * Walks the tiers in order. A deny (or not found) ends the walk and is the decision; an allow ends its
+ * group and the next group judges (defense in depth); a pass goes to the next tier of the group. When every
+ * group allows, the decision names the first allow that came from a rule, carrying every tier's marks.
+ */
+export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?: Tracer): Decision {
+  const tiers = snapshot.compiled.tiers;
+  const bit = PROTOCOL_BIT[ctx.protocol];
+  let chosen: Decision | null = null;
+  let chosenPositive = false;
+  let audit: Decision['audit'] = null;
+  let shadow: Decision['shadow'] = null;
+  let effects: Decision['effects'] = null;
+  let authorization: string | null = null;
+  let allows = 0;
+  let i = 0;
+  while (i < tiers.length) {
+    const ct = tiers[i] as CompiledTier;
+    if ((ct.protocols & bit) === 0) { i++; continue; }
+    const r = evaluateTier(ct, ctx, tracer);
+    if (r === 'pass') {
+      tracer?.outcome(ct.tier, 'pass', 'pass');
+      i++;
+      continue;
+    }
+    tracer?.outcome(ct.tier, r.verdict as 'allow' | 'deny' | 'not_found', r.reason);
+    if (r.verdict !== 'allow') {
+      // The deciding tier's own marks first, then those of the tiers that allowed before it.
+      if (allows > 0) {
+        r.audit ??= audit;
+        r.shadow ??= shadow;
+      }
+      return r;
+    }
+    allows++;
+    if (chosen === null || (positive && !chosenPositive)) {
+      chosen = r;
+      chosenPositive = positive;
+    }
+    audit ??= r.audit;
+    shadow ??= r.shadow;
+    effects ??= r.effects;
+    authorization ??= r.authorization;
+    i = ct.nextGroup;
+  }
+  if (chosen === null) return { ...NO_POLICIES };
+  if (allows === 1) return chosen;
+  return { ...chosen, authorization, audit, shadow, effects };
 }

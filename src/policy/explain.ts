@@ -1,10 +1,10 @@
-// Owns explain(snapshot, context): a person-readable account of a decision, rule by rule and field by
-// field with the values actually seen. Slow on purpose (no index); never used on the request path.
+// Owns explain(snapshot, context): a person-readable account of a decision for every dialect, tier by tier,
+// rule by rule and field by field with the values seen, naming the failing conditions of a deny. It runs
+// the one evaluator with a tracer (no index: every rule is tested); never used on the request path.
 import type { RequestContext } from './context-types.js';
 import type { Decision } from './decision.js';
-import { evaluate, matcherEnvFor, prepareSnapshot } from './evaluate.js';
-import { explainLinkerd } from './linkerd-engine.js';
-import type { IstioAction, IstioChain, IstioRule, Matcher, PathMatcher, PolicyRef, PolicySnapshot, StringMatcher } from './ir.js';
+import { evaluate, type Tracer } from './evaluate.js';
+import type { Matcher, PathMatcher, PolicyRef, PolicySnapshot, PolicyTier, Route, RuleAction, StringMatcher, TierRule, TierScope } from './ir.js';
 import { compileMatcher, headerValue } from './match/compile.js';
 import { lookupClaim } from './match/claims.js';
 import { queryParams } from './match/query.js';
@@ -25,11 +25,14 @@ export interface MatchTrace {
 export interface RuleExplanation {
   id: string;
   policy: PolicyRef;
-  action: IstioAction;
+  action: RuleAction;
+  /** A dry-run rule: evaluated into the shadow result, never enforced. */
   dryRun: boolean;
   provider?: string;
   matched: boolean;
   trace: MatchTrace;
+  /** For a rule that did not match: the conditions that failed (`request.method wants exact "GET", saw "POST"`). */
+  failed: string[];
 }
 
 export interface DocumentExplanation {
@@ -43,12 +46,20 @@ export interface DocumentExplanation {
   why?: string;
 }
 
-export interface IstioExplanation {
-  chain: 'http' | 'tcp';
-  hasEnforcedAllow: boolean;
-  hasShadowAllow: boolean;
-  /** Rules in evaluation order: CUSTOM, AUDIT, DENY, ALLOW (each by rule id). */
+/** One tier that judged the request, with every step in evaluation order. */
+export interface TierExplanation {
+  dialect: string;
+  tier: string;
+  /** The scope for the request's port: what it stands for (`Server shop/api`), or null. */
+  scope: string | null;
+  /** The route selected (label and precedence score), `none` (not found), or undefined when the scope does not route. */
+  route?: { label: string; score: readonly number[] } | 'none';
+  /** Rules in evaluation order (the route's, then the scope's, then dry-run rules). */
   rules: RuleExplanation[];
+  /** When no rule decides. */
+  otherwise: string;
+  notes: string[];
+  outcome: { verdict: string; reason: string };
 }
 
 export interface ExplainReport {
@@ -66,10 +77,10 @@ export interface ExplainReport {
   };
   decision: Decision;
   documents: DocumentExplanation[];
-  /** Null when no Istio AuthorizationPolicy selects the workload. */
-  istio: IstioExplanation | null;
-  /** The Linkerd engine's own explanation (`explainLinkerd`: its decision and steps), when Linkerd policies exist. */
-  linkerd?: unknown;
+  /** Every tier that judged the request, in order (tiers after a deny, or of an allowed group, are not). */
+  tiers: TierExplanation[];
+  /** For a deny: the conditions that made it (the deny rule that matched, or what each allow rule lacked). */
+  because: string[];
 }
 
 function describeString(m: StringMatcher): string {
@@ -93,7 +104,7 @@ function describeLeaf(m: Matcher, ctx: RequestContext): { expected: string; actu
   switch (m.type) {
     case 'peer.principal': return { expected: describeString(m.match), actual: ctx.peer?.principal ?? null };
     case 'peer.authenticated': return { expected: 'an mTLS peer identity', actual: ctx.peer?.spiffeId ?? null };
-    case 'peer.linkerd-identity': return { expected: `identities ${JSON.stringify(m.exact)} or suffixes ${JSON.stringify(m.suffixes)}`, actual: ctx.peer?.spiffeId ?? null };
+    case 'peer.name': return { expected: `name ${JSON.stringify(m.template)} in ${JSON.stringify(m.exact)} or suffixes ${JSON.stringify(m.suffixes)}`, actual: ctx.peer?.spiffeId ?? null };
     case 'source.ip': return { expected: `in ${JSON.stringify(m.cidrs)}`, actual: orNull(ctx.sourceIp) };
     case 'remote.ip': return { expected: `in ${JSON.stringify(m.cidrs)}`, actual: orNull(ctx.remoteIp) };
     case 'destination.ip': return { expected: `in ${JSON.stringify(m.cidrs)}`, actual: orNull(ctx.destinationIp) };
@@ -148,20 +159,6 @@ export function traceMatcher(m: Matcher, ctx: RequestContext, env: MatcherEnv): 
   }
 }
 
-function explainRules(chain: IstioChain, ctx: RequestContext, env: MatcherEnv): RuleExplanation[] {
-  const byId = (list: IstioRule[]) => [...list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const out: RuleExplanation[] = [];
-  for (const list of [chain.custom, chain.audit, chain.deny, chain.allow]) {
-    for (const r of byId(list)) {
-      const trace = traceMatcher(r.match, ctx, env);
-      const entry: RuleExplanation = { id: r.id, policy: r.policy, action: r.action, dryRun: r.dryRun, matched: trace.matched, trace };
-      if (r.provider !== undefined) entry.provider = r.provider;
-      out.push(entry);
-    }
-  }
-  return out;
-}
-
 function whyNot(snapshot: PolicySnapshot, namespace: string, kind: string): string {
   const { workload, rootNamespace } = snapshot.options;
   if (kind === 'AuthorizationPolicy' || kind === 'RequestAuthentication') {
@@ -173,26 +170,88 @@ function whyNot(snapshot: PolicySnapshot, namespace: string, kind: string): stri
   return 'it does not select this workload';
 }
 
+/** The leaves that made a matcher false, as `node wants X, saw Y` (`not` leaves read `not (...)`). */
+export function failingConditions(t: MatchTrace): string[] {
+  if (t.matched) return [];
+  if (t.node === 'not') return (t.children ?? []).map((c) => `not (${describeTrace(c)})`);
+  if (t.children === undefined) return [describeTrace(t)];
+  return t.children.filter((c) => !c.matched).flatMap(failingConditions);
+}
+
+function describeTrace(t: MatchTrace): string {
+  if (t.expected === undefined) return t.node;
+  return `${t.node} wants ${t.expected}, saw ${t.actual === null || t.actual === undefined ? '(absent)' : JSON.stringify(t.actual)}`;
+}
+
+function describeScope(scope: TierScope): string | null {
+  const ref = scope.ref;
+  if (ref === null) return null;
+  return ref.kind === 'default' ? `default (${ref.name})` : `${ref.kind} ${ref.namespace}/${ref.name}`;
+}
+
+function describeOtherwise(scope: TierScope): string {
+  const o = scope.otherwise;
+  return `${o.verdict} ${o.reason}`;
+}
+
+/** Collects the evaluator's steps into TierExplanations. */
+function collector(ctx: RequestContext, snapshot: PolicySnapshot): { tracer: Tracer; tiers: TierExplanation[] } {
+  const tiers: TierExplanation[] = [];
+  const env = snapshot.compiled.env;
+  const current = (): TierExplanation => tiers[tiers.length - 1] as TierExplanation;
+  const tracer: Tracer = {
+    scope(tier: PolicyTier, scope: TierScope) {
+      tiers.push({ dialect: tier.dialect, tier: tier.name, scope: describeScope(scope), rules: [], otherwise: describeOtherwise(scope), notes: [], outcome: { verdict: 'pass', reason: '' } });
+    },
+    route(route: Route | null, score: readonly number[] | null) {
+      current().route = route === null ? 'none' : { label: route.label, score: score ?? [] };
+    },
+    rule(rule: TierRule, matched: boolean, shadow: boolean) {
+      const trace = traceMatcher(rule.match, ctx, env);
+      const entry: RuleExplanation = { id: rule.id, policy: rule.policy, action: rule.action, dryRun: shadow, matched, trace, failed: matched ? [] : failingConditions(trace) };
+      if (rule.provider !== undefined) entry.provider = rule.provider;
+      current().rules.push(entry);
+    },
+    note(text: string) {
+      current().notes.push(text);
+    },
+    outcome(_tier: PolicyTier, verdict: string, reason: string) {
+      current().outcome = { verdict, reason };
+    },
+  };
+  return { tracer, tiers };
+}
+
+/** Why a refusal happened, in terms of conditions: the deny rule that matched, or what each allow rule lacked. */
+function because(decision: Decision, tiers: readonly TierExplanation[]): string[] {
+  if (decision.verdict === 'allow') return [];
+  const deciding = [...tiers].reverse().find((t) => t.outcome.verdict !== 'allow' && t.outcome.verdict !== 'pass');
+  if (!deciding) return [];
+  if (deciding.route === 'none') return ['no route of the scope matches the request'];
+  const hit = deciding.rules.find((r) => !r.dryRun && r.matched && (r.action === 'deny' || r.action === 'custom'));
+  if (hit) return [`${hit.action} rule ${hit.id} matched${hit.action === 'custom' ? ` (external authorizer ${hit.provider ?? 'none'} is not available: fail closed)` : ''}`];
+  const admitting = deciding.rules.filter((r) => !r.dryRun && (r.action === 'allow' || r.action === 'audit'));
+  if (admitting.length === 0) return [`no rule admits the request (${deciding.otherwise})`, ...deciding.notes];
+  return admitting.map((r) => `${r.id} did not match: ${r.failed.join('; ') || 'it never matches'}`);
+}
+
 export function explain(snapshot: PolicySnapshot, ctx: RequestContext): ExplainReport {
-  const env = matcherEnvFor(snapshot);
-  const chainName = ctx.protocol === 'tcp' ? 'tcp' : 'http';
-  const chain = snapshot.istio ? snapshot.istio[chainName] : undefined;
-  const preparedLinkerd = prepareSnapshot(snapshot).linkerd;
-  const report: ExplainReport = {
+  const { tracer, tiers } = collector(ctx, snapshot);
+  const decision = evaluate(snapshot, ctx, tracer);
+  return {
     revision: snapshot.revision,
     request: {
       protocol: ctx.protocol, method: ctx.method, authority: ctx.authority, path: ctx.path, query: ctx.query,
       peer: ctx.peer?.spiffeId ?? null, sourceIp: ctx.sourceIp, port: ctx.port,
       jwt: ctx.jwt ? { issuer: ctx.jwt.issuer, subject: ctx.jwt.subject } : null,
     },
-    decision: evaluate(snapshot, ctx),
+    decision,
     documents: snapshot.documents.map((d) => {
       const doc: DocumentExplanation = { file: d.file, line: d.line, kind: d.kind, namespace: d.namespace, name: d.name, applies: d.applies };
       if (!d.applies) doc.why = whyNot(snapshot, d.namespace, d.kind);
       return doc;
     }),
-    istio: chain ? { chain: chainName, hasEnforcedAllow: chain.hasEnforcedAllow, hasShadowAllow: chain.hasShadowAllow, rules: explainRules(chain, ctx, env) } : null,
+    tiers,
+    because: because(decision, tiers),
   };
-  if (preparedLinkerd !== null) report.linkerd = explainLinkerd(preparedLinkerd, ctx);
-  return report;
 }

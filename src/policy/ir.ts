@@ -1,9 +1,13 @@
-// Owns the one intermediate representation every policy dialect lowers to (Istio, Linkerd, later
-// Cilium/Calico/Kubernetes). Plain immutable data: no functions, no I/O; evaluate.ts compiles it to closures.
+// Owns the one intermediate representation every policy dialect lowers to: a PolicyProgram, a list of tiers
+// walked in order, each a dialect's composition written as data. Plain immutable data, no functions, no I/O;
+// program.ts compiles it once per snapshot and evaluate.ts walks it (docs/engine.md).
 
+import type { RequestProtocol } from './context-types.js';
 import type { Diagnostic } from './diagnostics.js';
+import type { CompiledProgram } from './program.js';
 
-export type Dialect = 'istio' | 'linkerd';
+/** A dialect's name as it appears in decisions (`istio`, `linkerd`, ...); one per folder of dialects/. */
+export type Dialect = string;
 
 /** Which resource a rule, authorization or route came from, so every decision can name its cause. */
 export interface PolicyRef {
@@ -55,11 +59,12 @@ export type Matcher =
   /** True iff the peer presented a verified identity. */
   | { type: 'peer.authenticated' }
   /**
-   * Linkerd identity match. `exact` entries match the peer's Linkerd name
-   * (`<sa>.<ns>.serviceaccount.identity.<cp-ns>.<td>`) or, when they start with `spiffe://`, its raw
-   * SPIFFE ID; `suffixes` match the Linkerd name only (`""` = any identity). See docs/linkerd.md.
+   * The peer's identity as a DNS-style name, rendered from a SPIFFE ID `spiffe://<td>/ns/<ns>/sa/<sa>` by
+   * `template` (`{sa}`, `{ns}`, `{td}` placeholders; other ID shapes have no name). `exact` entries match the
+   * name or, when they start with `spiffe://`, the raw SPIFFE ID; `suffixes` match the name label-wise
+   * (`""` = any named peer). Dialects that name workloads by DNS (Linkerd) lower to it.
    */
-  | { type: 'peer.linkerd-identity'; exact: string[]; suffixes: string[] }
+  | { type: 'peer.name'; template: string; exact: string[]; suffixes: string[] }
   /** TCP peer address (Envoy direct_remote_ip). */
   | { type: 'source.ip'; cidrs: CidrText[] }
   /** Client address as computed by the proxy; Portcullis sets it to the peer address. */
@@ -96,40 +101,122 @@ export type Matcher =
   | { type: 'unsupported'; key: string };
 
 // ---------------------------------------------------------------------------------------------------
-// Istio program
+// The program: tiers of ordered rules. See docs/engine.md for how each dialect's composition maps onto it.
 
-export type IstioAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+/**
+ * What a matching rule does. `allow`/`deny` end the tier; `custom` denies on behalf of an external
+ * authorizer and ends the whole evaluation; `pass` ends the tier without a verdict (the next tier of the
+ * group decides); `log` marks the decision and evaluation continues (Istio AUDIT, Calico Log); `audit`
+ * admits as a would-deny, but only when no allow or deny rule of the tier matches (Linkerd `audit`).
+ */
+export type RuleAction = 'allow' | 'deny' | 'pass' | 'log' | 'audit' | 'custom';
 
-export interface IstioRule {
-  /** Envoy-style id: `ns[<ns>]-policy[<name>]-rule[<i>]`. Rules are evaluated in this id's order. */
+export interface TierRule {
+  /** Stable name shown in decisions and explain (`ns[..]-policy[..]-rule[0]`, `authorizationpolicy/web`). */
   id: string;
   policy: PolicyRef;
-  /** Index of the rule inside spec.rules. */
-  index: number;
-  action: IstioAction;
-  /** `istio.io/dry-run: "true"`: evaluated into the shadow result, never enforced. */
-  dryRun: boolean;
-  /** CUSTOM only: spec.provider.name. */
-  provider?: string;
-  /** OR(from) AND OR(to) AND AND(when), already combined. */
+  action: RuleAction;
   match: Matcher;
+  /** The decision's reason code when this rule decides (`deny_policy_matched`, `authorized`, ...). */
+  reason: string;
+  /** Which decision field names the rule: `rule` (Istio) or `authorization` (Linkerd; `rule` is the route). */
+  namedAs: 'rule' | 'authorization';
+  /** `custom`: the external authorizer (Istio CUSTOM provider). */
+  provider?: string;
 }
 
-/** Rules of one filter chain. HTTP and TCP ports get different lowerings (HTTP-only fields). */
-export interface IstioChain {
-  custom: IstioRule[];
-  deny: IstioRule[];
-  allow: IstioRule[];
-  audit: IstioRule[];
-  /** True when at least one enforced (not dry-run) ALLOW policy selects the workload, even with zero rules. */
-  hasEnforcedAllow: boolean;
-  /** True when at least one dry-run ALLOW policy selects the workload. */
-  hasShadowAllow: boolean;
+/** What a scope concludes when no ending rule matches. `pass` = no opinion: the next tier of the group judges. */
+export interface TierDefault {
+  verdict: 'allow' | 'deny' | 'pass';
+  reason: string;
+  /** Named in the decision (a Linkerd Server for its default deny), or null. */
+  policy: PolicyRef | null;
 }
 
-export interface IstioProgram {
-  http: IstioChain;
-  tcp: IstioChain;
+/** Dry-run rules: evaluated into the decision's shadow result, never enforced (Istio `istio.io/dry-run`). */
+export interface ShadowRules {
+  /** allow/deny rules, first match wins. */
+  rules: TierRule[];
+  otherwise: { verdict: 'allow' | 'deny'; action: 'ALLOW' | 'DENY' };
+}
+
+/** One match of a route rule: all given fields must hold (Gateway API HTTPRouteMatch / GRPCRouteMatch). */
+export interface RouteMatch {
+  path?: PathMatcher;
+  method?: string;
+  headers: { name: string; match: StringMatcher }[];
+  queryParams: { name: string; match: StringMatcher }[];
+  /** GRPCRoute: service/method exact. */
+  grpc?: { service?: string; method?: string };
+}
+
+/** Gateway API route filters that act on an admitted request. */
+export type RouteFilter =
+  | { type: 'RequestHeaderModifier'; set: { name: string; value: string }[]; add: { name: string; value: string }[]; remove: string[] }
+  | { type: 'RequestRedirect'; scheme?: string; hostname?: string; path?: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch'; value: string }; port?: number; statusCode: number };
+
+export interface RouteRule {
+  /** Empty = match everything (PathPrefix `/`, or any gRPC method). */
+  matches: RouteMatch[];
+  filters: RouteFilter[];
+}
+
+/** A route of a scope's route table; the best match by Gateway API precedence is selected. */
+export interface Route {
+  ref: PolicyRef;
+  /** Named as the decision's `rule` (`httproute/items`, `default`). */
+  label: string;
+  hostnames: string[];
+  rules: RouteRule[];
+  /** Rules checked before the scope's own (route-level authorizations). */
+  authorizations: TierRule[];
+  /** Precedence tie-break: lower first (creationTimestamp, then name; built-in routes last). */
+  order: number;
+}
+
+/** A local rate limit applied after an admitted, routed request (Linkerd HTTPLocalRateLimitPolicy). */
+export interface RateLimit {
+  ref: PolicyRef;
+  totalRps?: number;
+  identityRps?: number;
+  /** First override whose matcher holds for the peer replaces the per-identity limit. */
+  overrides: { rps: number; match: Matcher }[];
+}
+
+/** What one tier applies to the requests of one destination port. */
+export interface TierScope {
+  /** The resource the scope stands for (a Linkerd Server or default server), or null. */
+  ref: PolicyRef | null;
+  /** Route table: null = no routing (connection-level); else the best route, and none = not found (404). */
+  routes: Route[] | null;
+  /** A non-HTTP connection on a scope that only speaks HTTP is refused with this reason; undefined = judged. */
+  refuseConnections?: string;
+  /** In order, after the selected route's authorizations. */
+  rules: TierRule[];
+  otherwise: TierDefault;
+  shadow: ShadowRules | null;
+  rateLimit: RateLimit | null;
+}
+
+export interface PolicyTier {
+  dialect: Dialect;
+  /** Shown by explain (`http`, `tcp`, `inbound`, ...). */
+  name: string;
+  /**
+   * Consecutive tiers of one group form one dialect's composition: an allow ends the group, a pass goes
+   * to the group's next tier, a deny ends the program. Different groups compose as defense in depth:
+   * every group must allow.
+   */
+  group: string;
+  /** Request protocols this tier judges; other requests skip it. */
+  protocols: RequestProtocol[];
+  /** Scope per destination port; `anyPort` for the rest. */
+  ports: Record<number, TierScope>;
+  anyPort: TierScope;
+}
+
+export interface PolicyProgram {
+  tiers: PolicyTier[];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -160,71 +247,6 @@ export interface JwtProviderSpec {
   timeoutMs: number;
   /** Tokens without `exp` are refused (CompileOptions.jwtRequireExpiration, minus exempted issuers). */
   requireExpiration?: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Linkerd program (see ../shared/spec/linkerd.md); its authorizations reuse the Matcher tree.
-
-export interface LinkerdAuthorization {
-  /** e.g. {kind:'authorizationpolicy', name} or {kind:'default', name:'all-unauthenticated'|'probe'|'localhost'|'audit'} */
-  ref: PolicyRef;
-  /** Network AND authentication, as one Matcher. */
-  match: Matcher;
-  /** The `audit` default: admits, but the decision is a would-deny for the logs. */
-  audit: boolean;
-}
-
-export interface LinkerdRouteMatch {
-  path?: PathMatcher;
-  method?: string;
-  headers: { name: string; match: StringMatcher }[];
-  queryParams: { name: string; match: StringMatcher }[];
-  /** GRPCRoute: service/method exact. */
-  grpc?: { service?: string; method?: string };
-}
-
-export type LinkerdFilter =
-  | { type: 'RequestHeaderModifier'; set: { name: string; value: string }[]; add: { name: string; value: string }[]; remove: string[] }
-  | { type: 'RequestRedirect'; scheme?: string; hostname?: string; path?: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch'; value: string }; port?: number; statusCode: number };
-
-export interface LinkerdRouteRule {
-  /** Empty = match everything (PathPrefix `/`). */
-  matches: LinkerdRouteMatch[];
-  filters: LinkerdFilter[];
-}
-
-export interface LinkerdRoute {
-  ref: PolicyRef;
-  hostnames: string[];
-  rules: LinkerdRouteRule[];
-  /** Authorizations targeting this route. */
-  authorizations: LinkerdAuthorization[];
-  /** Ordering key: creationTimestamp then name; built-in routes sort last. */
-  order: number;
-}
-
-export interface LinkerdRateLimit {
-  ref: PolicyRef;
-  totalRps?: number;
-  identityRps?: number;
-  overrides: { rps: number; identities: string[] }[];
-}
-
-export interface LinkerdServer {
-  /** {kind:'server', name} or {kind:'default', name:<default policy name>}. */
-  ref: PolicyRef;
-  protocol: 'unknown' | 'HTTP/1' | 'HTTP/2' | 'gRPC' | 'opaque' | 'TLS';
-  routes: LinkerdRoute[];
-  /** Server-level, Namespace-level and accessPolicy authorizations (localhost is appended by the engine). */
-  authorizations: LinkerdAuthorization[];
-  rateLimit?: LinkerdRateLimit;
-}
-
-export interface LinkerdProgram {
-  /** Port number -> the Server (or default server) that owns it. */
-  servers: Record<number, LinkerdServer>;
-  /** Used for ports with no entry in `servers`. */
-  defaultServer: LinkerdServer;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -312,10 +334,10 @@ export interface PolicySnapshot {
   /** Content hash of the inputs + options; shown on /policy and in every decision event. */
   revision: string;
   options: CompileOptions;
-  /** Present iff any Istio AuthorizationPolicy selects the workload (else Istio allows). */
-  istio: IstioProgram | undefined;
-  /** Present iff any Linkerd document exists in the set (Linkerd then governs every port). */
-  linkerd: LinkerdProgram | undefined;
+  /** Every dialect's tiers, in dialect order; no tier = no policy (allow `no_policies`). */
+  program: PolicyProgram;
+  /** The program compiled once at compile time (matchers, indexes, route tables): what evaluate() walks. */
+  compiled: CompiledProgram;
   /** RequestAuthentications selecting the workload, sorted by issuer. */
   jwtProviders: JwtProviderSpec[];
   documents: LoadedDocumentSummary[];

@@ -6,7 +6,7 @@ import type { Matcher, PathMatcher, StringMatcher, TemplateSegment } from '../ir
 import { compileMatcher } from './compile.js';
 import { checkRegex } from './regex.js';
 
-const env = { linkerdControlPlaneNamespace: 'linkerd' };
+const env = {};
 
 function peer(spiffeId: string): PeerIdentity {
   const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(spiffeId);
@@ -114,9 +114,9 @@ test('JWT principal and claims', () => {
   assert.ok(!run(claim(['toString'], 'x'), ctx({ jwt })));
 });
 
-test('Linkerd identities', () => {
+test('peer names (Linkerd identity names through a template)', () => {
   const bar = peer('spiffe://cluster.local/ns/foo/sa/bar');
-  const id = (exact: string[], suffixes: string[]): Matcher => ({ type: 'peer.linkerd-identity', exact, suffixes });
+  const id = (exact: string[], suffixes: string[]): Matcher => ({ type: 'peer.name', template: '{sa}.{ns}.serviceaccount.identity.linkerd.{td}', exact, suffixes });
   assert.ok(run(id(['bar.foo.serviceaccount.identity.linkerd.cluster.local'], []), ctx({ peer: bar })));
   assert.ok(run(id(['spiffe://cluster.local/ns/foo/sa/bar'], []), ctx({ peer: bar })));
   assert.ok(run(id([], ['foo.serviceaccount.identity.linkerd.cluster.local']), ctx({ peer: bar })));

@@ -4,7 +4,7 @@ import type { RequestContext } from '../context-types.js';
 import type { Matcher } from '../ir.js';
 import { ALWAYS_SPACE_DELIMITED, compileClaim } from './claims.js';
 import { compileCidrs } from './cidr.js';
-import { compileLinkerdIdentity } from './identity.js';
+import { compilePeerName } from './identity.js';
 import { compilePath } from './path.js';
 import { queryParams } from './query.js';
 import { compileString } from './string.js';
@@ -75,8 +75,8 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
     }
     case 'peer.authenticated':
       return (ctx) => ctx.peer !== null;
-    case 'peer.linkerd-identity': {
-      const pred = compileLinkerdIdentity(m.exact, m.suffixes, env.linkerdControlPlaneNamespace);
+    case 'peer.name': {
+      const pred = compilePeerName(m.template, m.exact, m.suffixes);
       return (ctx) => pred(ctx.peer);
     }
     case 'source.ip': {

@@ -1,22 +1,24 @@
-// Owns Linkerd identity matching: a SPIFFE peer `spiffe://<td>/ns/<ns>/sa/<sa>` is known to Linkerd as
-// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<td>` (linkerd.md §6, MeshTLSAuthentication).
+// Owns peer-name matching: a SPIFFE peer `spiffe://<td>/ns/<ns>/sa/<sa>` rendered as a DNS-style name by a
+// dialect's template (Linkerd: `{sa}.{ns}.serviceaccount.identity.<cp-ns>.{td}`, linkerd.md §6), then
+// matched exactly or by label-bounded suffix.
 import type { PeerIdentity } from '../context-types.js';
 
 const NS_SA_PATH = /^\/ns\/([^/]+)\/sa\/([^/]+)$/;
 
-/** The Linkerd identity name for a peer, or null when its SPIFFE path is not /ns/<ns>/sa/<sa>. */
-export function linkerdIdentityName(peer: PeerIdentity, controlPlaneNamespace: string): string | null {
+/** The peer's name under `template`, or null when its SPIFFE path is not /ns/<ns>/sa/<sa>. */
+export function peerName(peer: PeerIdentity, template: string): string | null {
   const prefix = `spiffe://${peer.trustDomain}`;
   if (!peer.spiffeId.startsWith(prefix)) return null;
   const m = NS_SA_PATH.exec(peer.spiffeId.slice(prefix.length));
   if (!m) return null;
-  return `${m[2] as string}.${m[1] as string}.serviceaccount.identity.${controlPlaneNamespace}.${peer.trustDomain}`;
+  const values: Record<string, string> = { sa: m[2] as string, ns: m[1] as string, td: peer.trustDomain };
+  return template.replace(/\{(sa|ns|td)\}/g, (_, key: string) => values[key] as string);
 }
 
-export function compileLinkerdIdentity(exact: readonly string[], suffixes: readonly string[], controlPlaneNamespace: string): (peer: PeerIdentity | null) => boolean {
+export function compilePeerName(template: string, exact: readonly string[], suffixes: readonly string[]): (peer: PeerIdentity | null) => boolean {
   const spiffeExact = new Set(exact.filter((e) => e.startsWith('spiffe://')));
   const nameExact = new Set(exact.filter((e) => !e.startsWith('spiffe://')));
-  const anyIdentity = suffixes.includes('');
+  const anyName = suffixes.includes('');
   const dotted = suffixes.filter((s) => s.length > 0).map((s) => '.' + s);
   // Names are computed per peer object; the same peer is shared by every request on a connection.
   const names = new WeakMap<PeerIdentity, string | null>();
@@ -25,11 +27,11 @@ export function compileLinkerdIdentity(exact: readonly string[], suffixes: reado
     if (spiffeExact.has(peer.spiffeId)) return true;
     let name = names.get(peer);
     if (name === undefined) {
-      name = linkerdIdentityName(peer, controlPlaneNamespace);
+      name = peerName(peer, template);
       names.set(peer, name);
     }
     if (name === null) return false;
-    if (anyIdentity || nameExact.has(name)) return true;
+    if (anyName || nameExact.has(name)) return true;
     for (const s of dotted) if (name.endsWith(s)) return true;
     return false;
   };

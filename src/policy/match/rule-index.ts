@@ -2,18 +2,24 @@
 // from its matcher (exact path, path prefix, peer principal, authority, port) so a request only tests
 // candidate rules, in the same rule-id order a linear scan would use (so the reported rule is identical).
 import type { RequestContext } from '../context-types.js';
-import type { IstioRule, Matcher } from '../ir.js';
+import type { Matcher, TierRule } from '../ir.js';
 import { compileMatcher } from './compile.js';
 import { templateLiteralPrefix } from './path.js';
 import type { CompiledMatcher, MatcherEnv } from './types.js';
 
 export interface CompiledRule {
-  rule: IstioRule;
+  rule: TierRule;
   test: CompiledMatcher;
-  /** Which list of a grouped set the rule came from (CUSTOM, AUDIT, DENY, ...); 0 for a plain set. */
-  group: number;
-  /** Position in the set's evaluation order (group, then id). Index lists hold rules ascending by it. */
+  /** How the evaluator treats a match (program.ts: ends the list, marks, falls back, or shadows). */
+  kind: number;
+  /** Position in the set's evaluation order. Index lists hold rules ascending by it. */
   order: number;
+}
+
+/** A rule to index, in evaluation order, with the evaluator's kind for it. */
+export interface RuleEntry {
+  rule: TierRule;
+  kind: number;
 }
 
 type KeyEntry =
@@ -185,30 +191,26 @@ function insertPrefix(root: TrieNode, prefix: string, rule: CompiledRule): void 
   }
 }
 
-export function compareRuleIds(a: IstioRule, b: IstioRule): number {
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-export function buildRuleSet(rules: readonly IstioRule[], env: MatcherEnv): RuleSet {
-  return buildGroupedRuleSet([rules], env);
-}
-
 /**
- * One index over several rule lists ("groups", e.g. CUSTOM, AUDIT, DENY, ALLOW of one chain): a request
- * looks its keys up once for all of them. Rules are ordered by group, then by id.
+ * One index over a list of rules in evaluation order: a request looks its keys up once and tests only the
+ * candidates, in the same order a linear scan would (so the rule reported is identical).
  */
-export function buildGroupedRuleSet(groups: readonly (readonly IstioRule[])[], env: MatcherEnv): RuleSet {
-  const compiled: CompiledRule[] = [];
-  groups.forEach((list, group) => {
-    for (const rule of [...list].sort(compareRuleIds)) compiled.push({ rule, test: compileMatcher(rule.match, env), group, order: compiled.length });
-  });
-  const sorted = compiled.map((c) => c.rule);
+export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cache?: Map<Matcher, CompiledMatcher>): RuleSet {
+  const compile = (m: Matcher): CompiledMatcher => {
+    let test = cache?.get(m);
+    if (test === undefined) {
+      test = compileMatcher(m, env);
+      cache?.set(m, test);
+    }
+    return test;
+  };
+  const compiled: CompiledRule[] = entries.map((e, order) => ({ rule: e.rule, test: compile(e.rule.match), kind: e.kind, order }));
   const set: RuleSet = {
     rules: compiled,
     pathExact: new Map(), pathPrefix: null, principal: new Map(), authority: new Map(), port: new Map(),
     residual: [], stats: { indexed: 0, residual: 0, never: 0 },
   };
-  const chosen = chooseKeys(sorted.map((r) => keyOptions(r.match)));
+  const chosen = chooseKeys(entries.map((e) => keyOptions(e.rule.match)));
   compiled.forEach((cr, idx) => {
     const keys = chosen[idx] as KeyEntry[] | null;
     if (keys === null) {
@@ -276,32 +278,30 @@ function collect(set: RuleSet, ctx: RequestContext): number {
   return n;
 }
 
+/** The candidates of the last `candidates` call: `list[0..count)`, ascending by order. */
+export interface Candidates {
+  list: CompiledRule[];
+  count: number;
+}
+
+const merged: CompiledRule[] = [];
+const found: Candidates = { list: merged, count: 0 };
+
 /**
- * Fills `out[g]` with the first matching rule (in order) of every group whose bit is set in `wanted`.
- * A match in group g also drops the groups in `cancels[g]` (e.g. a DENY match makes ALLOW moot); a
- * match in `stopGroup` ends the scan at once. Only indexed candidates are tested.
+ * The candidate rules for a request, ascending by order with duplicates removed; rules not returned cannot
+ * match. The result is shared scratch, valid until the next call (evaluation is never re-entered).
  */
-export function matchGroups(set: RuleSet, ctx: RequestContext, out: (CompiledRule | null)[], wanted: number, cancels: readonly number[], stopGroup: number): void {
-  for (let g = 0; g < out.length; g++) out[g] = null;
-  if (set.rules.length === 0 || wanted === 0) return;
+export function candidates(set: RuleSet, ctx: RequestContext): Candidates {
   const n = collect(set, ctx);
-  if (n === 0) return;
-  let pending = wanted;
-  if (n === 1) {
-    const only = lists[0] as CompiledRule[];
-    for (let i = 0; i < only.length; i++) {
-      const r = only[i] as CompiledRule;
-      const bit = 1 << r.group;
-      if ((pending & bit) === 0 || !r.test(ctx)) continue;
-      out[r.group] = r;
-      if (r.group === stopGroup) return;
-      pending &= ~(bit | (cancels[r.group] ?? 0));
-      if (pending === 0) return;
-    }
-    return;
+  if (n <= 1) {
+    // One list (the common case) is used in place.
+    found.list = n === 0 ? merged : (lists[0] as CompiledRule[]);
+    found.count = n === 0 ? 0 : found.list.length;
+    return found;
   }
-  // k-way merge of ascending lists; a rule filed under several hit keys is tested once.
+  // k-way merge of ascending lists; a rule filed under several hit keys is returned once.
   for (let i = 0; i < n; i++) heads[i] = 0;
+  let count = 0;
   let last = -1;
   while (true) {
     let best = -1;
@@ -319,25 +319,25 @@ export function matchGroups(set: RuleSet, ctx: RequestContext, out: (CompiledRul
         }
       }
     }
-    if (best === -1 || r === undefined) return;
+    if (best === -1 || r === undefined) break;
     heads[best] = (heads[best] as number) + 1;
     if (bestVal === last) continue;
     last = bestVal;
-    const bit = 1 << r.group;
-    if ((pending & bit) === 0 || !r.test(ctx)) continue;
-    out[r.group] = r;
-    if (r.group === stopGroup) return;
-    pending &= ~(bit | (cancels[r.group] ?? 0));
-    if (pending === 0) return;
+    merged[count++] = r;
   }
+  found.list = merged;
+  found.count = count;
+  return found;
 }
 
-const firstOut: (CompiledRule | null)[] = [null];
-
-/** The first rule (in id order) whose matcher is true, testing only indexed candidates. */
+/** The first rule (in order) whose matcher is true, testing only indexed candidates. */
 export function firstMatch(set: RuleSet, ctx: RequestContext): CompiledRule | null {
-  matchGroups(set, ctx, firstOut, 1, [], -1);
-  return firstOut[0] ?? null;
+  const { list, count } = candidates(set, ctx);
+  for (let i = 0; i < count; i++) {
+    const r = list[i] as CompiledRule;
+    if (r.test(ctx)) return r;
+  }
+  return null;
 }
 
 /** The same answer without the index: the reference the property tests compare against. */

@@ -6,11 +6,9 @@ import type { RequestContext } from '../context-types.js';
 export type CompiledMatcher = (ctx: RequestContext) => boolean;
 
 export interface MatcherEnv {
-  /** Linkerd control-plane namespace for SPIFFE -> Linkerd identity names (`linkerd`). */
-  linkerdControlPlaneNamespace: string;
   /**
    * Extra JWT claims split on spaces before matching (RequestAuthentication spaceDelimitedClaims);
-   * `scope` and `permission` are always split. Optional, added after the first contract.
+   * `scope` and `permission` are always split.
    */
   spaceDelimitedClaims?: readonly string[];
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parsePolicySources } from '../../documents.js';
 import type { CompileOptions, Matcher } from '../../ir.js';
 import { istioDialect } from './index.js';
+import { lowerIstioDocuments } from './lower.js';
 import { expandTrustDomains } from './rules.js';
 
 function options(over: Partial<CompileOptions['workload']> = {}, rootNamespace = 'istio-system'): CompileOptions {
@@ -18,7 +19,7 @@ function lower(yaml: string, opts = options()) {
   assert.deepEqual(parsed.diagnostics, []);
   const errors = parsed.documents.flatMap((d) => istioDialect.validate(d)).filter((d) => d.severity === 'error');
   assert.deepEqual(errors, []);
-  return istioDialect.lower(parsed.documents, opts);
+  return chains(parsed.documents, opts);
 }
 
 const ap = (name: string, ns: string, spec: string, extraMeta = '') => `---
@@ -265,3 +266,9 @@ ${rules}
   assert.equal(p[1]?.timeoutMs, 5000);
   assert.equal(out.output.istio, undefined, 'RequestAuthentication alone does not create an authorization program');
 });
+
+/** The chains the dialect writes as tiers, with the contract's shape (`output`). */
+function chains(docs: Parameters<typeof lowerIstioDocuments>[0], opts: Parameters<typeof lowerIstioDocuments>[1]) {
+  const l = lowerIstioDocuments(docs, opts);
+  return { diagnostics: l.diagnostics, output: { istio: l.istio, jwtProviders: l.jwtProviders.length > 0 ? l.jwtProviders : undefined, applied: l.applied } };
+}

@@ -1,12 +1,15 @@
 // Owns Istio scope selection (root + workload namespace, selector, targetRefs) and lowering of the selected
-// documents to IstioProgram + JwtProviderSpec[]. Follows istio/istio pilot/pkg/model/authorization.go, builder.go.
+// documents to tiers (tiers.ts) + JwtProviderSpec[]. Follows istio/istio pilot/pkg/model/authorization.go, builder.go.
 
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
-import type { CompileOptions, IstioAction, IstioChain, IstioProgram, IstioRule, JwtHeaderLocation, JwtProviderSpec, PolicyRef } from '../../ir.js';
+import type { CompileOptions, JwtHeaderLocation, JwtProviderSpec, PolicyRef } from '../../ir.js';
+import { selectorMatches } from '../../selector.js';
 import type { DialectOutput } from '../types.js';
 import { isObj, lowerRule, strings, type RuleEnv } from './rules.js';
 import { parseGoDuration } from './strings.js';
+import { istioTiers } from './tiers.js';
+import type { IstioAction, IstioChain, IstioProgram, IstioRule } from './types.js';
 import { isDryRun } from './validate.js';
 
 const DEFAULT_JWKS_TIMEOUT_MS = 5000;
@@ -36,12 +39,7 @@ function scopeOf(doc: PolicyDocument, options: CompileOptions): Scope {
       },
     };
   }
-  const selector = isObj(spec.selector) ? spec.selector : undefined;
-  const matchLabels = selector && isObj(selector.matchLabels) ? selector.matchLabels : {};
-  for (const [k, v] of Object.entries(matchLabels)) {
-    if (options.workload.labels[k] !== v) return { applies: false };
-  }
-  return { applies: true };
+  return selectorMatches(spec.selector, options.workload.labels) ? { applies: true } : { applies: false };
 }
 
 function emptyChain(): IstioChain {
@@ -127,7 +125,24 @@ function lowerRequestAuthentication(doc: PolicyDocument, options: CompileOptions
   });
 }
 
+export interface IstioLowering {
+  diagnostics: Diagnostic[];
+  /** Undefined when no AuthorizationPolicy selects the workload (then Istio has no say). */
+  istio: IstioProgram | undefined;
+  jwtProviders: JwtProviderSpec[];
+  applied: Set<PolicyDocument>;
+}
+
+/** The dialect's contract: the selected documents as tiers (tiers.ts) plus the JWT providers. */
 export function lowerIstio(docs: PolicyDocument[], options: CompileOptions): { diagnostics: Diagnostic[]; output: DialectOutput } {
+  const l = lowerIstioDocuments(docs, options);
+  const output: DialectOutput = { applied: l.applied, tiers: l.istio ? istioTiers(l.istio, options.customProviders) : [] };
+  if (l.jwtProviders.length > 0) output.jwtProviders = l.jwtProviders;
+  return { diagnostics: l.diagnostics, output };
+}
+
+/** Scope selection and lowering per attribute key, into Envoy-shaped chains. */
+export function lowerIstioDocuments(docs: PolicyDocument[], options: CompileOptions): IstioLowering {
   const diagnostics: Diagnostic[] = [];
   const applied = new Set<PolicyDocument>();
   const program: IstioProgram = { http: emptyChain(), tcp: emptyChain() };
@@ -167,8 +182,5 @@ export function lowerIstio(docs: PolicyDocument[], options: CompileOptions): { d
     .map((p, i) => ({ p, i }))
     .sort((a, b) => (a.p.issuer < b.p.issuer ? -1 : a.p.issuer > b.p.issuer ? 1 : a.i - b.i))
     .map((x) => x.p);
-  const output: DialectOutput = { applied };
-  if (anyAuthz) output.istio = program;
-  if (sortedProviders.length > 0) output.jwtProviders = sortedProviders;
-  return { diagnostics, output };
+  return { diagnostics, istio: anyAuthz ? program : undefined, jwtProviders: sortedProviders, applied };
 }

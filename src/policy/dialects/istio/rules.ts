@@ -2,7 +2,8 @@
 // HTTP-only fields dropped on TCP as Istio does. Follows istio/istio pilot/pkg/security/authz/model.
 
 import type { JsonValue } from '../../documents-types.js';
-import type { IstioAction, Matcher } from '../../ir.js';
+import type { Matcher } from '../../ir.js';
+import type { IstioAction } from './types.js';
 import { escapeRegex, parsePort, pathForm, stringForm } from './strings.js';
 
 export interface RuleEnv {

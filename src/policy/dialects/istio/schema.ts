@@ -2,6 +2,7 @@
 // every unknown field and wrong type is an error, because a typo must never widen or narrow a policy.
 
 import type { JsonValue } from '../../documents-types.js';
+import { closest } from '../../suggest.js';
 
 export type Shape =
   | { t: 'string' }
@@ -148,24 +149,5 @@ export function checkShape(value: JsonValue, shape: Shape, path: string, out: Sh
 
 /** Closest known name by edit distance (<= 2), for "did you mean". */
 function suggest(name: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase());
-    if (d < bestD) { bestD = d; best = k; }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 3;
+  return closest(name, known, (k) => [k]);
 }

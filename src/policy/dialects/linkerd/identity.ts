@@ -1,30 +1,29 @@
 // Owns Linkerd identity names: the SPIFFE -> Linkerd name mapping and the parsing of identity entries
 // (`*`, `*.suffix`, exact, `spiffe://...`). Spec: shared/spec/linkerd.md §3 (core/src/identity_match.rs).
 
-import type { PeerIdentity } from '../../context-types.js';
-import { linkerdIdentityName } from '../../match/identity.js';
+import type { Matcher } from '../../ir.js';
 
 /** `<sa>.<ns>.serviceaccount.identity.<cp-ns>.<td>`: the name Linkerd's identity controller issues. */
 export function serviceAccountIdentity(serviceAccount: string, namespace: string, controlPlaneNamespace: string, trustDomain: string): string {
   return `${serviceAccount}.${namespace}.serviceaccount.identity.${controlPlaneNamespace}.${trustDomain}`;
 }
 
+/** The `peer.name` template of Linkerd identity names for a control plane (trust domain filled per peer). */
+export function identityNameTemplate(controlPlaneNamespace: string): string {
+  return `{sa}.{ns}.serviceaccount.identity.${controlPlaneNamespace}.{td}`;
+}
+
+/** Linkerd identity entries (exact names, `spiffe://` IDs, label suffixes) as one IR matcher. */
+export function identityMatcher(exact: string[], suffixes: string[], controlPlaneNamespace: string): Matcher {
+  return { type: 'peer.name', template: identityNameTemplate(controlPlaneNamespace), exact, suffixes };
+}
+
 /**
- * IR suffix (labels without the leading dot, as `peer.linkerd-identity` takes them) that every identity
+ * IR suffix (labels without the leading dot, as `peer.name` takes them) that every identity
  * of a namespace ends with: `<ns>.serviceaccount.identity.<cp-ns>.<td>`.
  */
 export function namespaceIdentitySuffix(namespace: string, controlPlaneNamespace: string, trustDomain: string): string {
   return `${namespace}.serviceaccount.identity.${controlPlaneNamespace}.${trustDomain}`;
-}
-
-/**
- * The Linkerd name of a SPIFFE peer `spiffe://<td>/ns/<ns>/sa/<sa>`, or undefined for other path shapes
- * (those keep Linkerd's URI rule: exact `spiffe://` entries only). This mapping is a Portcullis choice;
- * it is the same function the `peer.linkerd-identity` matcher uses.
- */
-export function linkerdNameOfPeer(peer: PeerIdentity | null, controlPlaneNamespace: string): string | undefined {
-  if (!peer) return undefined;
-  return linkerdIdentityName(peer, controlPlaneNamespace) ?? undefined;
 }
 
 /**

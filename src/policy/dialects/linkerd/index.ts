@@ -1,14 +1,14 @@
 // Owns the Linkerd dialect (policy.linkerd.io + Gateway API routes): validation, references, default
 // policies and lowering to the IR. Spec: shared/spec/linkerd.md (linkerd2 policy-controller, webhook).
 
-import type { DialectCompiler } from '../types.js';
+import type { PolicyDialect } from '../types.js';
 import { lowerLinkerd } from './lower.js';
 import { specSchemaFor } from './schema.js';
 import { validateLinkerdDocument } from './validate.js';
 
 const LINKERD_KINDS = new Set(['Server', 'HTTPRoute', 'GRPCRoute', 'AuthorizationPolicy', 'MeshTLSAuthentication', 'NetworkAuthentication', 'ServerAuthorization', 'HTTPLocalRateLimitPolicy']);
 
-export const linkerdDialect: DialectCompiler = {
+export const linkerdDialect: PolicyDialect = {
   dialect: 'linkerd',
   accepts(apiVersion, kind) {
     if (apiVersion.startsWith('policy.linkerd.io/')) return LINKERD_KINDS.has(kind);

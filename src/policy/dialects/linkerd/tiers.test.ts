@@ -1,8 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PeerIdentity, RequestContext } from './context-types.js';
-import type { CompileOptions, LinkerdAuthorization, LinkerdProgram, LinkerdRoute, LinkerdServer } from './ir.js';
-import { evaluateLinkerd, explainLinkerd, prepareLinkerd } from './linkerd-engine.js';
+import type { PeerIdentity, RequestContext } from '../../context-types.js';
+import type { Decision } from '../../decision.js';
+import { evaluate } from '../../evaluate.js';
+import type { CompileOptions, PolicyProgram, PolicySnapshot } from '../../ir.js';
+import { compileProgram } from '../../program.js';
+import { explain } from '../../explain.js';
+import { linkerdTier } from './tiers.js';
+import type { LinkerdAuthorization, LinkerdProgram, LinkerdRoute, LinkerdServer } from './types.js';
+
+/** A hand-built Linkerd program written as its tier and compiled, as compile.ts would. */
+function prepareLinkerd(lp: LinkerdProgram, o: CompileOptions): PolicySnapshot {
+  const program: PolicyProgram = { tiers: [linkerdTier(lp, o.workload.namespace, o.linkerd.controlPlaneNamespace)] };
+  return { revision: 'r', options: o, program, compiled: compileProgram(program, {}), jwtProviders: [], documents: [], diagnostics: [] };
+}
+const evaluateLinkerd = (s: PolicySnapshot, c: RequestContext): Decision => evaluate(s, c);
 
 const options: CompileOptions = {
   workload: { namespace: 'ns', labels: {}, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
@@ -23,7 +35,7 @@ function ctx(over: Partial<RequestContext> = {}): RequestContext {
 }
 
 const ref = (kind: string, name: string) => ({ dialect: 'linkerd' as const, kind, namespace: 'ns', name });
-const sa = (name: string): LinkerdAuthorization => ({ ref: ref('AuthorizationPolicy', `allow-${name}`), match: { type: 'peer.linkerd-identity', exact: [`${name}.ns.serviceaccount.identity.linkerd.cluster.local`], suffixes: [] }, audit: false });
+const sa = (name: string): LinkerdAuthorization => ({ ref: ref('AuthorizationPolicy', `allow-${name}`), match: { type: 'peer.name', template: '{sa}.{ns}.serviceaccount.identity.linkerd.{td}', exact: [`${name}.ns.serviceaccount.identity.linkerd.cluster.local`], suffixes: [] }, audit: false });
 const audit: LinkerdAuthorization = { ref: ref('default', 'audit'), match: { type: 'any' }, audit: true };
 
 function httpRoute(name: string, prefix: string, authorizations: LinkerdAuthorization[] = [], filters: LinkerdRoute['rules'][number]['filters'] = []): LinkerdRoute {
@@ -99,10 +111,13 @@ test('rate limit effects resolve the override for the peer identity', () => {
   assert.deepEqual(evaluateLinkerd(p, ctx()).effects?.rateLimit, { key: 'ns/rl', ref: ref('HTTPLocalRateLimitPolicy', 'rl'), totalRps: 100, identityRps: 10 });
 });
 
-test('explainLinkerd reports the server, the route and each authorization tried', () => {
+test('explain reports the server, the route and each authorization tried, as for every dialect', () => {
   const p = prepareLinkerd(program({ routes: [httpRoute('api', '/', [sa('web')])] }), options);
-  const { decision, trace } = explainLinkerd(p, ctx({ peer: peer('ns', 'other') }));
-  assert.equal(decision.verdict, 'deny');
-  assert.deepEqual(trace.map((t) => [t.step, t.matched]), [['server', undefined], ['route', true], ['authorization', false], ['authorization', false]]);
-  assert.match(trace[0]?.detail ?? '', /Server ns\/s/);
+  const r = explain(p, ctx({ peer: peer('ns', 'other') }));
+  assert.equal(r.decision.verdict, 'deny');
+  const tier = r.tiers[0];
+  assert.equal(tier?.scope, 'Server ns/s');
+  assert.deepEqual(tier?.route, { label: 'httproute/api', score: [0, 1, 0, 0, 0] });
+  assert.deepEqual(tier?.rules.map((x) => [x.id, x.matched]), [['authorizationpolicy/allow-web', false], ['default/localhost', false]]);
+  assert.match(r.because.join('\n'), /authorizationpolicy\/allow-web did not match: peer.name wants/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RequestContext } from '../../context-types.js';
-import type { LinkerdRoute, LinkerdRouteMatch } from '../../ir.js';
+import type { RequestContext } from '../context-types.js';
+import type { Route, RouteMatch } from '../ir.js';
 import { compileRoute, parseQuery, segmentPrefixMatches, selectRoute, wholeMatch } from './routes.js';
 
 function ctx(over: Partial<RequestContext> = {}): RequestContext {
@@ -12,14 +12,14 @@ function ctx(over: Partial<RequestContext> = {}): RequestContext {
   };
 }
 
-function route(name: string, order: number, matches: Partial<LinkerdRouteMatch>[], hostnames: string[] = [], kind = 'HTTPRoute'): LinkerdRoute {
+function route(name: string, order: number, matches: Partial<RouteMatch>[], hostnames: string[] = [], kind = 'HTTPRoute'): Route {
   return {
-    ref: { dialect: 'linkerd', kind, namespace: 'ns', name }, hostnames, order, authorizations: [],
+    ref: { dialect: 'linkerd', kind, namespace: 'ns', name }, label: name, hostnames, order, authorizations: [],
     rules: [{ matches: matches.map((m) => ({ headers: [], queryParams: [], ...m })), filters: [] }],
   };
 }
 
-const pick = (routes: LinkerdRoute[], c: RequestContext) => selectRoute(routes.map(compileRoute), c)?.route.ref.name;
+const pick = (routes: Route[], c: RequestContext) => selectRoute(routes.map(compileRoute), c)?.route.ref.name;
 
 test('PathPrefix is segment-wise and trims trailing slashes on both sides', () => {
   assert.equal(segmentPrefixMatches('/api', '/api'), true);

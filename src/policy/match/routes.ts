@@ -1,17 +1,17 @@
-// Owns Linkerd route selection: compiled HTTPRoute/GRPCRoute matches and the proxy's precedence score.
-// Follows linkerd2-proxy linkerd/http/route/src/{lib.rs,http/match*.rs,grpc/match.rs} (spec §6).
+// Owns route selection for a scope's route table: compiled Gateway API HTTPRoute/GRPCRoute matches and the
+// precedence score, as linkerd2-proxy linkerd/http/route/src/{lib.rs,http/match*.rs,grpc/match.rs} does (linkerd.md §6).
 
 import RE2 from 're2';
-import type { RequestContext } from '../../context-types.js';
-import type { LinkerdRoute, LinkerdRouteMatch, LinkerdRouteRule, PathMatcher, StringMatcher } from '../../ir.js';
+import type { RequestContext } from '../context-types.js';
+import type { PathMatcher, Route, RouteMatch, RouteRule, StringMatcher } from '../ir.js';
 
 /** Lexicographic score; higher wins, ties keep the earlier route/rule. */
 export type Score = readonly number[];
 
 export interface RouteHit {
-  route: LinkerdRoute;
-  rule: LinkerdRouteRule;
-  match: LinkerdRouteMatch | undefined;
+  route: Route;
+  rule: RouteRule;
+  match: RouteMatch | undefined;
   score: Score;
 }
 
@@ -96,7 +96,7 @@ function headerValues(joined: string): string[] {
 
 type MatchScorer = (ctx: RequestContext, query: () => [string, string][]) => Score | undefined;
 
-function compileHttpMatch(m: LinkerdRouteMatch): MatchScorer {
+function compileHttpMatch(m: RouteMatch): MatchScorer {
   const path = pathTest(m.path ?? { kind: 'segment-prefix', value: '/' });
   const headers = m.headers.map((h) => ({ name: h.name.toLowerCase(), test: stringTest(h.match) }));
   const params = m.queryParams.map((q) => ({ name: q.name, test: stringTest(q.match) }));
@@ -119,7 +119,7 @@ function compileHttpMatch(m: LinkerdRouteMatch): MatchScorer {
 
 const GRPC_PATH = /^\/([^/]+)\/([^/]+)$/;
 
-function compileGrpcMatch(m: LinkerdRouteMatch): MatchScorer {
+function compileGrpcMatch(m: RouteMatch): MatchScorer {
   const service = m.grpc?.service;
   const rpc = m.grpc?.method;
   const headers = m.headers.map((h) => ({ name: h.name.toLowerCase(), test: stringTest(h.match) }));
@@ -153,7 +153,7 @@ function compileHosts(hostnames: string[]): ((host: string) => number) | undefin
 }
 
 export interface CompiledRoute {
-  route: LinkerdRoute;
+  route: Route;
   find(ctx: RequestContext, query: () => [string, string][]): RouteHit | undefined;
 }
 
@@ -166,13 +166,13 @@ function better(a: Score, b: Score): boolean {
   return false;
 }
 
-export function compileRoute(route: LinkerdRoute): CompiledRoute {
+export function compileRoute(route: Route): CompiledRoute {
   const hosts = compileHosts(route.hostnames);
   const rules = route.rules.map((rule) => {
     // A rule without matches matches everything: PathPrefix `/`, or any `/service/method` for gRPC.
     const isGrpc = route.ref.kind === 'GRPCRoute' || rule.matches.some((m) => m.grpc !== undefined);
-    const matches: (LinkerdRouteMatch | undefined)[] = rule.matches.length > 0 ? rule.matches : [undefined];
-    const empty: LinkerdRouteMatch = isGrpc ? { grpc: {}, headers: [], queryParams: [] } : { headers: [], queryParams: [] };
+    const matches: (RouteMatch | undefined)[] = rule.matches.length > 0 ? rule.matches : [undefined];
+    const empty: RouteMatch = isGrpc ? { grpc: {}, headers: [], queryParams: [] } : { headers: [], queryParams: [] };
     return {
       rule,
       matches: matches.map((m) => ({ match: m, score: isGrpc ? compileGrpcMatch(m ?? empty) : compileHttpMatch(m ?? empty) })),

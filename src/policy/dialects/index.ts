@@ -1,0 +1,7 @@
+// Owns the list of dialects compile.ts runs, in tier order (a request meets Istio's tiers, then Linkerd's).
+// Adding a dialect is one line here plus its folder (docs/engine.md, "Add a dialect").
+import type { PolicyDialect } from './types.js';
+import { istioDialect } from './istio/index.js';
+import { linkerdDialect } from './linkerd/index.js';
+
+export const dialects: readonly PolicyDialect[] = [istioDialect, linkerdDialect];
