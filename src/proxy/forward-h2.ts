@@ -23,6 +23,26 @@ function grpcStatusOf(grpc: boolean, fields: Record<string, string | string[] | 
   return n === undefined ? {} : { grpcStatus: n };
 }
 
+/** Whether a downstream body ended because it was complete (h1: llhttp saw the whole message; h2: END_STREAM). */
+function bodyComplete(body: NodeJS.ReadableStream): boolean {
+  const b = body as NodeJS.ReadableStream & { complete?: boolean; aborted?: boolean };
+  if (typeof b.complete === 'boolean') return b.complete;
+  return b.aborted !== true;
+}
+
+/**
+ * RST_STREAM(CANCEL) with no END_STREAM before it. Node's Http2Stream.close() first ends the writable side
+ * when it is still open, which queues an empty DATA frame with END_STREAM ahead of the RST: the workload
+ * would see a truncated request body as complete. Marking the writable side as ending (without ending it)
+ * makes close() send the RST alone. Covered frame by frame by test/integration/attacks.test.ts.
+ */
+function resetWithoutEnd(stream: http2.ClientHttp2Stream): void {
+  if (stream.destroyed || stream.closed) return;
+  const state = (stream as unknown as { _writableState?: { ending: boolean } })._writableState;
+  if (state && !state.ending) state.ending = true;
+  stream.close(NGHTTP2_CANCEL);
+}
+
 export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
   let session: http2.ClientHttp2Session | null = null;
   let connecting: Promise<http2.ClientHttp2Session> | null = null;
@@ -79,12 +99,19 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       return { ok: false, refusal: classifyUpstreamError(err) };
     }
     // Downstream reset → upstream stream cancelled (PC-17).
-    ex.onAbort(() => { if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL); });
+    ex.onAbort(() => resetWithoutEnd(upstream));
     if (!ex.bodyless) {
       ex.continueIfExpected();
       // pipe(), not pipeline(): a failure on one side must not destroy the downstream stream carrying our response.
-      ex.body.on('error', () => { if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL); });
-      ex.body.pipe(upstream);
+      ex.body.on('error', () => resetWithoutEnd(upstream));
+      // The upstream stream ends only when the downstream body is complete; a body that ends any other way
+      // resets it without END_STREAM (never a truncated body presented as complete).
+      ex.body.pipe(upstream, { end: false });
+      ex.body.once('end', () => {
+        if (upstream.destroyed) return;
+        if (bodyComplete(ex.body)) upstream.end();
+        else resetWithoutEnd(upstream);
+      });
     }
     const res = ex.response;
     return new Promise<ForwardOutcome>((resolve) => {

@@ -116,10 +116,38 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     if (!info) { socket.destroy(); return; }
     void track(handleUpgrade(info, req, socket, head, deps, listener));
   });
+  // Node's default answer to a parse error destroys the socket with the rest of the oversized head still
+  // unread, so the kernel resets the connection and the caller never sees the status. Write it, half-close,
+  // and drain (bounded) until the caller closes: the status always arrives.
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const message = (socket as net.Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || message?.headersSent) { socket.destroy(); return; }
+    const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    closeAfterFlush(socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n${text}`);
+  });
   // Node hands CONNECT over with the raw socket, past the request stages; the answer is still respond.ts's.
   h1.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
     socket.end(renderHttp1Reply(replyFor({ kind: 'method_not_allowed', reason: 'connect_not_allowed' })));
   });
+
+  /**
+   * Writes a final answer, half-closes, and discards what the caller still sends (at most 1 MiB, 2 s), so
+   * the close is a FIN after the answer and never a reset that overtakes it.
+   */
+  function closeAfterFlush(socket: net.Socket, answer: string): void {
+    let drained = 0;
+    const stop = (): void => { clearTimeout(timer); socket.destroy(); };
+    const timer = setTimeout(stop, 2000);
+    timer.unref();
+    socket.removeAllListeners('data');
+    socket.on('data', (chunk: Buffer) => { drained += chunk.length; if (drained > 1 << 20) stop(); });
+    socket.on('end', stop);
+    socket.on('close', () => clearTimeout(timer));
+    socket.on('error', stop);
+    socket.resume();
+    socket.end(answer);
+  }
 
   // === HTTP/2 ===
   const h2 = http2.createServer({

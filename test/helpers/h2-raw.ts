@@ -1,0 +1,78 @@
+// Test helper: a raw HTTP/2 client over TLS that writes frames itself (no flow-control or SETTINGS
+// obedience), for hostile-client tests: stream floods, rapid reset, control-frame floods.
+
+import * as tls from 'node:tls';
+
+export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
+export const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return Buffer.concat([head, payload]);
+}
+
+function hpackString(s: string): Buffer {
+  const bytes = Buffer.from(s, 'latin1');
+  if (bytes.length >= 127) throw new Error('hpack string too long for this helper');
+  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+}
+
+/** A request header block: static-table `:method`/`:scheme`, literal `:path`, `:authority` and extras, no Huffman. */
+export function headerBlock(method: 'GET' | 'POST', path: string, authority: string, extra: [string, string][] = []): Buffer {
+  const parts: Buffer[] = [Buffer.from([method === 'GET' ? 0x82 : 0x83, 0x87])];
+  parts.push(Buffer.from([0x04]), hpackString(path)); // literal without indexing, indexed name 4 (:path)
+  parts.push(Buffer.from([0x01]), hpackString(authority)); // indexed name 1 (:authority)
+  for (const [n, v] of extra) parts.push(Buffer.from([0x00]), hpackString(n), hpackString(v));
+  return Buffer.concat(parts);
+}
+
+export interface ParsedFrame { type: number; flags: number; streamId: number; payload: Buffer }
+
+/** Splits received bytes into frames (keeps an incomplete tail for the next call). */
+export class FrameReader {
+  private buf = Buffer.alloc(0);
+  readonly frames: ParsedFrame[] = [];
+  push(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= 9) {
+      const len = this.buf.readUIntBE(0, 3);
+      if (this.buf.length < 9 + len) break;
+      this.frames.push({ type: this.buf[3]!, flags: this.buf[4]!, streamId: this.buf.readUInt32BE(5) & 0x7fffffff, payload: this.buf.subarray(9, 9 + len) });
+      this.buf = this.buf.subarray(9 + len);
+    }
+  }
+}
+
+export interface RawH2 {
+  socket: tls.TLSSocket;
+  reader: FrameReader;
+  closed: Promise<void>;
+  write(b: Buffer): boolean;
+}
+
+/** Connects with ALPN h2, sends the preface and an empty SETTINGS, and ACKs the server's SETTINGS. */
+export function connectRawH2(opts: { port: number; ca: string; cert: string; key: string }): Promise<RawH2> {
+  return new Promise((resolve, reject) => {
+    const reader = new FrameReader();
+    let closedResolve: () => void = () => undefined;
+    const closed = new Promise<void>((r) => { closedResolve = r; });
+    const socket = tls.connect({ host: '127.0.0.1', port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, ALPNProtocols: ['h2'] }, () => {
+      socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0)]));
+      resolve({ socket, reader, closed, write: (b) => socket.write(b) });
+    });
+    socket.on('data', (d: Buffer) => {
+      const before = reader.frames.length;
+      reader.push(d);
+      for (const f of reader.frames.slice(before)) {
+        if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0 && !socket.destroyed) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      }
+    });
+    socket.on('error', (e) => { reject(e); closedResolve(); });
+    socket.on('close', () => closedResolve());
+  });
+}
