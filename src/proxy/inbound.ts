@@ -1,7 +1,6 @@
 // Owns the inbound listeners: TLS (1.2+, ALPN h2 + http/1.1), permissive plaintext detection, limits and
 // timeouts, per-connection SPIFFE identity, drain. Follows security.md PC-18..PC-20, PC-24/25 and Istio PERMISSIVE.
 
-import { createHash, type X509Certificate } from 'node:crypto';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -10,7 +9,8 @@ import { Duplex } from 'node:stream';
 import type { InboundListenerConfig } from '../config/types.js';
 import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
 import { handleRequest } from './stages.js';
-import { peerCertificateChain } from '../identity/peer.js';
+import { identifyTlsPeer } from './peer-identity.js';
+import { rapidResetGuard } from './rapid-reset.js';
 import { createH1Forwarder } from './forward-h1.js';
 import { createH2Forwarder } from './forward-h2.js';
 import type { Forwarder } from './upstream.js';
@@ -172,25 +172,9 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     session.on('error', () => { /* the socket closes; nothing to forward */ });
     try { session.setLocalWindowSize(1 << 20); } catch { /* before connect on some versions; default window then */ }
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
-    // Rapid reset (CVE-2023-44487): count client resets per second; above the limit, GOAWAY and close.
-    let windowStart = 0;
-    let resets = 0;
+    const guardStream = rapidResetGuard(session, limits.h2MaxResetsPerSecond, transport);
     session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-      // 'close' with a non-zero code covers streams reset before their handler ran ('aborted' does not).
-      stream.on('close', () => {
-        if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.rstCode === undefined) return;
-        const now = Date.now();
-        if (now - windowStart >= 1000) { windowStart = now; resets = 0; }
-        if (++resets > limits.h2MaxResetsPerSecond && !session.destroyed) {
-          session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-          // session.destroy() alone may leave the TLS socket half-open; cut the transport after the GOAWAY flushes.
-          setImmediate(() => {
-            session.destroy();
-            transport?.destroy();
-            (transport as { _parent?: net.Socket } | null)?._parent?.destroy();
-          });
-        }
-      });
+      guardStream(stream);
       deps.metrics?.h2StreamOpened?.();
       stream.once('close', () => deps.metrics?.h2StreamClosed?.());
       if (draining) { stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
@@ -229,32 +213,10 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     socket.destroy();
   });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
-    // The one chain read (identity/peer.ts explains why never getPeerX509Certificate()).
-    let presented: X509Certificate[];
-    try { presented = peerCertificateChain(socket); } catch {
-      // An unreadable certificate is never treated as "no certificate" (that would pass permissive mode).
-      deps.metrics?.handshakeRejected?.(listener.name, 'untrusted_chain');
-      socket.destroy();
-      return;
-    }
-    const leaf = presented[0];
-    let peer: ConnectionInfo['peer'] = null;
-    let peerCertHash: string | null = null;
-    if (leaf) {
-      // A certificate that fails chain or SVID validation is refused on every listener (PC-25).
-      if (!socket.authorized) { deps.metrics?.handshakeRejected?.(listener.name, 'untrusted_chain'); socket.destroy(); return; }
-      let verified: ReturnType<ProxyDeps['verifyPeer']>;
-      try { verified = deps.verifyPeer(leaf, presented.slice(1)); } catch { verified = { ok: false, reason: 'untrusted_chain', detail: 'verifier failed' }; }
-      if (!verified.ok) { deps.metrics?.handshakeRejected?.(listener.name, verified.reason); socket.destroy(); return; }
-      peer = verified.peer;
-      peerCertHash = createHash('sha256').update(leaf.raw).digest('hex');
-    } else if (strict) {
-      deps.metrics?.handshakeRejected?.(listener.name, 'no_certificate');
-      socket.destroy();
-      return;
-    }
+    const identity = identifyTlsPeer(socket, strict, deps.verifyPeer);
+    if (!identity.ok) { deps.metrics?.handshakeRejected?.(listener.name, identity.reason); socket.destroy(); return; }
     const sni = (socket as tls.TLSSocket & { servername?: string | false }).servername;
-    const info: ConnectionInfo = { ...baseInfo(socket), tls: true, peer, peerCertHash, sni: typeof sni === 'string' ? sni : undefined };
+    const info: ConnectionInfo = { ...baseInfo(socket), tls: true, peer: identity.peer, peerCertHash: identity.peerCertHash, sni: typeof sni === 'string' ? sni : undefined };
     dispatch(socket, info, socket.alpnProtocol === 'h2' ? 'h2' : 'h1');
   });
 
