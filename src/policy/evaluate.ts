@@ -2,9 +2,9 @@
 // Synchronous, deterministic, allocation-light; the optional tracer reports each step for `explain`.
 import type { RequestContext } from './context-types.js';
 import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
-import { emptyEffects, hasEffects, rateLimitEffect, routeEffects } from './effects.js';
+import { hasEffects, rateLimitEffect, routeEffects } from './effects.js';
 import type { PolicySnapshot, PolicyTier, Route, TierRule, TierScope } from './ir.js';
-import { candidates, type CompiledRule } from './match/rule-index.js';
+import { collect, lists, type CompiledRule } from './match/rule-index.js';
 import { selectRoute, type RouteHit } from './match/routes.js';
 import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
 
@@ -22,68 +22,120 @@ export interface Tracer {
   outcome(tier: PolicyTier, verdict: 'allow' | 'deny' | 'not_found' | 'pass', reason: string): void;
 }
 
-// Scan state of one rule list; evaluation is synchronous and never re-entered.
-let mark: CompiledRule | null = null;
-let decided: CompiledRule | null = null;
-let fallback: CompiledRule | null = null;
-let shadowHit: CompiledRule | null = null;
-
-/** Whether the scan still needs this rule's outcome. */
-function needed(r: CompiledRule): boolean {
-  switch (r.kind) {
-    case LOG: return decided === null && mark === null;
-    case DECIDE: return decided === null;
-    case FALLBACK: return decided === null && fallback === null;
-    default: return shadowHit === null;
-  }
+/** What a scan of one rule list found; one shared object (evaluation is synchronous and never re-entered). */
+interface ScanState {
+  /** First matching `log` rule before the decision. */
+  mark: CompiledRule | null;
+  /** First matching allow/deny/pass/custom rule. */
+  decided: CompiledRule | null;
+  /** First matching `audit` rule (admits only when nothing decided). */
+  fallback: CompiledRule | null;
+  /** First matching dry-run rule. */
+  shadowHit: CompiledRule | null;
 }
 
-/** Records a needed rule that matched; returns true when the scan can stop. */
-function take(r: CompiledRule, list: CompiledList): boolean {
+const state: ScanState = { mark: null, decided: null, fallback: null, shadowHit: null };
+
+/**
+ * Records a rule's match if the scan still needs it; returns true when the scan can stop. A decision stops
+ * it unless dry-run rules are still pending; an external authorizer's deny (custom) stops everything.
+ */
+function take(r: CompiledRule, s: ScanState, hasShadow: boolean): boolean {
   switch (r.kind) {
-    case LOG: mark = r; return false;
+    case LOG:
+      if (s.decided === null && s.mark === null) s.mark = r;
+      return false;
     case DECIDE:
-      decided = r;
-      // An external authorizer's deny ends everything; otherwise only pending shadow rules keep the scan going.
-      return r.rule.action === 'custom' || !list.hasShadow || shadowHit !== null;
-    case FALLBACK: fallback = r; return false;
+      if (s.decided !== null) return false;
+      s.decided = r;
+      return r.rule.action === 'custom' || !hasShadow || s.shadowHit !== null;
+    case FALLBACK:
+      if (s.decided === null && s.fallback === null) s.fallback = r;
+      return false;
     default:
-      shadowHit = r;
-      return decided !== null;
+      if (s.shadowHit !== null) return false;
+      s.shadowHit = r;
+      return s.decided !== null;
   }
 }
 
-function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): void {
-  mark = decided = fallback = shadowHit = null;
+/** Whether a rule's outcome can still change the scan's result (else it is not tested). */
+function needed(r: CompiledRule, s: ScanState): boolean {
+  if (r.kind === SHADOW) return s.shadowHit === null;
+  if (s.decided !== null) return false;
+  return r.kind === DECIDE || (r.kind === LOG ? s.mark === null : s.fallback === null);
+}
+
+function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): ScanState {
+  const s = state;
+  s.mark = s.decided = s.fallback = s.shadowHit = null;
+  const hasShadow = list.hasShadow;
   if (tracer) {
     // Explain tests every rule in order (no index), so each one's outcome can be shown.
     let stopped = false;
     for (const r of list.set.rules) {
       const ok = r.test(ctx);
       tracer.rule(r.rule, ok, r.kind === SHADOW);
-      if (!stopped && ok && needed(r)) stopped = take(r, list);
+      if (!stopped && ok) stopped = take(r, s, hasShadow);
     }
-    return;
+    return s;
   }
-  const { list: found, count } = candidates(list.set, ctx);
-  for (let i = 0; i < count; i++) {
-    const r = found[i] as CompiledRule;
-    if (needed(r) && r.test(ctx) && take(r, list)) return;
+  const n = collect(list.set, ctx);
+  if (n === 1) {
+    const only = lists[0] as CompiledRule[];
+    for (let i = 0; i < only.length; i++) {
+      const r = only[i] as CompiledRule;
+      if (needed(r, s) && r.test(ctx) && take(r, s, hasShadow)) break;
+    }
+  } else if (n > 1) {
+    mergeScan(n, ctx, s, hasShadow);
+  }
+  return s;
+}
+
+const heads: number[] = [];
+
+/** Scans the union of several ascending candidate lists in order, lazily, so the scan can stop early. */
+function mergeScan(n: number, ctx: RequestContext, s: ScanState, hasShadow: boolean): void {
+  for (let i = 0; i < n; i++) heads[i] = 0;
+  let last = -1;
+  while (true) {
+    let best = -1;
+    let bestOrder = Number.MAX_SAFE_INTEGER;
+    let r: CompiledRule | undefined;
+    for (let i = 0; i < n; i++) {
+      const l = lists[i] as CompiledRule[];
+      const h = heads[i] as number;
+      if (h < l.length) {
+        const c = l[h] as CompiledRule;
+        if (c.order < bestOrder) {
+          bestOrder = c.order;
+          best = i;
+          r = c;
+        }
+      }
+    }
+    if (best === -1 || r === undefined) return;
+    heads[best] = (heads[best] as number) + 1;
+    // A rule filed under several hit keys is seen once.
+    if (bestOrder === last) continue;
+    last = bestOrder;
+    if (needed(r, s) && r.test(ctx) && take(r, s, hasShadow)) return;
   }
 }
 
-function shadowResult(scope: TierScope): ShadowResult | null {
+function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult | null {
   const shadow = scope.shadow;
   if (shadow === null) return null;
-  if (shadowHit !== null) {
-    const deny = shadowHit.rule.action === 'deny';
-    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: shadowHit.rule.policy, rule: shadowHit.rule.id };
+  if (hit !== null) {
+    const deny = hit.rule.action === 'deny';
+    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: hit.rule.policy, rule: hit.rule.id };
   }
   return { verdict: shadow.otherwise.verdict, action: shadow.otherwise.action, policy: null, rule: null };
 }
 
-/** True when the last tier's allow came from a rule (not from its default): that allow names the decision. */
-let positive = false;
+/** Whether the last tier's allow came from a rule (not from its default): such an allow names the decision. */
+const lastTier = { positive: false };
 
 function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, scope: TierScope): Decision {
   return {
@@ -95,9 +147,9 @@ function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, 
 /** One tier's conclusion for the request; `pass` means the tier has no opinion. */
 function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | undefined): Decision | 'pass' {
   const tier = ct.tier;
-  const cs: CompiledScope = ct.ports.get(ctx.port) ?? ct.anyPort;
+  const cs: CompiledScope = ct.ports.size === 0 ? ct.anyPort : ct.ports.get(ctx.port) ?? ct.anyPort;
   const scope = cs.scope;
-  positive = false;
+  lastTier.positive = false;
   tracer?.scope(tier, scope);
   if (ctx.protocol === 'tcp' && scope.refuseConnections !== undefined) {
     // A scope that only speaks HTTP skips protocol detection: a non-HTTP stream fails to parse and is closed.
@@ -113,8 +165,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     list = cs.byRoute.get(hit.route) as CompiledList;
   }
   const routeLabel = hit ? hit.route.label : null;
-  scan(list, ctx, tracer);
-  const d = decided as CompiledRule | null;
+  const { decided: d, fallback, mark, shadowHit } = scan(list, ctx, tracer);
   // An external authorizer's deny ends the evaluation before any mark or shadow result.
   if (d !== null && d.rule.action === 'custom') return named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
   if (d !== null && d.rule.action === 'pass') return 'pass';
@@ -130,8 +181,8 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     out.policy = otherwise.policy;
     out.rule = routeLabel;
   }
-  if (mark !== null) out.audit = { policy: (mark as CompiledRule).rule.policy, rule: (mark as CompiledRule).rule.id };
-  out.shadow = shadowResult(scope);
+  if (mark !== null) out.audit = { policy: mark.rule.policy, rule: mark.rule.id };
+  out.shadow = shadowResult(scope, shadowHit);
   return out;
 }
 
@@ -147,16 +198,20 @@ function named(out: Decision, rule: TierRule, routeLabel: string | null): Decisi
 }
 
 function admitted(tier: PolicyTier, cs: CompiledScope, r: CompiledRule, audited: boolean, hit: RouteHit | undefined, routeLabel: string | null, ctx: RequestContext, tracer: Tracer | undefined): Decision {
-  positive = true;
-  const effects: DecisionEffects = hit ? routeEffects(hit, ctx) : emptyEffects();
-  if (hit && cs.rateLimit) {
-    effects.rateLimit = rateLimitEffect(cs.rateLimit, ctx);
-    tracer?.note(`rate limit ${cs.rateLimit.limit.ref.name}: total ${effects.rateLimit.totalRps ?? '-'}, ${effects.rateLimit.overrideRps !== undefined ? `override ${effects.rateLimit.overrideRps}` : `identity ${effects.rateLimit.identityRps ?? '-'}`} rps`);
+  lastTier.positive = true;
+  // Only a routed request has effects (route filters, rate limit): the common case allocates nothing more.
+  let effects: DecisionEffects | null = null;
+  if (hit) {
+    effects = routeEffects(hit, ctx);
+    if (cs.rateLimit) {
+      effects.rateLimit = rateLimitEffect(cs.rateLimit, ctx);
+      tracer?.note(`rate limit ${cs.rateLimit.limit.ref.name}: total ${effects.rateLimit.totalRps ?? '-'}, ${effects.rateLimit.overrideRps !== undefined ? `override ${effects.rateLimit.overrideRps}` : `identity ${effects.rateLimit.identityRps ?? '-'}`} rps`);
+    }
   }
-  const out = named(result(tier, 'allow', audited ? r.rule.reason : effects.redirect ? 'redirect' : r.rule.reason, cs.scope), r.rule, routeLabel);
+  const out = named(result(tier, 'allow', !audited && effects?.redirect ? 'redirect' : r.rule.reason, cs.scope), r.rule, routeLabel);
   // An audit admit is a would-deny: marked against the scope and route that did not authorize it.
   if (audited) out.audit = { policy: cs.scope.ref ?? r.rule.policy, rule: routeLabel };
-  out.effects = hasEffects(effects) ? effects : null;
+  out.effects = effects !== null && hasEffects(effects) ? effects : null;
   return out;
 }
 
@@ -199,9 +254,9 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
       return r;
     }
     allows++;
-    if (chosen === null || (positive && !chosenPositive)) {
+    if (chosen === null || (lastTier.positive && !chosenPositive)) {
       chosen = r;
-      chosenPositive = positive;
+      chosenPositive = lastTier.positive;
     }
     audit ??= r.audit;
     shadow ??= r.shadow;

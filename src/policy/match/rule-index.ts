@@ -240,10 +240,12 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
 }
 
 // Scratch space for candidate lists; evaluation is synchronous and never re-entered from a matcher.
-const lists: CompiledRule[][] = [];
+/** Candidate lists of the last `collect` call (each ascending by order); shared scratch. */
+export const lists: CompiledRule[][] = [];
 const heads: number[] = [];
 
-function collect(set: RuleSet, ctx: RequestContext): number {
+/** Fills `lists[0..n)` with the candidate lists the request hits and returns n. */
+export function collect(set: RuleSet, ctx: RequestContext): number {
   let n = 0;
   if (set.residual.length > 0) lists[n++] = set.residual;
   if (set.pathExact.size > 0) {
