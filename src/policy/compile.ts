@@ -88,14 +88,14 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
   });
   if (hasErrors(diagnostics)) return { snapshot: undefined, diagnostics };
   const { program, jwtProviders, summaries } = lowered;
-  deepFreeze(program);
   const compiled = timed('prepare', () => compileProgram(program, matcherEnv(jwtProviders)));
   const snapshot: PolicySnapshot = {
     revision, options, program, compiled, jwtProviders, documents: summaries, diagnostics: diagnostics.slice(),
   };
-  // The IR is frozen whole; the compiled program holds closures and indexes, frozen only at its top.
+  // The IR is frozen whole, after compiling (closures built from unfrozen data stay on V8's fast paths);
+  // the compiled program holds closures and indexes, frozen only at its top.
   timed('freeze', () => {
-    for (const key of ['options', 'jwtProviders', 'documents', 'diagnostics'] as const) deepFreeze(snapshot[key]);
+    for (const key of ['program', 'options', 'jwtProviders', 'documents', 'diagnostics'] as const) deepFreeze(snapshot[key]);
     Object.freeze(compiled);
     Object.freeze(snapshot);
   });
