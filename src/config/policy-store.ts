@@ -11,6 +11,7 @@ import type { PolicySource } from '../policy/documents-types.js';
 import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
 import { isPolicyFileName, listPolicyFiles, readPolicySources } from './policy-files.js';
 import { Code } from '../codes.js';
+import { logDiagnostics } from '../observe/op-log.js';
 
 /** The subset of a pino logger the store needs. */
 export interface StoreLogger {
@@ -178,6 +179,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
   opts.metrics?.recordPolicyReload('success');
   opts.metrics?.setPolicyRevision(snapshot.revision);
   opts.logger?.info({ revision: snapshot.revision, documents: snapshot.documents.length, durationMs: Math.round(first.durationMs), warnings: first.diagnostics.length }, 'policy loaded');
+  logDiagnostics(opts.logger, first.diagnostics, 'policy_warning');
 
   const listeners = new Set<SwapListener>();
   let closed = false;
@@ -192,6 +194,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
       lastReload = { result: 'failure', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
       opts.metrics?.recordPolicyReload('failure');
       opts.logger?.error({ revision: snapshot.revision, diagnostics: attempt.diagnostics.filter((d) => d.severity === 'error').slice(0, 50) }, 'policy reload failed; keeping the last good snapshot');
+      logDiagnostics(opts.logger, attempt.diagnostics, 'policy_reload_diagnostic');
       return lastReload;
     }
     if (attempt.snapshot.revision === snapshot.revision) {
@@ -205,7 +208,8 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     lastReload = { result: 'success', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
     opts.metrics?.recordPolicyReload('success');
     opts.metrics?.setPolicyRevision(snapshot.revision);
-    opts.logger?.info({ revision: snapshot.revision, previous: previous.revision, documents: snapshot.documents.length, durationMs: Math.round(attempt.durationMs) }, 'policy reloaded');
+    opts.logger?.info({ revision: snapshot.revision, previous: previous.revision, documents: snapshot.documents.length, durationMs: Math.round(attempt.durationMs), warnings: attempt.diagnostics.length }, 'policy reloaded');
+    logDiagnostics(opts.logger, attempt.diagnostics, 'policy_warning');
     for (const l of listeners) {
       try { l(snapshot, previous); } catch (err) { opts.logger?.error({ err }, 'policy swap listener failed'); }
     }

@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { PeerVerifier, type TrustBundle } from './peer.js';
 import { parseSpiffeId } from './spiffe.js';
+import { stderrOpLogger } from '../observe/op-log.js';
 import { decodeSubjectAltNames, OID, parseCertificate } from './x509-parse.js';
 
 export interface IdentityLogger {
@@ -201,11 +202,7 @@ export function clientTlsOptions(
   };
 }
 
-const stderrLogger: IdentityLogger = {
-  info: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'info', msg, ...obj }) + '\n'),
-  warn: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'warn', msg, ...obj }) + '\n'),
-  error: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'error', msg, ...obj }) + '\n'),
-};
+const stderrLogger: IdentityLogger = stderrOpLogger;
 
 export class CredentialStore {
   private creds: Credentials;
