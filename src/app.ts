@@ -8,7 +8,10 @@ import { CredentialStore } from './identity/credentials.js';
 import { verifyPeerCertificate } from './identity/peer.js';
 import { CrlStore } from './identity/crl-store.js';
 import { createJwtAuthenticator } from './jwt/authenticator.js';
-import { createJwksFetcher } from './jwt/fetch-jwks.js';
+import { createJwksFetcher, type JwksFetcher } from './jwt/fetch-jwks.js';
+import { readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import type { JwtAuthenticator } from './jwt/types.js';
 import { createDecisionLog, fanOut, type DecisionLog } from './observe/decision-log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
@@ -20,6 +23,8 @@ import { startInbound, type InboundServer } from './proxy/inbound.js';
 import { startOutboundListener, type OutboundListener } from './proxy/outbound.js';
 import { startTcpListener } from './proxy/tcp.js';
 import type { ProxyDeps } from './proxy/types.js';
+import { stderrOpLogger } from './observe/op-log.js';
+import { formatDiagnostic } from './policy/diagnostics.js';
 
 export interface AppLogger {
   info(obj: object, msg: string): void;
@@ -41,16 +46,51 @@ export interface App {
   beginDrain(): void;
 }
 
-/** Raised by start() for unusable input (bad policies, unreadable certificates): exit code 1/2, not a crash. */
+/** Raised by start() for unusable configuration (bad policies, unreadable certificates, busy ports): exit 2, not a crash. */
 export class StartupError extends Error {
-  constructor(message: string, readonly exitCode: 1 | 2) { super(message); }
+  readonly exitCode = 2;
+  constructor(message: string) { super(message); }
 }
 
-export const stderrLogger: AppLogger = {
-  info: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'info', msg, ...obj }) + '\n'),
-  warn: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'warn', msg, ...obj }) + '\n'),
-  error: (obj, msg) => process.stderr.write(JSON.stringify({ level: 'error', msg, ...obj }) + '\n'),
-};
+/**
+ * One line naming the config key, its file and the cause, for credentials that cannot be loaded:
+ * `cert /etc/portcullis/svid.pem (from portcullis.yaml): no such file or directory`.
+ */
+function credentialsError(config: Config, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const files: [string, string][] = [['cert', config.tls.certFile], ['key', config.tls.keyFile], ['trustBundle', config.tls.trustBundleFile]];
+  const byPath = e && typeof e.path === 'string' ? files.find(([, f]) => f === e.path) : undefined;
+  const from = config.configFile ? ` (from ${config.configFile})` : '';
+  if (byPath) {
+    const cause = e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    return `cannot load certificates: ${byPath[0]} ${byPath[1]}${from}: ${cause}`;
+  }
+  return `cannot load certificates (cert ${config.tls.certFile}, key ${config.tls.keyFile}, trustBundle ${config.tls.trustBundleFile}${from}): ${err instanceof Error ? err.message : String(err)}`;
+}
+
+export const stderrLogger: AppLogger = stderrOpLogger;
+
+/** A JWKS fetcher trusting the system roots plus `jwksCa`; an unusable file is a startup error naming the key. */
+async function jwksFetcherWithCa(config: Config, previous: JwksFetcher): Promise<JwksFetcher> {
+  const file = config.jwksCaFile as string;
+  const from = config.configFile ? ` (from ${config.configFile})` : '';
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new StartupError(`cannot load jwksCa ${file}${from}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`);
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (blocks.length === 0) throw new Error('no PEM certificate in it');
+    for (const b of blocks) new X509Certificate(b);
+  } catch (err) {
+    throw new StartupError(`cannot load jwksCa ${file}${from}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  await previous.close();
+  return createJwksFetcher({ allowHttps: true, ca: [...rootCertificates, ...blocks].join('\n') });
+}
 
 export function packageVersion(): string {
   try {
@@ -114,7 +154,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger, opti
   let draining = false;
   const listeners: InboundServer[] = [];
   const outbound: OutboundListener[] = [];
-  const jwksFetcher = createJwksFetcher({ allowHttps: true });
+  let jwksFetcher = createJwksFetcher({ allowHttps: true });
   const authenticators = new WeakMap<PolicySnapshot, JwtAuthenticator>();
   const liveAuthenticators = new Set<JwtAuthenticator>();
   const rateLimiter = new LocalRateLimiter();
@@ -147,21 +187,24 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger, opti
     try {
       credentials = await CredentialStore.load({ certFile: config.tls.certFile, keyFile: config.tls.keyFile, trustBundleFile: config.tls.trustBundleFile, logger });
     } catch (err) {
-      throw new StartupError(`cannot load certificates: ${err instanceof Error ? err.message : String(err)}`, 2);
+      throw new StartupError(credentialsError(config, err));
+    }
+    if (config.jwksCaFile) {
+      try { jwksFetcher = await jwksFetcherWithCa(config, jwksFetcher); } catch (err) { credentials.close(); throw err; }
     }
     const creds = credentials;
     try {
       crlStore = await CrlStore.load({ files: config.tls.crlFiles, logger });
     } catch (err) {
-      throw new StartupError(`cannot load CRLs: ${err instanceof Error ? err.message : String(err)}`, 2);
+      throw new StartupError(`cannot load CRLs: ${err instanceof Error ? err.message : String(err)}`);
     }
     const crls = crlStore;
     metrics.setCertificateNotAfter(() => creds.current().notAfter.getTime());
     const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, metrics });
     if ('diagnostics' in created) {
-      const lines = created.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.origin?.file ?? '<policies>'}:${d.origin?.line ?? 0}: ${d.code} ${d.message}`);
+      const lines = created.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
       creds.close();
-      throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`, 1);
+      throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`);
     }
     const store = created.store;
     policyStore = store;
@@ -233,7 +276,7 @@ export function createApp(config: Config, logger: AppLogger = stderrLogger, opti
       }
     } catch (err) {
       await stop();
-      throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`, 2);
+      throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`);
     }
     for (const l of listeners) {
       const a = l.address();

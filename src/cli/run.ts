@@ -1,12 +1,14 @@
-// Owns the `portcullis run` command: argv -> Config (or diagnostics, exit 2), start the app, and on
+// Owns the `portcullis run` command: argv -> Config (or diagnostics, exit 2; any unusable configuration exits 2), start the app, and on
 // SIGTERM/SIGINT fail /ready, keep accepting for limits.drainDelay, then drain in-flight requests within
 // limits.drainTimeout and exit 0; SIGHUP reloads policies; --workload-from facts are watched.
 
 import { readFile } from 'node:fs/promises';
-import { createApp, StartupError } from '../app.js';
+import { createApp } from '../app.js';
 import { loadConfig, wantsHelp } from '../config/load.js';
 import { renderRunHelp } from '../config/schema.js';
 import { watchWorkloadFacts } from '../config/workload-watch.js';
+import { opLine } from '../observe/op-log.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
 
 export async function main(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -15,10 +17,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const loaded = await loadConfig(argv, { readFile: (p) => readFile(p, 'utf8'), cwd: process.cwd() });
   if ('diagnostics' in loaded) {
-    for (const d of loaded.diagnostics) {
-      const where = d.origin ? `${d.origin.file}:${d.origin.line}:${d.origin.column}` : '<config>';
-      process.stderr.write(`${where} ${d.severity} ${d.code} ${d.message}\n`);
-    }
+    for (const d of loaded.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
     return 2;
   }
   if (loaded.config.concurrency > 1) {
@@ -30,9 +29,9 @@ export async function main(argv: string[]): Promise<number> {
     await app.start();
   } catch (err) {
     process.stderr.write(`portcullis run: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof StartupError ? err.exitCode : 2;
+    return 2;
   }
-  const log = (level: string) => (obj: object, msg: string): void => { process.stderr.write(JSON.stringify({ level, msg, ...obj }) + '\n'); };
+  const log = (level: 'info' | 'error') => (obj: object, msg: string): void => { process.stderr.write(opLine(level, msg, obj)); };
   const workloadWatch = loaded.config.workloadFrom && app.policyStore
     ? watchWorkloadFacts({ dir: loaded.config.workloadFrom, store: app.policyStore, options: loaded.config.compile, logger: { info: log('info'), error: log('error') } })
     : undefined;
@@ -43,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       stopping = true;
       workloadWatch?.close();
       const delayMs = loaded.config.limits.drainDelayMs ?? 0;
-      process.stderr.write(JSON.stringify({ level: 'info', msg: 'draining', signal, drain_delay_ms: delayMs, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }) + '\n');
+      process.stderr.write(opLine('info', 'draining', { signal, drain_delay_ms: delayMs, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }));
       // Endpoints learn of the termination late: /ready fails now, new connections are still served
       // until the delay is over, and only then do the listeners stop accepting.
       app.beginDrain();

@@ -39,7 +39,7 @@ export async function startPrimary(config: Config, logger: AppLogger): Promise<P
   const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger });
   if ('diagnostics' in created) {
     const lines = created.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.origin?.file ?? '<policies>'}:${d.origin?.line ?? 0}: ${d.code} ${d.message}`);
-    throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`, 1);
+    throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`);
   }
   const store: PolicyStore = created.store;
   const decisionLog: DecisionLog = createDecisionLog({
@@ -108,7 +108,7 @@ export async function startPrimary(config: Config, logger: AppLogger): Promise<P
     const code = await exited;
     await store.close();
     await decisionLog.close(2000);
-    throw new StartupError(`a worker failed to start (exit ${code}); see its message above`, code === 1 ? 1 : 2);
+    throw new StartupError(`a worker failed to start (exit ${code}); see its message above`);
   }
   starting = false;
 
@@ -144,7 +144,7 @@ export async function startPrimary(config: Config, logger: AppLogger): Promise<P
     stopping = true;
     for (const w of live()) sendTo(w, { type: 'portcullis:drain' });
     await exited;
-    throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`, 2);
+    throw new StartupError(`cannot listen: ${err instanceof Error ? err.message : String(err)}`);
   }
   logger.info({ event: 'workers_ready', workers: config.concurrency, admin: `${admin.address.host}:${admin.address.port}` }, 'all workers serving');
 

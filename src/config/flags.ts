@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { KeySpec } from './schema.js';
 import { argvOrigin, at, flagScalar, splitList, type Located, type LocatedEntry, type Problems, type Where } from './located.js';
 import { Code } from '../codes.js';
+import { closest } from '../policy/suggest.js';
 
 /** `k=v,k2=v2` -> map entries (split at the first `=`); reports entries without `=`. */
 function flagPairs(text: string, where: Where, problems: Problems): LocatedEntry[] {
@@ -67,6 +68,13 @@ export interface FlagValues {
   help: boolean;
 }
 
+/** ` (did you mean '--trust-domain'?)` for a flag within two edits of a known one (or of its key). */
+export function flagHint(name: string, specs: readonly Pick<KeySpec, 'key' | 'flag'>[]): string {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_.]/g, '');
+  const best = closest(name, specs, (k) => [k.flag, k.key, k.key.split('.').pop() as string], norm);
+  return best ? ` (did you mean '--${best.flag}'?)` : '';
+}
+
 export function readFlags(argv: readonly string[], specs: readonly KeySpec[], cwd: string, strictUnknown: boolean, problems: Problems): FlagValues {
   const options: ParseArgsOptions = { ...flagOptions(specs) };
   if (strictUnknown) { options['config'] = { type: 'string', multiple: true }; options['help'] = { type: 'boolean', multiple: true }; }
@@ -89,7 +97,7 @@ export function readFlags(argv: readonly string[], specs: readonly KeySpec[], cw
     const where: Where = { origin: { file: argvOrigin, line: 1, column: token.index + 1 }, fieldPath: '', baseDir: cwd };
     const declared = options[token.name];
     if (!declared) {
-      if (strictUnknown) problems.error(where, Code.CONFIG_UNKNOWN_FLAG, `unknown flag '${token.rawName}' (see portcullis run --help)`);
+      if (strictUnknown) problems.error(where, Code.CONFIG_UNKNOWN_FLAG, `unknown flag '${token.rawName}'${flagHint(token.name, specs)} (see portcullis run --help)`);
       continue;
     }
     consumed.add(token.index);

@@ -57,6 +57,8 @@ export async function loadConfig(argv: readonly string[], deps: LoadConfigDeps):
   const problems = new Problems();
   const flags = readFlags(argv, configSchema, deps.cwd, true, problems);
   const file = flags.configFile ? await readConfigFile(flags.configFile, deps, problems) : { path: undefined, values: new Map<string, Located>() };
+  // An unreadable --config explains every missing key that would follow: report it alone.
+  if (problems.list.some((d) => d.code === Code.CONFIG_FILE_UNREADABLE)) return { diagnostics: problems.list.filter((d) => d.code === Code.CONFIG_FILE_UNREADABLE) };
   const missingWhere: Where = { origin: { file: file.path ?? argvOrigin, line: 1, column: 1 }, fieldPath: '', baseDir: deps.cwd };
   const workloadFrom = flags.values.get('workloadFrom') ?? file.values.get('workloadFrom');
   const flagValues = workloadFrom ? await withDownwardApi(workloadFrom, flags.values, file.values, deps, problems) : flags.values;
@@ -127,6 +129,7 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
     statusListen: get<HostPort | undefined>('statusListen'),
     workloadFrom: get<string | undefined>('workloadFrom'),
     policies: get('policies'),
+    jwksCaFile: get<string | undefined>('jwksCa'),
     tls: {
       certFile: get('cert'),
       keyFile: get('key'),

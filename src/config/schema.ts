@@ -96,6 +96,8 @@ export const configSchema: readonly KeySpec[] = [
     help: 'certificate revocation lists (PEM, several blocks allowed, or DER), checked for the peer leaf and its intermediates at every handshake; watched like the bundle, a file that stops parsing keeps its last good lists' },
   { key: 'trustDomains', flag: 'trust-domains', kind: 'stringList', default: undefined, type: 'list of string',
     help: 'peer trust domains accepted at the handshake; default trustDomain plus trustDomainAliases' },
+  { key: 'jwksCa', flag: 'jwks-ca', kind: 'path', default: undefined, type: 'path',
+    help: 'extra CA certificates (PEM) trusted for https:// jwksUri servers, added to the system roots: an in-cluster issuer with a private CA' },
   // --- workload facts (shared with check/explain)
   { key: 'workloadFrom', flag: 'workload-from', kind: 'path', default: undefined, type: 'path',
     help: 'Downward API directory (files namespace, labels, annotations) giving the workload facts instead of namespace/labels/annotations; watched, so a relabelled pod is decided with its current labels' },

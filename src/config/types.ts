@@ -77,6 +77,8 @@ export interface Config {
   /** Downward API directory of the workload facts (watched by run); absent = facts from keys. */
   workloadFrom?: string | undefined;
   policies: string[];
+  /** PEM CAs trusted for https JWKS fetches in addition to the system roots; absent = system roots only. */
+  jwksCaFile?: string | undefined;
   tls: {
     certFile: string;
     keyFile: string;
