@@ -25,6 +25,12 @@ export const Code = {
   CONFIG_CONFLICT: 'PRT_CONFIG_CONFLICT', // two listeners share a name or an address
   CONFIG_FILE_UNREADABLE: 'PRT_CONFIG_FILE_UNREADABLE',
 
+  // --- the request JSON and JWKS files of `portcullis check` / `explain` (check/request-json.ts)
+  CHECK_REQUEST: 'PRT_CHECK_REQUEST', // not JSON, or not a JSON object
+  CHECK_UNKNOWN_FIELD: 'PRT_CHECK_UNKNOWN_FIELD',
+  CHECK_FIELD_TYPE: 'PRT_CHECK_FIELD_TYPE',
+  CHECK_JWKS_FILE: 'PRT_CHECK_JWKS_FILE', // a --jwks URI=FILE that is unreadable or not a JWKS
+
   // --- policy files, documents and compile (config/policy-store, policy/documents, policy/compile)
   YAML_SYNTAX: 'PRT_YAML_SYNTAX',
   DOC_NOT_OBJECT: 'PRT_DOC_NOT_OBJECT',

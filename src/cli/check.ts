@@ -11,6 +11,10 @@ import type { PolicySource } from '../policy/documents-types.js';
 import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { CheckInputError, createCheckAuthenticator, decideRequest, type CheckRequest } from '../check/decide.js';
 import { parseWorkloadFlags, workloadFlagsHelp } from './workload-flags.js';
+import { parseRequestJson, RequestJsonError } from '../check/request-json.js';
+import { Code } from '../codes.js';
+import { flagHint } from '../config/flags.js';
+import { configSchema } from '../config/schema.js';
 
 export const checkFlagSpec = {
   policies: { type: 'string', multiple: true },
@@ -20,6 +24,11 @@ export const checkFlagSpec = {
   now: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The JWT flags check and explain share. */
+export const jwtFlagsHelp = `  --jwks URI=FILE          verify tokens of a jwksUri issuer against a local JWKS file (repeatable)
+  --now TIME               clock for JWT exp/nbf checks (ISO-8601 or ms since epoch; default: now)
+`;
 
 const help = `usage: portcullis check --policies PATH [--policies PATH...] (--request FILE|- | --requests FILE.ndjson) [flags]
 
@@ -33,9 +42,7 @@ peer (SPIFFE ID, or null for a plaintext caller), sourceIp, remoteIp, port, sni,
   --request FILE|-         one request as JSON (- reads standard input)
   --requests FILE.ndjson   many requests, one per line, against one compiled set; one decision per line
                            (an optional "time" field in ms drives Linkerd rate limits)
-  --jwks URI=FILE          verify tokens of a jwksUri issuer against a local JWKS file (repeatable)
-  --now TIME               clock for JWT exp/nbf checks (ISO-8601 or ms since epoch; default: now)
-
+${jwtFlagsHelp}
 ${workloadFlagsHelp}
 Exit 0 for any verdict; 2 for unusable input (diagnostics on stderr).
 `;
@@ -49,6 +56,17 @@ export interface PreparedCheck {
   values: ReturnType<typeof parseCheckArgs>['values'];
 }
 
+/** Why a --jwks file cannot serve as a key set, or undefined: checked up front, never a 401 at decision time. */
+async function jwksFileProblem(file: string): Promise<string | undefined> {
+  let text: string;
+  try { text = await readFile(file, 'utf8'); } catch (e) { return `cannot read the JWKS file: ${(e as Error).message}`; }
+  let doc: unknown;
+  try { doc = JSON.parse(text); } catch (e) { return `the JWKS file is not JSON: ${(e as Error).message}`; }
+  const keys = doc && typeof doc === 'object' ? (doc as { keys?: unknown }).keys : undefined;
+  if (!Array.isArray(keys) || keys.length === 0) return 'the JWKS file has no "keys" array with at least one key';
+  return undefined;
+}
+
 function parseCheckArgs(argv: string[]) {
   return parseArgs({ args: argv, options: checkFlagSpec, allowPositionals: false, strict: true });
 }
@@ -60,7 +78,9 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
   try {
     parsed = parseCheckArgs(workload.rest);
   } catch (e) {
-    process.stderr.write(`portcullis ${command}: ${(e as Error).message}\n\n${usage}`);
+    const unknown = /Unknown option '(--?[^']+)'/.exec((e as Error).message)?.[1];
+    const hint = unknown ? flagHint(unknown.replace(/^-+/, ''), [...configSchema.filter((k) => k.workload), ...Object.keys(checkFlagSpec).map((f) => ({ key: f, flag: f }))]) : '';
+    process.stderr.write(`portcullis ${command}: ${(e as Error).message}${hint}\n\n${usage}`);
     return 2;
   }
   const values = parsed.values;
@@ -81,6 +101,8 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
     const eq = item.lastIndexOf('=');
     if (eq <= 0) { process.stderr.write(`portcullis ${command}: --jwks "${item}" is not URI=FILE\n`); return 2; }
     jwksFiles[item.slice(0, eq)] = item.slice(eq + 1);
+    const problem = await jwksFileProblem(item.slice(eq + 1));
+    if (problem) { process.stderr.write(`${item.slice(eq + 1)}:1:1 error ${Code.CHECK_JWKS_FILE} ${problem} (--jwks ${item.slice(0, eq)})\n`); return 2; }
   }
   let sources;
   try {
@@ -97,7 +119,7 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
 
 export async function readRequestJson(source: string): Promise<unknown> {
   const text = source === '-' ? await readStdin() : await readFile(source, 'utf8');
-  return JSON.parse(text) as unknown;
+  return parseRequestJson(text, source === '-' ? '<stdin>' : source);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -122,12 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!.trim();
       if (line === '') continue;
-      let request: unknown;
-      try {
-        request = JSON.parse(line);
-      } catch (e) {
-        throw new CheckInputError(`${values.requests}:${i + 1}: ${(e as Error).message}`);
-      }
+      const request = parseRequestJson(line, values.requests === '-' ? '<stdin>' : values.requests!, i);
       try {
         const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter });
         process.stdout.write(JSON.stringify(out) + '\n');
@@ -138,6 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
+    if (e instanceof RequestJsonError) { process.stderr.write(`${e.message}\n`); return 2; }
     if (e instanceof CheckInputError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
       process.stderr.write(`portcullis check: ${(e as Error).message}\n`);
       return 2;

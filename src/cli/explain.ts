@@ -3,7 +3,8 @@
 
 import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckOutput, type CheckRequest } from '../check/decide.js';
 import { explain, type ExplainReport, type MatchTrace } from '../policy/explain.js';
-import { prepareCheck, readRequestJson } from './check.js';
+import { jwtFlagsHelp, prepareCheck, readRequestJson } from './check.js';
+import { RequestJsonError } from '../check/request-json.js';
 import { compareWithIstioExact, type CompatibilityOutcome } from '../check/compatibility-diff.js';
 import { workloadFlagsHelp } from './workload-flags.js';
 
@@ -12,6 +13,9 @@ const help = `usage: portcullis explain --policies PATH [--policies PATH...] --r
 Takes the same input as \`portcullis check\` and prints, for a person, which policies selected the
 workload and why each rule and field matched or not.
 
+  --policies PATH          policy file or directory (repeatable)
+  --request FILE|-         one request as JSON (- reads standard input)
+${jwtFlagsHelp}
 ${workloadFlagsHelp}`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(out.join('\n') + '\n');
     return 0;
   } catch (e) {
+    if (e instanceof RequestJsonError) { process.stderr.write(`${e.message}\n`); return 2; }
     if (e instanceof CheckInputError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === 'ENOENT') {
       process.stderr.write(`portcullis explain: ${(e as Error).message}\n`);
       return 2;
