@@ -2,7 +2,7 @@
 // problem with file:line:col, the field path, and a did-you-mean for a misspelt field; never a guess.
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics.js';
-import { editDistance } from '../config/config-file.js';
+import { closest } from '../policy/suggest.js';
 import type { CheckRequest } from './decide.js';
 import { Code } from '../codes.js';
 
@@ -20,12 +20,8 @@ export class RequestJsonError extends Error {
 }
 
 function hint(name: string): string {
-  let best: { field: string; distance: number } | undefined;
-  for (const f of Object.keys(fields)) {
-    const distance = editDistance(name.toLowerCase(), f.toLowerCase());
-    if (distance <= 2 && (!best || distance < best.distance)) best = { field: f, distance };
-  }
-  return best ? ` (did you mean '${best.field}'?)` : '';
+  const best = closest(name, Object.keys(fields), (f) => [f]);
+  return best ? ` (did you mean '${best}'?)` : '';
 }
 
 /**
