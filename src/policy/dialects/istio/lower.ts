@@ -11,6 +11,7 @@ import { parseGoDuration } from './strings.js';
 import { istioTiers } from './tiers.js';
 import type { IstioAction, IstioChain, IstioProgram, IstioRule } from './types.js';
 import { isDryRun } from './validate.js';
+import { Code } from '../../../codes.js';
 
 const DEFAULT_JWKS_TIMEOUT_MS = 5000;
 
@@ -34,7 +35,7 @@ function scopeOf(doc: PolicyDocument, options: CompileOptions): Scope {
     return {
       applies: false,
       why: {
-        code: 'PRT_ISTIO_TARGETREF_IGNORED', severity: 'info', origin: doc.locate(fieldPath), fieldPath,
+        code: Code.ISTIO_TARGETREF_IGNORED, severity: 'info', origin: doc.locate(fieldPath), fieldPath,
         message: `${doc.kind} ${ns}/${doc.metadata.name} uses ${fieldPath.slice(5)}, which only gateways and waypoints honor; a sidecar ignores it`,
       },
     };
@@ -168,7 +169,7 @@ export function lowerIstioDocuments(docs: PolicyDocument[], options: CompileOpti
       const name = spec.provider.name;
       if (!options.customProviders.includes(name) && !customProviders.has(name)) {
         diagnostics.push({
-          code: 'PRT_ISTIO_CUSTOM_PROVIDER_UNKNOWN', severity: 'warning', origin: doc.locate('spec.provider.name'), fieldPath: 'spec.provider.name',
+          code: Code.ISTIO_CUSTOM_PROVIDER_UNKNOWN, severity: 'warning', origin: doc.locate('spec.provider.name'), fieldPath: 'spec.provider.name',
           message: `CUSTOM provider "${name}" is not configured in Portcullis: requests matching this policy are denied (fail closed)`,
         });
       }

@@ -3,6 +3,7 @@
 
 import type { JsonValue } from '../../documents-types.js';
 import { closest } from '../../suggest.js';
+import { Code } from '../../../codes.js';
 
 export type Shape =
   | { t: 'string' }
@@ -80,7 +81,7 @@ export const requestAuthenticationShape: Shape = obj({
 });
 
 export interface ShapeProblem {
-  code: 'PRT_ISTIO_UNKNOWN_FIELD' | 'PRT_ISTIO_WRONG_TYPE' | 'PRT_ISTIO_NULL_FIELD';
+  code: typeof Code.ISTIO_UNKNOWN_FIELD | typeof Code.ISTIO_WRONG_TYPE | typeof Code.ISTIO_NULL_FIELD;
   fieldPath: string;
   message: string;
 }
@@ -96,38 +97,38 @@ export function checkShape(value: JsonValue, shape: Shape, path: string, out: Sh
   const at = (suffix: string) => (path === '' ? suffix : suffix.startsWith('[') ? path + suffix : `${path}.${suffix}`);
   if (shape.t === 'any') return;
   if (value === null) {
-    out.push({ code: 'PRT_ISTIO_NULL_FIELD', fieldPath: path, message: `${path} is null and is ignored (Kubernetes drops null fields); remove it or give it a value` });
+    out.push({ code: Code.ISTIO_NULL_FIELD, fieldPath: path, message: `${path} is null and is ignored (Kubernetes drops null fields); remove it or give it a value` });
     return;
   }
   switch (shape.t) {
     case 'string':
-      if (typeof value !== 'string') out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: path, message: `${path} must be a string, found ${typeName(value)} (quote numbers: "8080")` });
+      if (typeof value !== 'string') out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: path, message: `${path} must be a string, found ${typeName(value)} (quote numbers: "8080")` });
       return;
     case 'bool':
-      if (typeof value !== 'boolean') out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: path, message: `${path} must be a boolean, found ${typeName(value)}` });
+      if (typeof value !== 'boolean') out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: path, message: `${path} must be a boolean, found ${typeName(value)}` });
       return;
     case 'stringMap':
       if (typeof value !== 'object' || Array.isArray(value)) {
-        out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: path, message: `${path} must be a map of strings, found ${typeName(value)}` });
+        out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: path, message: `${path} must be a map of strings, found ${typeName(value)}` });
         return;
       }
       for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== 'string') out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: `${path}[${k}]`, message: `${path}[${k}] must be a string, found ${typeName(v)}` });
+        if (typeof v !== 'string') out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: `${path}[${k}]`, message: `${path}[${k}] must be a string, found ${typeName(v)}` });
       }
       return;
     case 'list':
       if (!Array.isArray(value)) {
-        out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: path, message: `${path} must be a list, found ${typeName(value)}` });
+        out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: path, message: `${path} must be a list, found ${typeName(value)}` });
         return;
       }
       value.forEach((item, i) => {
-        if (item === null) out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: `${path}[${i}]`, message: `${path}[${i}] is null; list entries must have a value` });
+        if (item === null) out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: `${path}[${i}]`, message: `${path}[${i}] is null; list entries must have a value` });
         else checkShape(item, shape.of, at(`[${i}]`), out);
       });
       return;
     case 'object':
       if (typeof value !== 'object' || Array.isArray(value)) {
-        out.push({ code: 'PRT_ISTIO_WRONG_TYPE', fieldPath: path, message: `${path} must be an object, found ${typeName(value)}` });
+        out.push({ code: Code.ISTIO_WRONG_TYPE, fieldPath: path, message: `${path} must be an object, found ${typeName(value)}` });
         return;
       }
       for (const [k, v] of Object.entries(value)) {
@@ -136,7 +137,7 @@ export function checkShape(value: JsonValue, shape: Shape, path: string, out: Sh
           const known = Object.keys(shape.fields).filter((f) => shape.fields[f]?.t !== 'any');
           const hint = suggest(k, known);
           out.push({
-            code: 'PRT_ISTIO_UNKNOWN_FIELD', fieldPath: at(k),
+            code: Code.ISTIO_UNKNOWN_FIELD, fieldPath: at(k),
             message: `unknown field "${k}"${path ? ` in ${path}` : ''}${hint ? `; did you mean "${hint}"?` : ''} (known: ${known.join(', ')})`,
           });
           continue;

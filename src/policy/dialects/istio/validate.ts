@@ -8,6 +8,7 @@ import { authorizationPolicyShape, checkShape, requestAuthenticationShape, type 
 import {
   hasMidStar, isHeaderToken, isStrictHeaderName, isValidIpOrCidr, parseGoBool, parseGoDuration, parsePort, pathTemplateError,
 } from './strings.js';
+import { Code } from '../../../codes.js';
 
 export const ISTIO_GROUP = 'security.istio.io/';
 export const SUPPORTED_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
@@ -34,27 +35,27 @@ export function isDryRun(doc: PolicyDocument): boolean {
 export function validateIstioDocument(doc: PolicyDocument): Diagnostic[] {
   const r = new Reporter(doc);
   if (!SUPPORTED_VERSIONS.includes(doc.apiVersion)) {
-    r.error('PRT_ISTIO_UNSUPPORTED_VERSION', 'apiVersion', `${doc.apiVersion} is not served; use security.istio.io/v1 (or v1beta1)`);
+    r.error(Code.ISTIO_UNSUPPORTED_VERSION, 'apiVersion', `${doc.apiVersion} is not served; use security.istio.io/v1 (or v1beta1)`);
     return r.out;
   }
   if (doc.kind === 'PeerAuthentication') {
-    r.warn('PRT_ISTIO_NOT_ENFORCED', 'kind', 'PeerAuthentication is not enforced by Portcullis (mTLS is always required by its listener configuration); document ignored');
+    r.warn(Code.ISTIO_NOT_ENFORCED, 'kind', 'PeerAuthentication is not enforced by Portcullis (mTLS is always required by its listener configuration); document ignored');
     return r.out;
   }
   if (doc.kind !== 'AuthorizationPolicy' && doc.kind !== 'RequestAuthentication') {
-    r.error('PRT_ISTIO_UNKNOWN_KIND', 'kind', `unknown kind ${doc.kind} in ${doc.apiVersion}; expected AuthorizationPolicy or RequestAuthentication`);
+    r.error(Code.ISTIO_UNKNOWN_KIND, 'kind', `unknown kind ${doc.kind} in ${doc.apiVersion}; expected AuthorizationPolicy or RequestAuthentication`);
     return r.out;
   }
   const problems: ShapeProblem[] = [];
   checkShape(doc.body, doc.kind === 'AuthorizationPolicy' ? authorizationPolicyShape : requestAuthenticationShape, '', problems);
-  for (const p of problems) r.add(p.code, p.code === 'PRT_ISTIO_NULL_FIELD' ? 'warning' : 'error', p.fieldPath, p.message);
+  for (const p of problems) r.add(p.code, p.code === Code.ISTIO_NULL_FIELD ? 'warning' : 'error', p.fieldPath, p.message);
 
   if (doc.metadata.namespace === undefined) {
-    r.warn('PRT_ISTIO_NO_NAMESPACE', 'metadata', 'metadata.namespace is not set; treated as namespace "default" (as kubectl apply without -n would)');
+    r.warn(Code.ISTIO_NO_NAMESPACE, 'metadata', 'metadata.namespace is not set; treated as namespace "default" (as kubectl apply without -n would)');
   }
   const dryRun = doc.metadata.annotations[DRY_RUN_ANNOTATION];
   if (dryRun !== undefined && parseGoBool(dryRun) === undefined) {
-    r.warn('PRT_ISTIO_BAD_DRY_RUN', `metadata.annotations[${DRY_RUN_ANNOTATION}]`, `annotation ${DRY_RUN_ANNOTATION}: "${dryRun}" is not a boolean; the policy is ENFORCED (treated as false, as Istio does)`);
+    r.warn(Code.ISTIO_BAD_DRY_RUN, `metadata.annotations[${DRY_RUN_ANNOTATION}]`, `annotation ${DRY_RUN_ANNOTATION}: "${dryRun}" is not a boolean; the policy is ENFORCED (treated as false, as Istio does)`);
   }
   const spec = isObj(doc.body.spec) ? doc.body.spec : {};
   checkTargeting(spec, r);
@@ -66,10 +67,10 @@ export function validateIstioDocument(doc: PolicyDocument): Diagnostic[] {
 function checkTargeting(spec: { [k: string]: JsonValue }, r: Reporter): void {
   const hasTarget = spec.targetRef !== undefined || spec.targetRefs !== undefined;
   if (spec.selector !== undefined && spec.selector !== null && hasTarget) {
-    r.error('PRT_ISTIO_SELECTOR_WITH_TARGETREF', 'spec.selector', 'selector and targetRef/targetRefs are mutually exclusive');
+    r.error(Code.ISTIO_SELECTOR_WITH_TARGETREF, 'spec.selector', 'selector and targetRef/targetRefs are mutually exclusive');
   }
   if (spec.targetRef !== undefined && spec.targetRefs !== undefined) {
-    r.error('PRT_ISTIO_SELECTOR_WITH_TARGETREF', 'spec.targetRefs', 'targetRef and targetRefs are mutually exclusive');
+    r.error(Code.ISTIO_SELECTOR_WITH_TARGETREF, 'spec.targetRefs', 'targetRef and targetRefs are mutually exclusive');
   }
 }
 
@@ -78,21 +79,21 @@ function checkTargeting(spec: { [k: string]: JsonValue }, r: Reporter): void {
 function validateAuthorizationPolicy(spec: { [k: string]: JsonValue }, doc: PolicyDocument, r: Reporter): void {
   const action = typeof spec.action === 'string' ? spec.action : 'ALLOW';
   if (!ACTIONS.includes(action)) {
-    r.error('PRT_ISTIO_BAD_ACTION', 'spec.action', `action "${action}" is not one of ${ACTIONS.join(', ')}`);
+    r.error(Code.ISTIO_BAD_ACTION, 'spec.action', `action "${action}" is not one of ${ACTIONS.join(', ')}`);
   }
   const rules = Array.isArray(spec.rules) ? spec.rules : [];
   if (rules.length === 0 && (action === 'DENY' || action === 'CUSTOM')) {
-    r.error('PRT_ISTIO_NO_RULES', 'spec', `${action} policy without rules is meaningless (it never matches); add an empty rule "rules: [{}]" to match every request`);
+    r.error(Code.ISTIO_NO_RULES, 'spec', `${action} policy without rules is meaningless (it never matches); add an empty rule "rules: [{}]" to match every request`);
   }
   if (rules.length === 0 && action === 'AUDIT') {
-    r.warn('PRT_ISTIO_NO_RULES', 'spec', 'AUDIT policy without rules never matches');
+    r.warn(Code.ISTIO_NO_RULES, 'spec', 'AUDIT policy without rules never matches');
   }
   const provider = isObj(spec.provider) ? spec.provider : undefined;
   if (action === 'CUSTOM' && (!provider || typeof provider.name !== 'string' || provider.name === '')) {
-    r.error('PRT_ISTIO_CUSTOM_NO_PROVIDER', 'spec.provider', 'CUSTOM action requires provider.name');
+    r.error(Code.ISTIO_CUSTOM_NO_PROVIDER, 'spec.provider', 'CUSTOM action requires provider.name');
   }
   if (action !== 'CUSTOM' && spec.provider !== undefined && spec.provider !== null) {
-    r.error('PRT_ISTIO_PROVIDER_NOT_CUSTOM', 'spec.provider', `provider may only be used with action CUSTOM (action is ${action})`);
+    r.error(Code.ISTIO_PROVIDER_NOT_CUSTOM, 'spec.provider', `provider may only be used with action CUSTOM (action is ${action})`);
   }
   const policyNamespace = doc.metadata.namespace ?? 'default';
   rules.forEach((rule, i) => validateRule(rule, `spec.rules[${i}]`, action, policyNamespace, r));
@@ -101,31 +102,31 @@ function validateAuthorizationPolicy(spec: { [k: string]: JsonValue }, doc: Poli
 function validateRule(rule: JsonValue, path: string, action: string, policyNamespace: string, r: Reporter): void {
   if (!isObj(rule)) return;
   if (Array.isArray(rule.from)) {
-    if (rule.from.length === 0) r.error('PRT_ISTIO_EMPTY_LIST', `${path}.from`, '`from` must not be an empty list (omit it to match any source)');
+    if (rule.from.length === 0) r.error(Code.ISTIO_EMPTY_LIST, `${path}.from`, '`from` must not be an empty list (omit it to match any source)');
     rule.from.forEach((f, j) => {
       const at = `${path}.from[${j}]`;
       if (!isObj(f)) return;
       if (!isObj(f.source)) {
-        if (f.source === undefined) r.error('PRT_ISTIO_MISSING_FIELD', at, '`from` entry must have a `source`');
+        if (f.source === undefined) r.error(Code.ISTIO_MISSING_FIELD, at, '`from` entry must have a `source`');
         return;
       }
       validateSource(f.source, `${at}.source`, action, policyNamespace, r);
     });
   }
   if (Array.isArray(rule.to)) {
-    if (rule.to.length === 0) r.error('PRT_ISTIO_EMPTY_LIST', `${path}.to`, '`to` must not be an empty list (omit it to match any operation)');
+    if (rule.to.length === 0) r.error(Code.ISTIO_EMPTY_LIST, `${path}.to`, '`to` must not be an empty list (omit it to match any operation)');
     rule.to.forEach((t, j) => {
       const at = `${path}.to[${j}]`;
       if (!isObj(t)) return;
       if (!isObj(t.operation)) {
-        if (t.operation === undefined) r.error('PRT_ISTIO_MISSING_FIELD', at, '`to` entry must have an `operation`');
+        if (t.operation === undefined) r.error(Code.ISTIO_MISSING_FIELD, at, '`to` entry must have an `operation`');
         return;
       }
       validateOperation(t.operation, `${at}.operation`, r);
     });
   }
   if (Array.isArray(rule.when)) {
-    if (rule.when.length === 0) r.warn('PRT_ISTIO_EMPTY_LIST', `${path}.when`, '`when: []` has no conditions');
+    if (rule.when.length === 0) r.warn(Code.ISTIO_EMPTY_LIST, `${path}.when`, '`when: []` has no conditions');
     rule.when.forEach((c, k) => validateCondition(c, `${path}.when[${k}]`, action, policyNamespace, r));
   }
 
@@ -135,7 +136,7 @@ function validateRule(rule: JsonValue, path: string, action: string, policyNames
     const http = lowerRule(rule, env, { tcp: false, action: 'DENY' });
     const tcp = lowerRule(rule, env, { tcp: true, action: 'DENY' });
     if (tcp?.type === 'any' && http?.type !== 'any') {
-      r.warn('PRT_ISTIO_HTTP_ONLY_ON_TCP', path, `${action} rule uses only HTTP attributes on some branch: it will ${action === 'AUDIT' ? 'audit' : 'deny'} ALL traffic to TCP ports of the workload`);
+      r.warn(Code.ISTIO_HTTP_ONLY_ON_TCP, path, `${action} rule uses only HTTP attributes on some branch: it will ${action === 'AUDIT' ? 'audit' : 'deny'} ALL traffic to TCP ports of the workload`);
     }
   }
   if (action === 'ALLOW' && Array.isArray(rule.from)) {
@@ -143,7 +144,7 @@ function validateRule(rule: JsonValue, path: string, action: string, policyNames
       if (!isObj(f) || !isObj(f.source)) return;
       for (const field of ['notPrincipals', 'notNamespaces', 'notServiceAccounts', 'notRequestPrincipals']) {
         if (strings(f.source[field]).length > 0) {
-          r.warn('PRT_ISTIO_ALLOW_NEGATIVE_SOURCE', `${path}.from[${j}].source.${field}`,
+          r.warn(Code.ISTIO_ALLOW_NEGATIVE_SOURCE, `${path}.from[${j}].source.${field}`,
             `ALLOW with ${field} also admits callers without ${field === 'notRequestPrincipals' ? 'a token' : 'an mTLS identity (plaintext)'}; pair it with a positive field such as ${field === 'notRequestPrincipals' ? 'requestPrincipals: ["*"]' : 'principals: ["*"]'}`);
         }
       }
@@ -154,28 +155,28 @@ function validateRule(rule: JsonValue, path: string, action: string, policyNames
 function checkStrings(values: JsonValue | undefined, path: string, r: Reporter): string[] {
   if (!Array.isArray(values)) return [];
   values.forEach((v, i) => {
-    if (v === '') r.error('PRT_ISTIO_EMPTY_STRING', `${path}[${i}]`, `${path}[${i}] is an empty string`);
+    if (v === '') r.error(Code.ISTIO_EMPTY_STRING, `${path}[${i}]`, `${path}[${i}] is an empty string`);
   });
   return strings(values);
 }
 
 function checkIps(values: JsonValue | undefined, path: string, r: Reporter): void {
   checkStrings(values, path, r).forEach((v, i) => {
-    if (v !== '' && !isValidIpOrCidr(v)) r.error('PRT_ISTIO_BAD_IP', `${path}[${i}]`, `"${v}" is not an IP address or CIDR range`);
+    if (v !== '' && !isValidIpOrCidr(v)) r.error(Code.ISTIO_BAD_IP, `${path}[${i}]`, `"${v}" is not an IP address or CIDR range`);
   });
 }
 
 function warnMidStar(values: string[], path: string, r: Reporter): void {
   values.forEach((v, i) => {
-    if (hasMidStar(v)) r.warn('PRT_ISTIO_LITERAL_STAR', `${path}[${i}]`, `"${v}": a '*' in the middle is matched literally (only a leading or trailing '*' is a wildcard)`);
+    if (hasMidStar(v)) r.warn(Code.ISTIO_LITERAL_STAR, `${path}[${i}]`, `"${v}": a '*' in the middle is matched literally (only a leading or trailing '*' is a wildcard)`);
   });
 }
 
 function checkServiceAccount(v: string, path: string, r: Reporter): void {
   if (v === '') return;
   const parts = v.split('/');
-  if (v.includes('*')) r.error('PRT_ISTIO_BAD_SERVICE_ACCOUNT', path, `"${v}": service accounts do not support '*'`);
-  else if (parts.length > 2 || parts.some((p) => p === '')) r.error('PRT_ISTIO_BAD_SERVICE_ACCOUNT', path, `"${v}" must be "<namespace>/<serviceaccount>" or "<serviceaccount>"`);
+  if (v.includes('*')) r.error(Code.ISTIO_BAD_SERVICE_ACCOUNT, path, `"${v}": service accounts do not support '*'`);
+  else if (parts.length > 2 || parts.some((p) => p === '')) r.error(Code.ISTIO_BAD_SERVICE_ACCOUNT, path, `"${v}" must be "<namespace>/<serviceaccount>" or "<serviceaccount>"`);
 }
 
 const SOURCE_LISTS = [
@@ -186,31 +187,31 @@ const SOURCE_LISTS = [
 
 function validateSource(src: { [k: string]: JsonValue }, path: string, _action: string, _ns: string, r: Reporter): void {
   if (SOURCE_LISTS.every((f) => strings(src[f]).length === 0)) {
-    r.error('PRT_ISTIO_EMPTY_SOURCE', path, '`source` must set at least one field (omit `from` to match any source)');
+    r.error(Code.ISTIO_EMPTY_SOURCE, path, '`source` must set at least one field (omit `from` to match any source)');
   }
   for (const f of SOURCE_LISTS) checkStrings(src[f], `${path}.${f}`, r);
   for (const f of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']) checkIps(src[f], `${path}.${f}`, r);
   for (const f of ['principals', 'notPrincipals']) {
     const values = strings(src[f]);
     values.forEach((v, i) => {
-      if (v.startsWith('spiffe://')) r.warn('PRT_ISTIO_SPIFFE_PREFIX', `${path}.${f}[${i}]`, `"${v}": principals are written without "spiffe://"; this entry can never match`);
+      if (v.startsWith('spiffe://')) r.warn(Code.ISTIO_SPIFFE_PREFIX, `${path}.${f}[${i}]`, `"${v}": principals are written without "spiffe://"; this entry can never match`);
     });
     warnMidStar(values, `${path}.${f}`, r);
   }
   for (const f of ['requestPrincipals', 'notRequestPrincipals']) warnMidStar(strings(src[f]), `${path}.${f}`, r);
   for (const f of ['serviceAccounts', 'notServiceAccounts']) {
     const values = strings(src[f]);
-    if (values.length > MAX_SERVICE_ACCOUNTS) r.error('PRT_ISTIO_TOO_MANY_SERVICE_ACCOUNTS', `${path}.${f}`, `${f} has ${values.length} entries; at most ${MAX_SERVICE_ACCOUNTS} are allowed`);
+    if (values.length > MAX_SERVICE_ACCOUNTS) r.error(Code.ISTIO_TOO_MANY_SERVICE_ACCOUNTS, `${path}.${f}`, `${f} has ${values.length} entries; at most ${MAX_SERVICE_ACCOUNTS} are allowed`);
     values.forEach((v, i) => checkServiceAccount(v, `${path}.${f}[${i}]`, r));
   }
   const hasSa = strings(src.serviceAccounts).length + strings(src.notServiceAccounts).length > 0;
   const hasIdentity = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'].some((f) => strings(src[f]).length > 0);
   if (hasSa && hasIdentity) {
-    r.error('PRT_ISTIO_SERVICE_ACCOUNTS_CONFLICT', path, 'serviceAccounts/notServiceAccounts cannot be combined with principals or namespaces in the same source');
+    r.error(Code.ISTIO_SERVICE_ACCOUNTS_CONFLICT, path, 'serviceAccounts/notServiceAccounts cannot be combined with principals or namespaces in the same source');
   }
   for (const f of ['trustDomains', 'notTrustDomains']) {
     strings(src[f]).forEach((v, i) => {
-      if (hasMidStar(v)) r.error('PRT_ISTIO_BAD_TRUST_DOMAIN', `${path}.${f}[${i}]`, `"${v}": '*' is only allowed at the start or end of a trust domain`);
+      if (hasMidStar(v)) r.error(Code.ISTIO_BAD_TRUST_DOMAIN, `${path}.${f}[${i}]`, `"${v}": '*' is only allowed at the start or end of a trust domain`);
     });
   }
 }
@@ -219,25 +220,25 @@ const OPERATION_LISTS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'n
 
 function validateOperation(op: { [k: string]: JsonValue }, path: string, r: Reporter): void {
   if (OPERATION_LISTS.every((f) => strings(op[f]).length === 0)) {
-    r.error('PRT_ISTIO_EMPTY_OPERATION', path, '`operation` must set at least one field (omit `to` to match any operation)');
+    r.error(Code.ISTIO_EMPTY_OPERATION, path, '`operation` must set at least one field (omit `to` to match any operation)');
   }
   for (const f of OPERATION_LISTS) checkStrings(op[f], `${path}.${f}`, r);
   for (const f of ['ports', 'notPorts']) {
     strings(op[f]).forEach((v, i) => {
-      if (v !== '' && parsePort(v) === undefined) r.error('PRT_ISTIO_BAD_PORT', `${path}.${f}[${i}]`, `"${v}" is not a port (decimal 0-65535)`);
+      if (v !== '' && parsePort(v) === undefined) r.error(Code.ISTIO_BAD_PORT, `${path}.${f}[${i}]`, `"${v}" is not a port (decimal 0-65535)`);
     });
   }
   for (const f of ['paths', 'notPaths']) {
     strings(op[f]).forEach((v, i) => {
       const err = v === '' ? undefined : pathTemplateError(v);
-      if (err) r.error('PRT_ISTIO_BAD_PATH_TEMPLATE', `${path}.${f}[${i}]`, err);
+      if (err) r.error(Code.ISTIO_BAD_PATH_TEMPLATE, `${path}.${f}[${i}]`, err);
     });
     warnMidStar(strings(op[f]).filter((v) => !v.includes('{')), `${path}.${f}`, r);
   }
   for (const f of ['methods', 'notMethods']) {
     const values = strings(op[f]);
     values.forEach((v, i) => {
-      if (v !== '*' && v !== v.toUpperCase()) r.warn('PRT_ISTIO_METHOD_CASE', `${path}.${f}[${i}]`, `"${v}": methods are case-sensitive and HTTP methods are upper-case; this entry never matches a valid request`);
+      if (v !== '*' && v !== v.toUpperCase()) r.warn(Code.ISTIO_METHOD_CASE, `${path}.${f}[${i}]`, `"${v}": methods are case-sensitive and HTTP methods are upper-case; this entry never matches a valid request`);
     });
     warnMidStar(values, `${path}.${f}`, r);
   }
@@ -248,21 +249,21 @@ function validateCondition(c: JsonValue, path: string, _action: string, _ns: str
   if (!isObj(c)) return;
   const key = typeof c.key === 'string' ? c.key : '';
   if (key === '') {
-    if (c.key === undefined || c.key === '') r.error('PRT_ISTIO_MISSING_FIELD', `${path}.key`, '`when` condition must have a key');
+    if (c.key === undefined || c.key === '') r.error(Code.ISTIO_MISSING_FIELD, `${path}.key`, '`when` condition must have a key');
     return;
   }
   const values = checkStrings(c.values, `${path}.values`, r);
   const notValues = checkStrings(c.notValues, `${path}.notValues`, r);
   if (values.length === 0 && notValues.length === 0) {
-    r.error('PRT_ISTIO_CONDITION_NO_VALUES', path, `condition "${key}" must set values or notValues`);
+    r.error(Code.ISTIO_CONDITION_NO_VALUES, path, `condition "${key}" must set values or notValues`);
   }
   if (removedConditionKeys.some((k) => key === k || (k.endsWith('[') && key.startsWith(k)))) {
-    r.error('PRT_ISTIO_REMOVED_CONDITION_KEY', `${path}.key`, `condition key "${key}" is no longer supported by Istio`);
+    r.error(Code.ISTIO_REMOVED_CONDITION_KEY, `${path}.key`, `condition key "${key}" is no longer supported by Istio`);
     return;
   }
   const kind = classifyConditionKey(key);
   if (!kind) {
-    r.error('PRT_ISTIO_UNKNOWN_CONDITION_KEY', `${path}.key`, `unknown condition key "${key}" (see https://istio.io/latest/docs/reference/config/security/conditions/)`);
+    r.error(Code.ISTIO_UNKNOWN_CONDITION_KEY, `${path}.key`, `unknown condition key "${key}" (see https://istio.io/latest/docs/reference/config/security/conditions/)`);
     return;
   }
   const all: [string, string[]][] = [['values', values], ['notValues', notValues]];
@@ -271,25 +272,25 @@ function validateCondition(c: JsonValue, path: string, _action: string, _ns: str
       const at = `${path}.${field}[${i}]`;
       if (v === '') return;
       if (kind.kind === 'simple' && ['source.ip', 'remote.ip', 'destination.ip'].includes(kind.key) && !isValidIpOrCidr(v)) {
-        r.error('PRT_ISTIO_BAD_IP', at, `"${v}" is not an IP address or CIDR range`);
+        r.error(Code.ISTIO_BAD_IP, at, `"${v}" is not an IP address or CIDR range`);
       }
       if (kind.kind === 'simple' && kind.key === 'destination.port' && parsePort(v) === undefined) {
-        r.error('PRT_ISTIO_BAD_PORT', at, `"${v}" is not a port (decimal 0-65535)`);
+        r.error(Code.ISTIO_BAD_PORT, at, `"${v}" is not a port (decimal 0-65535)`);
       }
       if (kind.kind === 'simple' && kind.key === 'source.serviceAccount') checkServiceAccount(v, at, r);
       if (kind.kind === 'simple' && kind.key === 'source.trustDomain' && hasMidStar(v)) {
-        r.error('PRT_ISTIO_BAD_TRUST_DOMAIN', at, `"${v}": '*' is only allowed at the start or end of a trust domain`);
+        r.error(Code.ISTIO_BAD_TRUST_DOMAIN, at, `"${v}": '*' is only allowed at the start or end of a trust domain`);
       }
       if (kind.kind === 'simple' && kind.key === 'source.principal' && v.startsWith('spiffe://')) {
-        r.warn('PRT_ISTIO_SPIFFE_PREFIX', at, `"${v}": principals are written without "spiffe://"; this value can never match`);
+        r.warn(Code.ISTIO_SPIFFE_PREFIX, at, `"${v}": principals are written without "spiffe://"; this value can never match`);
       }
     });
   }
   if (kind.kind === 'claim' && kind.path.some((p) => /^["'].*["']$/.test(p))) {
-    r.warn('PRT_ISTIO_QUOTED_CLAIM', `${path}.key`, `"${key}": claim names are not quoted; this looks for a claim whose name includes the quotes`);
+    r.warn(Code.ISTIO_QUOTED_CLAIM, `${path}.key`, `"${key}": claim names are not quoted; this looks for a claim whose name includes the quotes`);
   }
   if (kind.kind === 'experimental') {
-    r.warn('PRT_ISTIO_UNSUPPORTED_KEY', `${path}.key`, `"${key}" reads Envoy filter metadata, which Portcullis does not have: its values never match (notValues always match)`);
+    r.warn(Code.ISTIO_UNSUPPORTED_KEY, `${path}.key`, `"${key}" reads Envoy filter metadata, which Portcullis does not have: its values never match (notValues always match)`);
   }
 }
 
@@ -303,29 +304,29 @@ function validateRequestAuthentication(spec: { [k: string]: JsonValue }, r: Repo
     const issuer = typeof rule.issuer === 'string' ? rule.issuer : '';
     const jwksUri = typeof rule.jwksUri === 'string' ? rule.jwksUri : '';
     const jwks = typeof rule.jwks === 'string' ? rule.jwks : '';
-    if (issuer === '' && jwksUri === '') r.error('PRT_ISTIO_JWT_NO_ISSUER', `${path}.issuer`, 'issuer is required (unless jwksUri is given)');
-    if (jwks !== '' && jwksUri !== '') r.error('PRT_ISTIO_JWT_JWKS_CONFLICT', `${path}.jwks`, 'jwks and jwksUri are mutually exclusive');
+    if (issuer === '' && jwksUri === '') r.error(Code.ISTIO_JWT_NO_ISSUER, `${path}.issuer`, 'issuer is required (unless jwksUri is given)');
+    if (jwks !== '' && jwksUri !== '') r.error(Code.ISTIO_JWT_JWKS_CONFLICT, `${path}.jwks`, 'jwks and jwksUri are mutually exclusive');
     if (jwks !== '') {
       const err = jwksError(jwks);
-      if (err) r.error('PRT_ISTIO_JWT_BAD_JWKS', `${path}.jwks`, err);
+      if (err) r.error(Code.ISTIO_JWT_BAD_JWKS, `${path}.jwks`, err);
     }
     if (jwksUri !== '' && !/^(https:\/\/[^/?#]+|file:\/\/)/.test(jwksUri)) {
-      r.error('PRT_ISTIO_JWT_BAD_JWKS_URI', `${path}.jwksUri`, `jwksUri "${jwksUri}" must be an https:// URL (or file:/// for a local key set)`);
+      r.error(Code.ISTIO_JWT_BAD_JWKS_URI, `${path}.jwksUri`, `jwksUri "${jwksUri}" must be an https:// URL (or file:/// for a local key set)`);
     }
     if (jwks === '' && jwksUri === '' && issuer !== '') {
-      r.warn('PRT_ISTIO_JWT_NO_JWKS', path, `no jwks or jwksUri for issuer "${issuer}": Portcullis does not do OIDC discovery, so every token of this issuer is rejected (401)`);
+      r.warn(Code.ISTIO_JWT_NO_JWKS, path, `no jwks or jwksUri for issuer "${issuer}": Portcullis does not do OIDC discovery, so every token of this issuer is rejected (401)`);
     }
     for (const f of ['audiences', 'fromParams', 'fromCookies', 'spaceDelimitedClaims']) checkStrings(rule[f], `${path}.${f}`, r);
     if (Array.isArray(rule.fromHeaders)) {
       rule.fromHeaders.forEach((h, j) => {
         if (!isObj(h)) return;
         const name = typeof h.name === 'string' ? h.name : '';
-        if (name === '') r.error('PRT_ISTIO_JWT_HEADER_NAME_REQUIRED', `${path}.fromHeaders[${j}]`, 'fromHeaders entry must have a name');
-        else if (!isHeaderToken(name)) r.error('PRT_ISTIO_BAD_HEADER_NAME', `${path}.fromHeaders[${j}].name`, `"${name}" is not a valid header name`);
+        if (name === '') r.error(Code.ISTIO_JWT_HEADER_NAME_REQUIRED, `${path}.fromHeaders[${j}]`, 'fromHeaders entry must have a name');
+        else if (!isHeaderToken(name)) r.error(Code.ISTIO_BAD_HEADER_NAME, `${path}.fromHeaders[${j}].name`, `"${name}" is not a valid header name`);
       });
     }
     if (typeof rule.outputPayloadToHeader === 'string' && rule.outputPayloadToHeader !== '' && !isStrictHeaderName(rule.outputPayloadToHeader)) {
-      r.error('PRT_ISTIO_BAD_HEADER_NAME', `${path}.outputPayloadToHeader`, `"${rule.outputPayloadToHeader}" is not a valid header name`);
+      r.error(Code.ISTIO_BAD_HEADER_NAME, `${path}.outputPayloadToHeader`, `"${rule.outputPayloadToHeader}" is not a valid header name`);
     }
     if (Array.isArray(rule.outputClaimToHeaders)) {
       const seen = new Set<string>();
@@ -334,15 +335,15 @@ function validateRequestAuthentication(spec: { [k: string]: JsonValue }, r: Repo
         const at = `${path}.outputClaimToHeaders[${j}]`;
         const header = typeof h.header === 'string' ? h.header : '';
         const claim = typeof h.claim === 'string' ? h.claim : '';
-        if (header === '' || claim === '') r.error('PRT_ISTIO_JWT_CLAIM_TO_HEADER_INCOMPLETE', at, 'outputClaimToHeaders entry needs both header and claim');
-        if (header !== '' && !isStrictHeaderName(header)) r.error('PRT_ISTIO_BAD_HEADER_NAME', `${at}.header`, `"${header}" is not a valid header name`);
-        if (header !== '' && seen.has(header.toLowerCase())) r.error('PRT_ISTIO_JWT_DUPLICATE_HEADER', `${at}.header`, `header "${header}" is set twice`);
+        if (header === '' || claim === '') r.error(Code.ISTIO_JWT_CLAIM_TO_HEADER_INCOMPLETE, at, 'outputClaimToHeaders entry needs both header and claim');
+        if (header !== '' && !isStrictHeaderName(header)) r.error(Code.ISTIO_BAD_HEADER_NAME, `${at}.header`, `"${header}" is not a valid header name`);
+        if (header !== '' && seen.has(header.toLowerCase())) r.error(Code.ISTIO_JWT_DUPLICATE_HEADER, `${at}.header`, `header "${header}" is set twice`);
         seen.add(header.toLowerCase());
       });
     }
     if (typeof rule.timeout === 'string') {
       const ms = parseGoDuration(rule.timeout);
-      if (ms === undefined || ms < 0) r.error('PRT_ISTIO_JWT_BAD_TIMEOUT', `${path}.timeout`, `timeout "${rule.timeout}" is not a non-negative duration like "5s" or "1m30s"`);
+      if (ms === undefined || ms < 0) r.error(Code.ISTIO_JWT_BAD_TIMEOUT, `${path}.timeout`, `timeout "${rule.timeout}" is not a non-negative duration like "5s" or "1m30s"`);
     }
   });
 }

@@ -13,6 +13,7 @@ import { linkerdTier } from './tiers.js';
 import type { LinkerdAuthorization, LinkerdProgram, LinkerdRateLimit, LinkerdRoute, LinkerdServer } from './types.js';
 import { DEFAULT_POLICY_NAMES, isObject } from './schema.js';
 import { authenticationKind, authorizationTarget, groupOf } from './validate.js';
+import { Code } from '../../../codes.js';
 
 type Obj = { [key: string]: JsonValue };
 type ServerProtocol = LinkerdServer['protocol'];
@@ -197,13 +198,13 @@ function selectServers(l: Lowering): void {
     if (typeof port === 'number') ports = [port];
     else if (typeof port === 'string') {
       const resolved = l.options.linkerd.portNames[port];
-      if (resolved === undefined) l.warn(doc, 'PRT_LINKERD_PORT_NAME_UNRESOLVED', `port name "${port}" is not a named port of this workload; the Server selects no port`, 'spec.port', 'info');
+      if (resolved === undefined) l.warn(doc, Code.LINKERD_PORT_NAME_UNRESOLVED, `port name "${port}" is not a named port of this workload; the Server selects no port`, 'spec.port', 'info');
       else ports = [resolved];
     }
     for (const p of ports) {
       const owner = l.ownerOfPort.get(p);
       if (owner) {
-        l.warn(doc, 'PRT_LINKERD_SERVER_CONFLICT', `Server ${owner.metadata.name} (older) already selects port ${p}; this Server is ignored for it`, 'spec.port');
+        l.warn(doc, Code.LINKERD_SERVER_CONFLICT, `Server ${owner.metadata.name} (older) already selects port ${p}; this Server is ignored for it`, 'spec.port');
         continue;
       }
       l.ownerOfPort.set(p, doc);
@@ -228,25 +229,25 @@ function attachRoutes(l: Lowering): void {
     if (serverParents.length === 0) continue;
     const invalid = serverParents.find(({ p }) => (p.namespace !== undefined && p.namespace !== namespaceOf(doc)) || p.port !== undefined || p.sectionName !== undefined);
     if (invalid) {
-      l.warn(doc, 'PRT_LINKERD_ROUTE_INVALID_PARENT', 'a Server parentRef must be in the route\'s namespace and must not set port or sectionName; the route is ignored', `spec.parentRefs[${invalid.i}]`);
+      l.warn(doc, Code.LINKERD_ROUTE_INVALID_PARENT, 'a Server parentRef must be in the route\'s namespace and must not set port or sectionName; the route is ignored', `spec.parentRefs[${invalid.i}]`);
       continue;
     }
     const unsupported = routeUnsupportedFeature(spec, rd.grpc);
     if (unsupported) {
-      l.warn(doc, 'PRT_LINKERD_ROUTE_UNSUPPORTED', `${unsupported.what}; Linkerd rejects the route, so it is ignored`, unsupported.at);
+      l.warn(doc, Code.LINKERD_ROUTE_UNSUPPORTED, `${unsupported.what}; Linkerd rejects the route, so it is ignored`, unsupported.at);
       continue;
     }
     l.usableRoutes.add(rd);
     for (const { p, i } of serverParents) {
       const server = serverNamed(l, namespaceOf(doc), String(p.name));
       if (!server) {
-        l.warn(doc, 'PRT_LINKERD_REF_MISSING', `parent Server ${namespaceOf(doc)}/${String(p.name)} does not exist (NoMatchingParent); the route is not used for it`, `spec.parentRefs[${i}]`);
+        l.warn(doc, Code.LINKERD_REF_MISSING, `parent Server ${namespaceOf(doc)}/${String(p.name)} does not exist (NoMatchingParent); the route is not used for it`, `spec.parentRefs[${i}]`);
         continue;
       }
       if (!l.ownedServers.has(server)) continue;
       const protocol = (specOf(server).proxyProtocol as ServerProtocol | undefined) ?? 'unknown';
       if (rd.grpc !== (protocol === 'gRPC')) {
-        l.warn(doc, 'PRT_LINKERD_ROUTE_PROTOCOL', rd.grpc
+        l.warn(doc, Code.LINKERD_ROUTE_PROTOCOL, rd.grpc
           ? `Server ${server.metadata.name} does not use proxyProtocol gRPC, so this GRPCRoute is not used`
           : `Server ${server.metadata.name} uses proxyProtocol gRPC, so only GRPCRoutes apply to it; this HTTPRoute is not used`, `spec.parentRefs[${i}]`);
         continue;
@@ -302,7 +303,7 @@ function collectAuthorizationPolicies(l: Lowering): void {
       const target = kind === 'MeshTLSAuthentication' ? meshTls.get(`${refNs}/${name}`) : networkAuths.get(`${refNs}/${name}`);
       if (!target) {
         broken = true;
-        l.warn(doc, 'PRT_LINKERD_REF_MISSING', `${kind ?? 'authentication'} ${refNs}/${name} does not exist; Linkerd ignores this AuthorizationPolicy`, `spec.requiredAuthenticationRefs[${i}]`);
+        l.warn(doc, Code.LINKERD_REF_MISSING, `${kind ?? 'authentication'} ${refNs}/${name} does not exist; Linkerd ignores this AuthorizationPolicy`, `spec.requiredAuthenticationRefs[${i}]`);
         return;
       }
       usedAuthn.push(target);
@@ -323,7 +324,7 @@ function targetAuthorization(l: Lowering, doc: PolicyDocument, authz: LinkerdAut
   const targetName = String(target.name);
   if (targetKind === 'Server') {
     const server = serverNamed(l, policyNs, targetName);
-    if (!server) l.warn(doc, 'PRT_LINKERD_REF_MISSING', `target Server ${policyNs}/${targetName} does not exist; the policy authorizes nothing`, 'spec.targetRef');
+    if (!server) l.warn(doc, Code.LINKERD_REF_MISSING, `target Server ${policyNs}/${targetName} does not exist; the policy authorizes nothing`, 'spec.targetRef');
     else if (l.ownedServers.has(server)) { pushTo(l.serverAuthz, server, authz); return true; }
     return false;
   }
@@ -337,7 +338,7 @@ function targetAuthorization(l: Lowering, doc: PolicyDocument, authz: LinkerdAut
   const wantGroup = targetKind === 'HTTPRoute:policy.linkerd.io' ? 'policy.linkerd.io' : 'gateway.networking.k8s.io';
   const route = l.routeDocs.find((r) => r.grpc === wantGrpc && r.group === wantGroup && namespaceOf(r.doc) === policyNs && r.doc.metadata.name === targetName);
   if (!route) {
-    l.warn(doc, 'PRT_LINKERD_REF_MISSING', `target ${wantGrpc ? 'GRPCRoute' : 'HTTPRoute'} ${policyNs}/${targetName} (${wantGroup}) does not exist; the policy authorizes nothing`, 'spec.targetRef');
+    l.warn(doc, Code.LINKERD_REF_MISSING, `target ${wantGrpc ? 'GRPCRoute' : 'HTTPRoute'} ${policyNs}/${targetName} (${wantGroup}) does not exist; the policy authorizes nothing`, 'spec.targetRef');
     return false;
   }
   if (!l.usableRoutes.has(route)) return false;
@@ -355,7 +356,7 @@ function collectServerAuthorizations(l: Lowering): void {
     let targets: PolicyDocument[];
     if (typeof server.name === 'string') {
       const s = serverNamed(l, docNs, server.name);
-      if (!s) { l.warn(doc, 'PRT_LINKERD_REF_MISSING', `Server ${docNs}/${server.name} does not exist; the ServerAuthorization authorizes nothing`, 'spec.server.name'); continue; }
+      if (!s) { l.warn(doc, Code.LINKERD_REF_MISSING, `Server ${docNs}/${server.name} does not exist; the ServerAuthorization authorizes nothing`, 'spec.server.name'); continue; }
       targets = [s];
     } else {
       targets = l.allServers.filter((s) => namespaceOf(s) === docNs && selectorMatches(server.selector, s.metadata.labels));
@@ -381,9 +382,9 @@ function collectRateLimits(l: Lowering): void {
     const spec = specOf(doc);
     const target = isObject(spec.targetRef) ? spec.targetRef : {};
     const server = serverNamed(l, namespaceOf(doc), String(target.name));
-    if (!server) { l.warn(doc, 'PRT_LINKERD_REF_MISSING', `target Server ${namespaceOf(doc)}/${String(target.name)} does not exist (NoMatchingTarget)`, 'spec.targetRef'); continue; }
+    if (!server) { l.warn(doc, Code.LINKERD_REF_MISSING, `target Server ${namespaceOf(doc)}/${String(target.name)} does not exist (NoMatchingTarget)`, 'spec.targetRef'); continue; }
     if (!l.ownedServers.has(server)) continue;
-    if (l.rateLimitOf.has(server)) { l.warn(doc, 'PRT_LINKERD_RATELIMIT_CONFLICT', `Server ${server.metadata.name} already has an older HTTPLocalRateLimitPolicy (RateLimitReasonAlreadyExists); this one is ignored`, 'spec.targetRef'); continue; }
+    if (l.rateLimitOf.has(server)) { l.warn(doc, Code.LINKERD_RATELIMIT_CONFLICT, `Server ${server.metadata.name} already has an older HTTPLocalRateLimitPolicy (RateLimitReasonAlreadyExists); this one is ignored`, 'spec.targetRef'); continue; }
     const rps = (v: JsonValue | undefined) => (isObject(v) && typeof v.requestsPerSecond === 'number' ? v.requestsPerSecond : undefined);
     l.rateLimitOf.set(server, {
       ref: { dialect: 'linkerd', kind: 'HTTPLocalRateLimitPolicy', namespace: namespaceOf(doc), name: doc.metadata.name },
@@ -411,18 +412,18 @@ function resolveDefaults(l: Lowering): Defaults {
     l.diagnostics.push({ code, severity: 'warning', message, origin: { file: '<workload>', line: 0, column: 0 }, fieldPath });
   let policy = l.options.linkerd.defaultPolicy || 'all-unauthenticated';
   if (!isDefaultPolicyName(policy)) {
-    workloadWarn('PRT_LINKERD_BAD_DEFAULT_POLICY', `default policy "${policy}" is not one of ${DEFAULT_POLICY_NAMES.join(', ')}; using deny`, 'defaultPolicy');
+    workloadWarn(Code.LINKERD_BAD_DEFAULT_POLICY, `default policy "${policy}" is not one of ${DEFAULT_POLICY_NAMES.join(', ')}; using deny`, 'defaultPolicy');
     policy = 'deny';
   }
   const annotated = annotations[DEFAULT_POLICY_ANNOTATION];
   if (annotated !== undefined) {
     if (isDefaultPolicyName(annotated)) policy = annotated;
-    else workloadWarn('PRT_LINKERD_BAD_DEFAULT_POLICY', `workload annotation ${DEFAULT_POLICY_ANNOTATION}="${annotated}" is not a default policy name; the cluster default ${policy} applies`, `annotations[${DEFAULT_POLICY_ANNOTATION}]`);
+    else workloadWarn(Code.LINKERD_BAD_DEFAULT_POLICY, `workload annotation ${DEFAULT_POLICY_ANNOTATION}="${annotated}" is not a default policy name; the cluster default ${policy} applies`, `annotations[${DEFAULT_POLICY_ANNOTATION}]`);
   }
   const opaque = parsePortList(annotations[OPAQUE_PORTS_ANNOTATION] ?? '');
   const requireId = parsePortList(annotations[REQUIRE_IDENTITY_ANNOTATION] ?? '');
-  for (const bad of opaque.bad) workloadWarn('PRT_LINKERD_BAD_PORT_LIST', `"${bad}" is not a port or range; ignored`, `annotations[${OPAQUE_PORTS_ANNOTATION}]`);
-  for (const bad of requireId.bad) workloadWarn('PRT_LINKERD_BAD_PORT_LIST', `"${bad}" is not a port or range; ignored`, `annotations[${REQUIRE_IDENTITY_ANNOTATION}]`);
+  for (const bad of opaque.bad) workloadWarn(Code.LINKERD_BAD_PORT_LIST, `"${bad}" is not a port or range; ignored`, `annotations[${OPAQUE_PORTS_ANNOTATION}]`);
+  for (const bad of requireId.bad) workloadWarn(Code.LINKERD_BAD_PORT_LIST, `"${bad}" is not a port or range; ignored`, `annotations[${REQUIRE_IDENTITY_ANNOTATION}]`);
   return { policy, opaque, requireId };
 }
 

@@ -3,6 +3,7 @@
 
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
+import { Code } from '../../../codes.js';
 
 export type Schema =
   | { t: 'str'; enumOf?: readonly string[]; min?: number }
@@ -237,40 +238,40 @@ export function checkSchema(doc: PolicyDocument, value: JsonValue | undefined, s
     case 'any':
       return;
     case 'str':
-      if (typeof value !== 'string') { report('PRT_LINKERD_WRONG_TYPE', `${path} must be a string`, path); return; }
-      if (schema.enumOf && !schema.enumOf.includes(value)) report('PRT_LINKERD_BAD_VALUE', `${path} must be one of ${schema.enumOf.join(', ')} (got "${value}")`, path);
-      if (schema.min !== undefined && value.length < schema.min) report('PRT_LINKERD_BAD_VALUE', `${path} must not be empty`, path);
+      if (typeof value !== 'string') { report(Code.LINKERD_WRONG_TYPE, `${path} must be a string`, path); return; }
+      if (schema.enumOf && !schema.enumOf.includes(value)) report(Code.LINKERD_BAD_VALUE, `${path} must be one of ${schema.enumOf.join(', ')} (got "${value}")`, path);
+      if (schema.min !== undefined && value.length < schema.min) report(Code.LINKERD_BAD_VALUE, `${path} must not be empty`, path);
       return;
     case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value)) { report('PRT_LINKERD_WRONG_TYPE', `${path} must be an integer`, path); return; }
+      if (typeof value !== 'number' || !Number.isInteger(value)) { report(Code.LINKERD_WRONG_TYPE, `${path} must be an integer`, path); return; }
       if ((schema.min !== undefined && value < schema.min) || (schema.max !== undefined && value > schema.max)) {
-        report('PRT_LINKERD_BAD_VALUE', `${path} must be between ${schema.min ?? '-inf'} and ${schema.max ?? 'inf'} (got ${value})`, path);
+        report(Code.LINKERD_BAD_VALUE, `${path} must be between ${schema.min ?? '-inf'} and ${schema.max ?? 'inf'} (got ${value})`, path);
       }
       return;
     case 'bool':
-      if (typeof value !== 'boolean') report('PRT_LINKERD_WRONG_TYPE', `${path} must be true or false`, path);
+      if (typeof value !== 'boolean') report(Code.LINKERD_WRONG_TYPE, `${path} must be true or false`, path);
       return;
     case 'intOrStr':
-      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value))) report('PRT_LINKERD_WRONG_TYPE', `${path} must be a port number or a port name`, path);
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value))) report(Code.LINKERD_WRONG_TYPE, `${path} must be a port number or a port name`, path);
       return;
     case 'strMap':
-      if (!isObject(value)) { report('PRT_LINKERD_WRONG_TYPE', `${path} must be a map of strings`, path); return; }
-      for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') report('PRT_LINKERD_WRONG_TYPE', `${path}[${k}] must be a string`, `${path}[${k}]`);
+      if (!isObject(value)) { report(Code.LINKERD_WRONG_TYPE, `${path} must be a map of strings`, path); return; }
+      for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') report(Code.LINKERD_WRONG_TYPE, `${path}[${k}] must be a string`, `${path}[${k}]`);
       return;
     case 'arr':
-      if (!Array.isArray(value)) { report('PRT_LINKERD_WRONG_TYPE', `${path} must be a list`, path); return; }
-      if (schema.min !== undefined && value.length < schema.min) report('PRT_LINKERD_TOO_FEW', `${path} needs at least ${schema.min} item(s)`, path);
-      if (schema.max !== undefined && value.length > schema.max) report('PRT_LINKERD_TOO_MANY', `${path} allows at most ${schema.max} item(s)`, path);
+      if (!Array.isArray(value)) { report(Code.LINKERD_WRONG_TYPE, `${path} must be a list`, path); return; }
+      if (schema.min !== undefined && value.length < schema.min) report(Code.LINKERD_TOO_FEW, `${path} needs at least ${schema.min} item(s)`, path);
+      if (schema.max !== undefined && value.length > schema.max) report(Code.LINKERD_TOO_MANY, `${path} allows at most ${schema.max} item(s)`, path);
       value.forEach((item, i) => checkSchema(doc, item, schema.of, `${path}[${i}]`, out));
       return;
     case 'obj': {
-      if (!isObject(value)) { report('PRT_LINKERD_WRONG_TYPE', `${path} must be a mapping`, path); return; }
+      if (!isObject(value)) { report(Code.LINKERD_WRONG_TYPE, `${path} must be a mapping`, path); return; }
       for (const [k, v] of Object.entries(value)) {
         const sub = schema.f[k];
-        if (!sub) { report('PRT_LINKERD_UNKNOWN_FIELD', `unknown field ${path}.${k}`, `${path}.${k}`); continue; }
+        if (!sub) { report(Code.LINKERD_UNKNOWN_FIELD, `unknown field ${path}.${k}`, `${path}.${k}`); continue; }
         checkSchema(doc, v, sub, `${path}.${k}`, out);
       }
-      for (const r of schema.req ?? []) if (value[r] === undefined || value[r] === null) report('PRT_LINKERD_MISSING_FIELD', `${path}.${r} is required`, path);
+      for (const r of schema.req ?? []) if (value[r] === undefined || value[r] === null) report(Code.LINKERD_MISSING_FIELD, `${path}.${r} is required`, path);
       return;
     }
   }
