@@ -3,7 +3,7 @@
 
 import type { Config } from '../config/types.js';
 import { createApp, StartupError, type App } from '../app.js';
-import type { DecisionLog } from '../observe/decision-log.js';
+import { createDecisionLog, type DecisionLog } from '../observe/decision-log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { isPrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -89,7 +89,10 @@ export function createWorkerDecisionLog(options: { maxBufferedEvents: number; ma
 export async function runWorker(config: Config): Promise<number> {
   const app: App = createApp(config, undefined, {
     serveAdmin: false,
-    decisionLog: (metrics) => createWorkerDecisionLog({ maxBufferedEvents: config.decisionLog.maxBufferedEvents, metrics }),
+    // With the log off, nothing is sent to the primary at all.
+    decisionLog: (metrics) => (config.decisionLog.destination === 'off'
+      ? createDecisionLog({ destination: 'off', maxBufferedEvents: 1 })
+      : createWorkerDecisionLog({ maxBufferedEvents: config.decisionLog.maxBufferedEvents, metrics })),
   });
   try {
     await app.start();
