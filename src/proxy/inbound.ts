@@ -55,6 +55,9 @@ function replaying(socket: net.Socket): Duplex {
   return duplex;
 }
 
+/** Outstanding HTTP/1.1 requests one connection may have (HTTP/1.1 answers them in order, one at a time). */
+const MAX_PIPELINED_REQUESTS = 16;
+
 export async function startInbound(listener: InboundListenerConfig, deps: ProxyDeps, forwarder: Forwarder = createForwarder(listener, deps), onOpaqueConnection?: OpaqueConnectionHandler): Promise<InboundServer> {
   const limits = deps.limits;
   const strict = listener.mode === 'strict';
@@ -86,6 +89,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   }
 
   // === HTTP/1.1 ===
+  const pipelined = new WeakMap<net.Socket, number>();
   const h1 = http.createServer({
     maxHeaderSize: limits.maxHeaderBytes,
     requestTimeout: limits.requestTimeoutMs,
@@ -103,6 +107,12 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   const onH1Request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const info = infoBySocket.get(req.socket);
     if (!info) { res.destroy(); return; }
+    // Pipeline flood: llhttp emits every request of a read at once, and each would start upstream work.
+    // Beyond a few outstanding requests on one connection, the caller is not a client but a flood: cut it.
+    const outstanding = (pipelined.get(req.socket) ?? 0) + 1;
+    if (outstanding > MAX_PIPELINED_REQUESTS) { req.socket.destroy(); return; }
+    pipelined.set(req.socket, outstanding);
+    res.once('close', () => pipelined.set(req.socket, (pipelined.get(req.socket) ?? 1) - 1));
     const ex = h1Exchange(info, req, res);
     if (draining) ex.closeAfterResponse();
     activeH1.add(ex);
