@@ -175,6 +175,8 @@ test('invalid annotations are refused with a message naming them', async () => {
   assert.equal(review.response.status.code, 400);
   assert.match(review.response.status.message, /^portcullis: annotation portcullis\.dev\/upstrem-port: unknown annotation/);
   assert.match(review.response.status.message, /annotation portcullis\.dev\/mode: must be "enforce" or "audit", not "permissive"/);
+  // The child's log arrives over a pipe, asynchronously: wait for it (bounded) rather than race it.
+  for (let i = 0; i < 100 && !/"outcome":"refused"/.test(logs); i++) await new Promise((r) => setTimeout(r, 20));
   assert.match(logs, /"outcome":"refused"/);
 });
 
