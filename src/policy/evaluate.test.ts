@@ -165,6 +165,49 @@ test('property: indexed rule selection equals the linear scan', () => {
   }), { numRuns: 4000 });
 });
 
+// The secure defaults' DENY widenings (case-insensitive paths, hosts on any port) are indexed under folded
+// keys: the index must still report exactly what a linear scan reports, on mixed-case paths and ported hosts.
+const foldedWord = fc.constantFrom('/', '/a', '/A', '/Api/V1', '/api/v1/Users', '/AB', '', '/b/C');
+const foldedLeafArb: fc.Arbitrary<Matcher> = fc.oneof(
+  foldedWord.map((value): Matcher => ({ type: 'request.path', match: { kind: 'exact', value, ignoreCase: true } })),
+  foldedWord.map((value): Matcher => ({ type: 'request.path', match: { kind: 'prefix', value, ignoreCase: true } })),
+  fc.constantFrom('/A/{*}', '/Api/{**}', '/{*}/C').map((t): Matcher => ({ type: 'request.path', match: { kind: 'template', ignoreCase: true, segments: t.split('/').slice(1).map((s) => (s === '{*}' ? { kind: 'one' as const } : s === '{**}' ? { kind: 'many' as const } : { kind: 'literal' as const, value: s })) } })),
+  fc.constantFrom('api', 'API', 'other', '::1').map((value): Matcher => ({ type: 'request.host', match: { kind: 'exact', value, ignoreCase: true }, anyPort: true })),
+);
+const foldedTreeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
+  m: fc.oneof({ depthSize: 'small' }, leafArb, foldedLeafArb,
+    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'and', of })),
+    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'or', of })),
+    tie('m').map((of): Matcher => ({ type: 'not', of }))),
+})).m;
+const mixedCaseReqArb = fc.record({
+  path: fc.constantFrom('/', '/a', '/A', '/ab', '/AB/c', '/api/v1', '/API/V1/users', '/Api/v1/USERS/1', '/a/X', '/b/c', '/B/C', ''),
+  authority: fc.constantFrom('api', 'api:443', 'other:80', 'other', '[::1]:80'),
+  port: fc.constantFrom(80, 8080), peer: peerArb,
+}).map(({ authority, ...r }) => ctx({ ...r, authority, host: authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.split(':')[0] as string }));
+
+const denyRef = rule('DENY', 'p', { type: 'any' }).policy;
+
+test('property: indexed selection equals the linear scan for case-insensitive paths and any-port hosts', () => {
+  fc.assert(fc.property(fc.array(foldedTreeArb, { maxLength: 25 }), fc.array(mixedCaseReqArb, { minLength: 1, maxLength: 8 }), (matchers, requests) => {
+    const set = buildRuleSet(matchers.map((match, i) => ({ rule: { id: `r${String(i).padStart(2, '0')}`, policy: denyRef, action: 'deny', match, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE })), {});
+    for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+  }), { numRuns: 4000 });
+});
+
+test('case-insensitive DENY paths and any-port DENY hosts are indexed, not residual', () => {
+  const set = buildRuleSet([
+    { rule: { id: 'a', policy: denyRef, action: 'deny', match: { type: 'request.path', match: { kind: 'prefix', value: '/Admin', ignoreCase: true } }, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE },
+    { rule: { id: 'b', policy: denyRef, action: 'deny', match: { type: 'request.path', match: { kind: 'exact', value: '/Login', ignoreCase: true } }, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE },
+    { rule: { id: 'c', policy: denyRef, action: 'deny', match: { type: 'request.host', match: { kind: 'exact', value: 'admin.api', ignoreCase: true }, anyPort: true }, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE },
+  ], {});
+  assert.deepEqual(set.stats, { indexed: 3, residual: 0, never: 0 });
+  assert.equal(firstMatch(set, ctx({ path: '/ADMIN/users' }))?.rule.id, 'a');
+  assert.equal(firstMatch(set, ctx({ path: '/login' }))?.rule.id, 'b');
+  assert.equal(firstMatch(set, ctx({ path: '/x', authority: 'admin.api:8443', host: 'admin.api' }))?.rule.id, 'c');
+  assert.equal(firstMatch(set, ctx({ path: '/x', authority: 'api:8443', host: 'api' })), null);
+});
+
 test('property: evaluate equals a naive linear interpretation of the algorithm', () => {
   const actions = fc.constantFrom<IstioAction>('ALLOW', 'DENY', 'AUDIT');
   fc.assert(fc.property(fc.array(fc.tuple(actions, treeArb, fc.boolean()), { maxLength: 20 }), fc.array(reqArb, { minLength: 1, maxLength: 5 }), (specs, requests) => {

@@ -22,11 +22,17 @@ export interface RuleEntry {
   kind: number;
 }
 
+// `folded` keys hold a lower-cased path and are looked up with the lower-cased request path: DENY paths
+// that ignore case (the secure default) stay indexed instead of falling into the residual list.
+// `host` keys are looked up with the host without its port (DENY hosts that match any port).
 type KeyEntry =
   | { dim: 'pathExact'; value: string }
   | { dim: 'pathPrefix'; value: string }
+  | { dim: 'pathExactFolded'; value: string }
+  | { dim: 'pathPrefixFolded'; value: string }
   | { dim: 'principal'; value: string }
   | { dim: 'authority'; value: string }
+  | { dim: 'host'; value: string }
   | { dim: 'port'; value: number };
 
 /** Radix tree node: `label` is the edge text leading here; children are keyed by their label's first char. */
@@ -41,8 +47,11 @@ export interface RuleSet {
   rules: CompiledRule[];
   pathExact: Map<string, CompiledRule[]>;
   pathPrefix: TrieNode | null;
+  pathExactFolded: Map<string, CompiledRule[]>;
+  pathPrefixFolded: TrieNode | null;
   principal: Map<string, CompiledRule[]>;
   authority: Map<string, CompiledRule[]>;
+  host: Map<string, CompiledRule[]>;
   port: Map<number, CompiledRule[]>;
   /** Rules with no indexable necessary condition: always candidates. */
   residual: CompiledRule[];
@@ -53,7 +62,11 @@ export interface RuleSet {
 type Dim = 'path' | 'principal' | 'authority' | 'port';
 
 function dimOf(e: KeyEntry): Dim {
-  return e.dim === 'pathExact' || e.dim === 'pathPrefix' ? 'path' : e.dim;
+  switch (e.dim) {
+    case 'pathExact': case 'pathPrefix': case 'pathExactFolded': case 'pathPrefixFolded': return 'path';
+    case 'host': return 'authority';
+    default: return e.dim;
+  }
 }
 
 /**
@@ -80,13 +93,26 @@ export function keyOptions(m: Matcher): KeyOptions {
       if (pm.kind === 'exact' && !pm.ignoreCase) return single({ dim: 'pathExact', value: pm.value });
       if (pm.kind === 'prefix' && !pm.ignoreCase) return single({ dim: 'pathPrefix', value: pm.value });
       if (pm.kind === 'template' && !pm.ignoreCase) return single({ dim: 'pathPrefix', value: templateLiteralPrefix(pm.segments) });
+      // Case-insensitive forms compare lower-cased request paths with lower-cased values (match/path.ts).
+      if (pm.kind === 'exact') return single({ dim: 'pathExactFolded', value: pm.value.toLowerCase() });
+      if (pm.kind === 'prefix') return single({ dim: 'pathPrefixFolded', value: pm.value.toLowerCase() });
+      if (pm.kind === 'template') {
+        const lowered = pm.segments.map((s) => (s.kind === 'literal' ? { ...s, value: s.value.toLowerCase() } : s));
+        return single({ dim: 'pathPrefixFolded', value: templateLiteralPrefix(lowered) });
+      }
       if (pm.kind === 'segment-prefix') return single({ dim: 'pathPrefix', value: pm.value.replace(/\/+$/, '') });
       return NONE_OPTIONS;
     }
     case 'peer.principal':
       return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
-    case 'request.host':
-      return m.match.kind === 'exact' && m.anyPort !== true ? single({ dim: 'authority', value: m.match.value.toLowerCase() }) : NONE_OPTIONS;
+    case 'request.host': {
+      if (m.match.kind !== 'exact') return NONE_OPTIONS;
+      const value = m.match.value.toLowerCase();
+      if (m.anyPort !== true) return single({ dim: 'authority', value });
+      // Any port: the matcher accepts authority === value or host === value; a value without ':' that equals
+      // the authority has no port, so it equals the host too. A value with ':' stays unindexed.
+      return value.includes(':') ? NONE_OPTIONS : single({ dim: 'host', value });
+    }
     case 'destination.port':
       return { never: m.ports.length === 0, byDim: new Map([['port', m.ports.map((p): KeyEntry => ({ dim: 'port', value: p }))]]) };
     case 'or': {
@@ -136,7 +162,7 @@ function chooseKeys(options: KeyOptions[]): (KeyEntry[] | null)[] {
       for (const e of entries) {
         cost += freq.get(keyText(e)) ?? 1;
         // A short prefix is hit by nearly every request whatever its frequency among rules.
-        if (e.dim === 'pathPrefix' && e.value.length <= 1) cost += options.length;
+        if ((e.dim === 'pathPrefix' || e.dim === 'pathPrefixFolded') && e.value.length <= 1) cost += options.length;
       }
       if (cost < bestCost) {
         bestCost = cost;
@@ -207,7 +233,8 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
   const compiled: CompiledRule[] = entries.map((e, order) => ({ rule: e.rule, test: compile(e.rule.match), kind: e.kind, order }));
   const set: RuleSet = {
     rules: compiled,
-    pathExact: new Map(), pathPrefix: null, principal: new Map(), authority: new Map(), port: new Map(),
+    pathExact: new Map(), pathPrefix: null, pathExactFolded: new Map(), pathPrefixFolded: null,
+    principal: new Map(), authority: new Map(), host: new Map(), port: new Map(),
     residual: [], stats: { indexed: 0, residual: 0, never: 0 },
   };
   const chosen = chooseKeys(entries.map((e) => keyOptions(e.rule.match)));
@@ -226,12 +253,18 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
     for (const k of keys) {
       switch (k.dim) {
         case 'pathExact': pushTo(set.pathExact, k.value, cr); break;
+        case 'pathExactFolded': pushTo(set.pathExactFolded, k.value, cr); break;
         case 'principal': pushTo(set.principal, k.value, cr); break;
         case 'authority': pushTo(set.authority, k.value, cr); break;
+        case 'host': pushTo(set.host, k.value, cr); break;
         case 'port': pushTo(set.port, k.value, cr); break;
         case 'pathPrefix':
           set.pathPrefix ??= { label: '', children: null, rules: null };
           insertPrefix(set.pathPrefix, k.value, cr);
+          break;
+        case 'pathPrefixFolded':
+          set.pathPrefixFolded ??= { label: '', children: null, rules: null };
+          insertPrefix(set.pathPrefixFolded, k.value, cr);
           break;
       }
     }
@@ -252,18 +285,12 @@ export function collect(set: RuleSet, ctx: RequestContext): number {
     const l = set.pathExact.get(ctx.path);
     if (l !== undefined) lists[n++] = l;
   }
-  if (set.pathPrefix !== null) {
-    let node: TrieNode = set.pathPrefix;
-    if (node.rules !== null) lists[n++] = node.rules;
-    const path = ctx.path;
-    let pos = 0;
-    while (pos < path.length && node.children !== null) {
-      const child = node.children.get(path.charCodeAt(pos));
-      if (child === undefined || !path.startsWith(child.label, pos)) break;
-      pos += child.label.length;
-      node = child;
-      if (node.rules !== null) lists[n++] = node.rules;
-    }
+  if (set.pathPrefix !== null) n = walkPrefixes(set.pathPrefix, ctx.path, n);
+  if (set.pathExactFolded.size > 0 || set.pathPrefixFolded !== null) {
+    const folded = ctx.path.toLowerCase();
+    const l = set.pathExactFolded.get(folded);
+    if (l !== undefined) lists[n++] = l;
+    if (set.pathPrefixFolded !== null) n = walkPrefixes(set.pathPrefixFolded, folded, n);
   }
   if (set.principal.size > 0 && ctx.peer !== null) {
     const l = set.principal.get(ctx.peer.principal);
@@ -273,9 +300,28 @@ export function collect(set: RuleSet, ctx: RequestContext): number {
     const l = set.authority.get(ctx.authority);
     if (l !== undefined) lists[n++] = l;
   }
+  if (set.host.size > 0) {
+    const l = set.host.get(ctx.host);
+    if (l !== undefined) lists[n++] = l;
+  }
   if (set.port.size > 0) {
     const l = set.port.get(ctx.port);
     if (l !== undefined) lists[n++] = l;
+  }
+  return n;
+}
+
+/** Appends to `lists` from `n` the rules of every trie node whose prefix starts `path`; returns the new n. */
+function walkPrefixes(root: TrieNode, path: string, n: number): number {
+  let node = root;
+  if (node.rules !== null) lists[n++] = node.rules;
+  let pos = 0;
+  while (pos < path.length && node.children !== null) {
+    const child = node.children.get(path.charCodeAt(pos));
+    if (child === undefined || !path.startsWith(child.label, pos)) break;
+    pos += child.label.length;
+    node = child;
+    if (node.rules !== null) lists[n++] = node.rules;
   }
   return n;
 }
