@@ -3,6 +3,7 @@
 // Run: npm run bench:policy. Targets: >=500k decisions/s at 1,000 rules, <=4x slowdown 10 -> 10,000, compile <1 s.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { DEFAULT_COMPATIBILITY, withCompatibility } from '../policy/compatibility.js';
 import { compilePolicies } from '../policy/compile.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
@@ -13,13 +14,14 @@ const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Nu
 const RULES_PER_POLICY = 10;
 const MEASURE_MS = Number(process.env.BENCH_MS ?? 1500);
 
-const options: CompileOptions = {
+// Measured as Portcullis ships: the default compatibility setting (secure) widens DENY paths and hosts.
+const options: CompileOptions = withCompatibility({
   workload: { namespace: 'shop', labels: { app: 'shop', version: 'v1' }, annotations: {}, serviceAccount: 'shop', trustDomain: 'cluster.local', trustDomainAliases: [] },
   rootNamespace: 'istio-system',
   pathNormalization: 'BASE',
   customProviders: [],
   linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+}, DEFAULT_COMPATIBILITY);
 
 /** Deterministic pseudo-random numbers so every run measures the same sets. */
 function rng(seed: number): () => number {
