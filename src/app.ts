@@ -23,7 +23,7 @@ import { startInbound, type InboundServer } from './proxy/inbound.js';
 import { startOutboundListener, type OutboundListener } from './proxy/outbound.js';
 import { startTcpListener } from './proxy/tcp.js';
 import type { ProxyDeps } from './proxy/types.js';
-import { stderrOpLogger } from './observe/op-log.js';
+import { opLoggerAtLevel, stderrOpLogger } from './observe/op-log.js';
 import { formatDiagnostic } from './policy/diagnostics.js';
 
 export interface AppLogger {
@@ -143,7 +143,7 @@ export interface AppOptions {
   decisionLog?: (metrics: Metrics) => DecisionLog;
 }
 
-export function createApp(config: Config, logger: AppLogger = stderrLogger, options: AppOptions = {}): App {
+export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(config.logLevel), options: AppOptions = {}): App {
   const metrics = createMetrics();
   let credentials: CredentialStore | undefined;
   let crlStore: CrlStore | undefined;

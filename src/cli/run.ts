@@ -7,7 +7,7 @@ import { createApp } from '../app.js';
 import { loadConfig, wantsHelp } from '../config/load.js';
 import { renderRunHelp } from '../config/schema.js';
 import { watchWorkloadFacts } from '../config/workload-watch.js';
-import { opLine } from '../observe/op-log.js';
+import { opLoggerAtLevel } from '../observe/op-log.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -24,16 +24,16 @@ export async function main(argv: string[]): Promise<number> {
     const { runClustered } = await import('../cluster/run.js');
     return runClustered(loaded.config);
   }
-  const app = createApp(loaded.config);
+  const logger = opLoggerAtLevel(loaded.config.logLevel);
+  const app = createApp(loaded.config, logger);
   try {
     await app.start();
   } catch (err) {
     process.stderr.write(`portcullis run: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
-  const log = (level: 'info' | 'error') => (obj: object, msg: string): void => { process.stderr.write(opLine(level, msg, obj)); };
   const workloadWatch = loaded.config.workloadFrom && app.policyStore
-    ? watchWorkloadFacts({ dir: loaded.config.workloadFrom, store: app.policyStore, options: loaded.config.compile, logger: { info: log('info'), error: log('error') } })
+    ? watchWorkloadFacts({ dir: loaded.config.workloadFrom, store: app.policyStore, options: loaded.config.compile, logger })
     : undefined;
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -42,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       stopping = true;
       workloadWatch?.close();
       const delayMs = loaded.config.limits.drainDelayMs ?? 0;
-      process.stderr.write(opLine('info', 'draining', { signal, drain_delay_ms: delayMs, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }));
+      logger.info({ signal, drain_delay_ms: delayMs, drain_timeout_ms: loaded.config.limits.drainTimeoutMs }, 'draining');
       // Endpoints learn of the termination late: /ready fails now, new connections are still served
       // until the delay is over, and only then do the listeners stop accepting.
       app.beginDrain();

@@ -3,15 +3,17 @@
 
 import cluster from 'node:cluster';
 import type { Config } from '../config/types.js';
-import { StartupError, stderrLogger } from '../app.js';
+import { StartupError } from '../app.js';
+import { opLoggerAtLevel } from '../observe/op-log.js';
 import { startPrimary } from './primary.js';
 import { runWorker } from './worker.js';
 
 export async function runClustered(config: Config): Promise<number> {
   if (cluster.isWorker) return runWorker(config);
+  const logger = opLoggerAtLevel(config.logLevel);
   let primary;
   try {
-    primary = await startPrimary(config, stderrLogger);
+    primary = await startPrimary(config, logger);
   } catch (err) {
     process.stderr.write(`portcullis run: ${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof StartupError ? err.exitCode : 2;
@@ -20,7 +22,7 @@ export async function runClustered(config: Config): Promise<number> {
   let stopped: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopped) return;
-    process.stderr.write(JSON.stringify({ level: 'info', msg: 'draining', signal, workers: p.workers, drain_timeout_ms: config.limits.drainTimeoutMs }) + '\n');
+    logger.info({ signal, workers: p.workers, drain_timeout_ms: config.limits.drainTimeoutMs }, 'draining');
     stopped = p.stop();
   };
   process.once('SIGTERM', onSignal);

@@ -19,6 +19,20 @@ export const stderrOpLogger: OpLogger = {
   error: (obj, msg) => process.stderr.write(opLine('error', msg, obj)),
 };
 
+const severity = { debug: 0, info: 1, warn: 2, error: 3 } as const;
+export type OpLogLevel = keyof typeof severity;
+
+/** The operational logger for the `logLevel` setting: lines below it are dropped (`debug` shows everything). */
+export function opLoggerAtLevel(level: OpLogLevel, write: (line: string) => void = (line) => { process.stderr.write(line); }): OpLogger {
+  const min = severity[level];
+  const drop = (): void => {};
+  return {
+    info: min <= severity.info ? (obj, msg) => write(opLine('info', msg, obj)) : drop,
+    warn: min <= severity.warn ? (obj, msg) => write(opLine('warn', msg, obj)) : drop,
+    error: (obj, msg) => write(opLine('error', msg, obj)),
+  };
+}
+
 /** Each diagnostic as its own line: `msg` is what `portcullis validate` prints for it. */
 export function logDiagnostics(logger: OpLogger | undefined, diagnostics: readonly Diagnostic[], event: string): void {
   for (const d of diagnostics) {

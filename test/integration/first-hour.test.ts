@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,6 +89,41 @@ describe('portcullis run: startup errors', () => {
       assert.ok(loaded && (loaded.warnings ?? 0) >= 1);
       assert.equal(warnings.length, loaded.warnings);
       assert.match(warnings[0]?.msg ?? '', new RegExp(`^${policy.replace(/[/.]/g, '\\$&')}:\\d+:\\d+ warning PRT_`));
+    } finally { w.done(); }
+  });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('portcullis run: logLevel', () => {
+  it('--log-level warn keeps warnings and drops info lines until the sidecar is ready', async () => {
+    const w = workdir();
+    try {
+      const server = w.files.files.server as { cert: string; key: string };
+      const policy = join(w.dir, 'policy.yaml');
+      writeFileSync(policy, 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {}\n');
+      const admin = await freePort();
+      const child = spawn(process.execPath, [main, 'run', '--listener', 'listen=127.0.0.1:0,upstream=http://127.0.0.1:1', '--admin', `127.0.0.1:${admin}`, '--policies', policy,
+        '--cert', server.cert, '--key', server.key, '--trust-bundle', w.files.bundle, '--namespace', 'shop', '--decision-log', 'off', '--log-level', 'warn'], { cwd: root });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      let ready = false;
+      for (let i = 0; i < 150 && !ready; i++) {
+        ready = await fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.status === 200, () => false);
+        if (!ready) await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      assert.ok(ready, stderr);
+      const events = lines(stderr).map((l) => JSON.parse(l) as { level: string; msg: string; file?: string });
+      assert.ok(events.some((e) => e.level === 'warn' && e.file === policy), stderr);
+      assert.deepEqual(events.filter((e) => e.level === 'info').map((e) => e.msg), []);
     } finally { w.done(); }
   });
 });
