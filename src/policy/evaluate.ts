@@ -4,7 +4,7 @@ import type { RequestContext } from './context-types.js';
 import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
 import { hasEffects, rateLimitEffect, routeEffects } from './effects.js';
 import type { PolicySnapshot, PolicyTier, Route, TierRule, TierScope } from './ir.js';
-import { collect, lists, type CompiledRule } from './match/rule-index.js';
+import { collect, scanCandidates, type CompiledRule } from './match/rule-index.js';
 import { selectRoute, type RouteHit } from './match/routes.js';
 import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
 
@@ -80,48 +80,15 @@ function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefine
     }
     return s;
   }
-  const n = collect(list.set, ctx);
-  if (n === 1) {
-    const only = lists[0] as CompiledRule[];
-    for (let i = 0; i < only.length; i++) {
-      const r = only[i] as CompiledRule;
-      if (needed(r, s) && r.test(ctx) && take(r, s, hasShadow)) break;
-    }
-  } else if (n > 1) {
-    mergeScan(n, ctx, s, hasShadow);
-  }
+  scanShadow = hasShadow;
+  scanCandidates(collect(list.set, ctx), ctx, acceptForScan);
   return s;
 }
 
-const heads: number[] = [];
-
-/** Scans the union of several ascending candidate lists in order, lazily, so the scan can stop early. */
-function mergeScan(n: number, ctx: RequestContext, s: ScanState, hasShadow: boolean): void {
-  for (let i = 0; i < n; i++) heads[i] = 0;
-  let last = -1;
-  while (true) {
-    let best = -1;
-    let bestOrder = Number.MAX_SAFE_INTEGER;
-    let r: CompiledRule | undefined;
-    for (let i = 0; i < n; i++) {
-      const l = lists[i] as CompiledRule[];
-      const h = heads[i] as number;
-      if (h < l.length) {
-        const c = l[h] as CompiledRule;
-        if (c.order < bestOrder) {
-          bestOrder = c.order;
-          best = i;
-          r = c;
-        }
-      }
-    }
-    if (best === -1 || r === undefined) return;
-    heads[best] = (heads[best] as number) + 1;
-    // A rule filed under several hit keys is seen once.
-    if (bestOrder === last) continue;
-    last = bestOrder;
-    if (needed(r, s) && r.test(ctx) && take(r, s, hasShadow)) return;
-  }
+/** `hasShadow` of the list being scanned: module state, so the hot path passes a function, not a closure. */
+let scanShadow = false;
+function acceptForScan(r: CompiledRule, ctx: RequestContext): boolean {
+  return needed(r, state) && r.test(ctx) && take(r, state, scanShadow);
 }
 
 function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult | null {

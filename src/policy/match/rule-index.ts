@@ -326,66 +326,56 @@ function walkPrefixes(root: TrieNode, path: string, n: number): number {
   return n;
 }
 
-/** The candidates of the last `candidates` call: `list[0..count)`, ascending by order. */
-export interface Candidates {
-  list: CompiledRule[];
-  count: number;
-}
-
-const merged: CompiledRule[] = [];
-const found: Candidates = { list: merged, count: 0 };
-
 /**
- * The candidate rules for a request, ascending by order with duplicates removed; rules not returned cannot
- * match. The result is shared scratch, valid until the next call (evaluation is never re-entered).
+ * Visits the candidates of the last `collect` (`lists[0..n)`) in rule order, each rule once, until `accept`
+ * returns true. The union is merged lazily, so a scan that stops early never orders the rest.
  */
-export function candidates(set: RuleSet, ctx: RequestContext): Candidates {
-  const n = collect(set, ctx);
-  if (n <= 1) {
-    // One list (the common case) is used in place.
-    found.list = n === 0 ? merged : (lists[0] as CompiledRule[]);
-    found.count = n === 0 ? 0 : found.list.length;
-    return found;
+export function scanCandidates(n: number, ctx: RequestContext, accept: (r: CompiledRule, ctx: RequestContext) => boolean): void {
+  if (n === 1) {
+    // One list (the common case) is walked in place.
+    const only = lists[0] as CompiledRule[];
+    for (let i = 0; i < only.length; i++) if (accept(only[i] as CompiledRule, ctx)) return;
+    return;
   }
-  // k-way merge of ascending lists; a rule filed under several hit keys is returned once.
   for (let i = 0; i < n; i++) heads[i] = 0;
-  let count = 0;
   let last = -1;
   while (true) {
     let best = -1;
-    let bestVal = Number.MAX_SAFE_INTEGER;
+    let bestOrder = Number.MAX_SAFE_INTEGER;
     let r: CompiledRule | undefined;
     for (let i = 0; i < n; i++) {
       const l = lists[i] as CompiledRule[];
       const h = heads[i] as number;
       if (h < l.length) {
         const c = l[h] as CompiledRule;
-        if (c.order < bestVal) {
-          bestVal = c.order;
+        if (c.order < bestOrder) {
+          bestOrder = c.order;
           best = i;
           r = c;
         }
       }
     }
-    if (best === -1 || r === undefined) break;
+    if (best === -1 || r === undefined) return;
     heads[best] = (heads[best] as number) + 1;
-    if (bestVal === last) continue;
-    last = bestVal;
-    merged[count++] = r;
+    // A rule filed under several hit keys is seen once.
+    if (bestOrder === last) continue;
+    last = bestOrder;
+    if (accept(r, ctx)) return;
   }
-  found.list = merged;
-  found.count = count;
-  return found;
+}
+
+let firstHit: CompiledRule | null = null;
+function acceptFirst(r: CompiledRule, ctx: RequestContext): boolean {
+  if (!r.test(ctx)) return false;
+  firstHit = r;
+  return true;
 }
 
 /** The first rule (in order) whose matcher is true, testing only indexed candidates. */
 export function firstMatch(set: RuleSet, ctx: RequestContext): CompiledRule | null {
-  const { list, count } = candidates(set, ctx);
-  for (let i = 0; i < count; i++) {
-    const r = list[i] as CompiledRule;
-    if (r.test(ctx)) return r;
-  }
-  return null;
+  firstHit = null;
+  scanCandidates(collect(set, ctx), ctx, acceptFirst);
+  return firstHit;
 }
 
 /** The same answer without the index: the reference the property tests compare against. */
