@@ -88,7 +88,7 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
   });
   if (hasErrors(diagnostics)) return { snapshot: undefined, diagnostics };
   const { program, jwtProviders, summaries } = lowered;
-  const compiled = timed('prepare', () => compileProgram(program, matcherEnv(jwtProviders)));
+  const compiled = timed('prepare', () => compileProgram(program, matcherEnv(jwtProviders, options)));
   const snapshot: PolicySnapshot = {
     revision, options, program, compiled, jwtProviders, documents: summaries, diagnostics: diagnostics.slice(),
   };
@@ -102,11 +102,13 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
   return { snapshot, diagnostics };
 }
 
-/** What the matchers need from the whole set: claims RequestAuthentications split on spaces. */
-function matcherEnv(providers: readonly JwtProviderSpec[]): MatcherEnv {
+/** What the matchers need from the whole set: claims RequestAuthentications split on spaces, the peer registry. */
+function matcherEnv(providers: readonly JwtProviderSpec[], options: CompileOptions): MatcherEnv {
   const extra = new Set<string>();
   for (const p of providers) for (const c of p.spaceDelimitedClaims) extra.add(c);
-  return { spaceDelimitedClaims: [...extra] };
+  const env: MatcherEnv = { spaceDelimitedClaims: [...extra] };
+  if (options.peers !== undefined) env.peers = options.peers;
+  return env;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -126,6 +128,7 @@ function sourcesRevision(sources: readonly PolicySource[], options: CompileOptio
     }
   };
   for (const s of [...sources].sort((a, b) => (a.file < b.file ? -1 : 1))) { feed(s.file); feed('\0'); feed(s.text); feed('\0'); }
-  feed(JSON.stringify(options));
+  // The peer registry is a Map: written as its entries so a registry change is a new revision.
+  feed(JSON.stringify(options, (_key, value: unknown) => (value instanceof Map ? [...(value as Map<unknown, unknown>)] : value)));
   return h.toString(16).padStart(8, '0');
 }

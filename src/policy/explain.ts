@@ -100,8 +100,14 @@ function describePath(m: PathMatcher): string {
 const orNull = (s: string | undefined): string | null => (s === undefined || s === '' ? null : s);
 
 /** What a leaf expects and what the request shows for it. */
-function describeLeaf(m: Matcher, ctx: RequestContext): { expected: string; actual: string | null } {
+function describeLeaf(m: Matcher, ctx: RequestContext, env: MatcherEnv): { expected: string; actual: string | null } {
   switch (m.type) {
+    case 'peer.registered': {
+      const ids = m.spiffeIds.length === 0 ? 'no registered identity' : m.spiffeIds.length <= 5 ? m.spiffeIds.join(', ') : `${m.spiffeIds.slice(0, 5).join(', ')} and ${String(m.spiffeIds.length - 5)} more`;
+      const expected = `${m.describe}: ${ids}${m.unknown ? '; or any identity not in the registry' : ''}`;
+      if (ctx.peer === null) return { expected, actual: null };
+      return { expected, actual: env.peers?.byId.has(ctx.peer.spiffeId) === true ? ctx.peer.spiffeId : `${ctx.peer.spiffeId} (not in the registry)` };
+    }
     case 'peer.principal': return { expected: describeString(m.match), actual: ctx.peer?.principal ?? null };
     case 'peer.authenticated': return { expected: 'an mTLS peer identity', actual: ctx.peer?.spiffeId ?? null };
     case 'peer.name': return { expected: `name ${JSON.stringify(m.template)} in ${JSON.stringify(m.exact)} or suffixes ${JSON.stringify(m.suffixes)}`, actual: ctx.peer?.spiffeId ?? null };
@@ -154,7 +160,7 @@ export function traceMatcher(m: Matcher, ctx: RequestContext, env: MatcherEnv): 
       } catch {
         matched = false;
       }
-      return { node: m.type, matched, ...describeLeaf(m, ctx) };
+      return { node: m.type, matched, ...describeLeaf(m, ctx, env) };
     }
   }
 }

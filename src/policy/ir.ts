@@ -65,6 +65,13 @@ export type Matcher =
    * (`""` = any named peer). Dialects that name workloads by DNS (Linkerd) lower to it.
    */
   | { type: 'peer.name'; template: string; exact: string[]; suffixes: string[] }
+  /**
+   * A label-based peer selector answered by the peer registry (CompileOptions.peers; built with peers.ts
+   * `peersWhere`): true when the verified peer's full SPIFFE ID is in `spiffeIds`, or when that ID is not in
+   * the registry and `unknown` is true (a deny's pessimistic reading). False for plaintext. `describe` is
+   * what explain prints (`labels app=web (registry)`).
+   */
+  | { type: 'peer.registered'; spiffeIds: string[]; unknown: boolean; describe: string }
   /** TCP peer address (Envoy direct_remote_ip). */
   | { type: 'source.ip'; cidrs: CidrText[] }
   /** Client address as computed by the proxy; Portcullis sets it to the peer address. */
@@ -254,6 +261,23 @@ export interface JwtProviderSpec {
 
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 
+/** One pod running as a SPIFFE identity: the facts label-based peer selectors read (peers.ts, cni-dialects.md §5). */
+export interface PeerFacts {
+  /** Full SPIFFE ID, `spiffe://cluster.local/ns/shop/sa/web`. */
+  spiffeId: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  namespaceLabels: Record<string, string>;
+  serviceAccountLabels: Record<string, string>;
+  ips: string[];
+}
+
+/** SPIFFE ID -> its pods (several pods may share an identity, with different labels). Immutable. */
+export interface PeerRegistry {
+  readonly byId: ReadonlyMap<string, readonly PeerFacts[]>;
+}
+
 /** Facts about the workload this sidecar stands beside; policies are selected against them at compile time. */
 export interface WorkloadIdentity {
   namespace: string;
@@ -262,6 +286,8 @@ export interface WorkloadIdentity {
   serviceAccount: string;
   trustDomain: string;
   trustDomainAliases: string[];
+  /** Labels of the workload's namespace (`--namespace-labels`), for namespace selectors on the subject. */
+  namespaceLabels?: Record<string, string>;
 }
 
 export interface CompileOptions {
@@ -298,6 +324,11 @@ export interface CompileOptions {
   jwtExpirationOptionalIssuers?: string[];
   /** Names of configured CUSTOM (ext_authz) providers; none today, so a CUSTOM match denies. */
   customProviders: string[];
+  /**
+   * Peer registry: SPIFFE ID -> pods with their labels, read by label-based peer selectors (peers.ts).
+   * Absent = empty: every label-based allow fails closed. A registry change recompiles the snapshot.
+   */
+  peers?: PeerRegistry;
   linkerd: {
     /** Cluster default inbound policy, default `all-unauthenticated`. */
     defaultPolicy: string;

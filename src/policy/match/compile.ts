@@ -79,6 +79,12 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       const pred = compilePeerName(m.template, m.exact, m.suffixes);
       return (ctx) => pred(ctx.peer);
     }
+    case 'peer.registered': {
+      const ids = new Set(m.spiffeIds);
+      if (!m.unknown) return (ctx) => ctx.peer !== null && ids.has(ctx.peer.spiffeId);
+      const known = env.peers?.byId;
+      return (ctx) => ctx.peer !== null && (ids.has(ctx.peer.spiffeId) || known === undefined || !known.has(ctx.peer.spiffeId));
+    }
     case 'source.ip': {
       const pred = compileCidrs(m.cidrs);
       return (ctx) => pred(ctx.sourceIp);

@@ -1,6 +1,7 @@
 // Owns the rule index behind evaluate's hot path: each rule is filed under a necessary condition taken
-// from its matcher (exact path, path prefix, peer principal, authority, port) so a request only tests
-// candidate rules, in the same rule-id order a linear scan would use (so the reported rule is identical).
+// from its matcher (exact path, path prefix, peer principal or registered SPIFFE IDs, authority, port) so a
+// request only tests candidate rules, in the same rule-id order a linear scan would use (so the reported rule
+// is identical).
 import type { RequestContext } from '../context-types.js';
 import type { Matcher, TierRule } from '../ir.js';
 import { compileMatcher } from './compile.js';
@@ -84,6 +85,7 @@ function single(e: KeyEntry): KeyOptions {
 }
 
 const NONE_OPTIONS: KeyOptions = { never: false, byDim: new Map() };
+const SPIFFE_SCHEME = 'spiffe://';
 
 export function keyOptions(m: Matcher): KeyOptions {
   switch (m.type) {
@@ -105,6 +107,13 @@ export function keyOptions(m: Matcher): KeyOptions {
     }
     case 'peer.principal':
       return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
+    case 'peer.registered': {
+      // Unknown identities may match: no key set covers them. Otherwise the listed IDs are filed by principal
+      // (the SPIFFE ID without its scheme, as the request's peer carries it); an ID without the scheme never matches.
+      if (m.unknown) return NONE_OPTIONS;
+      const keys = m.spiffeIds.filter((id) => id.startsWith(SPIFFE_SCHEME)).map((id): KeyEntry => ({ dim: 'principal', value: id.slice(SPIFFE_SCHEME.length) }));
+      return { never: keys.length === 0, byDim: new Map([['principal', keys]]) };
+    }
     case 'request.host': {
       if (m.match.kind !== 'exact') return NONE_OPTIONS;
       const value = m.match.value.toLowerCase();

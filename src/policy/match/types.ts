@@ -2,6 +2,7 @@
 // at compile time; evaluation only calls closures.
 
 import type { RequestContext } from '../context-types.js';
+import type { PeerRegistry } from '../ir.js';
 
 export type CompiledMatcher = (ctx: RequestContext) => boolean;
 
@@ -11,4 +12,6 @@ export interface MatcherEnv {
    * `scope` and `permission` are always split.
    */
   spaceDelimitedClaims?: readonly string[];
+  /** The peer registry (CompileOptions.peers): which SPIFFE IDs are known, for `peer.registered`. Absent = empty. */
+  peers?: PeerRegistry;
 }
