@@ -111,6 +111,7 @@ const upstreamOutcomeLabels: Record<string, string> = {
   reset_after_headers: 'reset',
   upstream_error: 'bad_response',
   client_aborted: 'error',
+  body_timeout: 'error',
 };
 
 /** Metrics subscribe to the same decision events the log receives. */

@@ -59,7 +59,7 @@ test('a minimal file gets every secure default and resolves relative paths again
   assert.deepEqual(c.tls.trustDomains, ['cluster.local']);
   assert.deepEqual(c.admin, { host: '127.0.0.1', port: 15000 });
   assert.deepEqual(c.limits, {
-    maxHeaderBytes: 60 * 1024, maxHeaderCount: 100, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, idleTimeoutMs: 3_600_000,
+    maxHeaderBytes: 60 * 1024, maxHeaderCount: 100, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 3_600_000,
     tlsHandshakeTimeoutMs: 10_000, h2MaxConcurrentStreams: 100, h2MaxResetsPerSecond: 200, maxConnections: 10_000,
     upstreamConnectTimeoutMs: 5000, upstreamTimeoutMs: 300_000, drainTimeoutMs: 20_000, drainDelayMs: 0, maxJwtBytes: 8192,
   });

@@ -153,6 +153,7 @@ function assembleLimits(get: <T>(key: string) => T): LimitsConfig {
     maxHeaderCount: get('limits.maxHeaderCount'),
     headersTimeoutMs: get('limits.headersTimeout'),
     requestTimeoutMs: get('limits.requestTimeout'),
+    bodyTimeoutMs: get('limits.bodyTimeout'),
     idleTimeoutMs: get('limits.idleTimeout'),
     tlsHandshakeTimeoutMs: get('limits.tlsHandshakeTimeout'),
     h2MaxConcurrentStreams: get('limits.h2MaxConcurrentStreams'),

@@ -42,6 +42,8 @@ export interface LimitsConfig {
   maxHeaderCount: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Longest wait for the next request body byte while the body is being forwarded (slow body). */
+  bodyTimeoutMs: number;
   idleTimeoutMs: number;
   tlsHandshakeTimeoutMs: number;
   h2MaxConcurrentStreams: number;

@@ -228,7 +228,7 @@ class H2Exchange extends AbortableExchange implements Exchange {
   readonly contentLength: number | undefined;
   readonly response: H2Response;
 
-  constructor(readonly conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, readonly rawHeaders: readonly string[], readonly bodyless: boolean) {
+  constructor(readonly conn: ConnectionInfo, private readonly stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, readonly rawHeaders: readonly string[], readonly bodyless: boolean) {
     super();
     this.method = String(headers[':method'] ?? '');
     this.target = String(headers[':path'] ?? '');
@@ -243,7 +243,15 @@ class H2Exchange extends AbortableExchange implements Exchange {
 
   onTransportAbort(): void { this.fireAbort(); }
   continueIfExpected(): void { /* h2 clients do not wait for 100 in practice; the body flows after the permit */ }
-  closeAfterResponse(): void { /* drain sends GOAWAY on the session instead */ }
+  /**
+   * A request body that will not be read (refused or stalled) ends with the response: once the response is
+   * flushed, RST_STREAM(NO_ERROR) tells the caller to stop sending (RFC 9113 section 8.1). Drain sends GOAWAY instead.
+   */
+  closeAfterResponse(): void {
+    const stream = this.stream;
+    const cut = (): void => { if (!stream.destroyed && !stream.readableEnded) stream.close(h2c.NGHTTP2_NO_ERROR); };
+    if (stream.writableFinished) cut(); else stream.once('finish', cut);
+  }
 }
 
 export function h2Exchange(conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], endStream: boolean): Exchange {

@@ -7,6 +7,7 @@ import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
+import { watchBodyProgress } from './body-progress.js';
 import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
 
 export interface H1ForwarderOptions {
@@ -31,6 +32,10 @@ class ClientAbortedError extends Error {
   constructor() { super('client aborted'); this.name = 'ClientAbortedError'; }
 }
 
+class BodyTimeoutError extends Error {
+  constructor() { super('request body timeout'); this.name = 'BodyTimeoutError'; }
+}
+
 /**
  * One request's undici handler: writes the workload's response straight into the downstream response
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
@@ -49,6 +54,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     else this.failDownstream();
   };
   private readonly onFinish = (): void => { this.settle({ ok: true, status: this.status, outcome: 'ok' }); };
+  /** Stops the request body progress timer (set when the body is forwarded). */
+  stopBodyWatch: (() => void) | null = null;
 
   constructor(private readonly ex: Exchange, private readonly resolve: (outcome: ForwardOutcome) => void) {
     ex.onAbort(() => this.clientAborted());
@@ -57,6 +64,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private settle(outcome: ForwardOutcome): void {
     if (this.done) return;
     this.done = true;
+    this.stopBodyWatch?.();
     if (this.headersSent) {
       const body = this.ex.response.body;
       body.off('drain', this.onDrain);
@@ -70,6 +78,24 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.settle({ ok: true, status: this.headersSent ? this.status : 499, outcome: 'client_aborted' });
     this.abortUpstream?.(new ClientAbortedError());
+  }
+
+  /**
+   * The caller stopped sending its body (limits.bodyTimeout): the upstream request is aborted, so the
+   * workload sees a reset connection and never a complete request; the caller gets 408 unless the
+   * workload already answered (then its response is cut).
+   */
+  bodyStalled(upstreamBody: PassThrough): void {
+    if (this.done) return;
+    if (this.headersSent) {
+      this.settle({ ok: true, status: this.status, outcome: 'body_timeout' });
+      this.ex.response.abort();
+    } else {
+      this.settle({ ok: false, refusal: { kind: 'body_timeout' } });
+    }
+    this.ex.body.unpipe(upstreamBody);
+    upstreamBody.destroy(new BodyTimeoutError());
+    this.abortUpstream?.(new BodyTimeoutError());
   }
 
   /** The downstream failed after the response started without the client going away: reset it. */
@@ -147,16 +173,22 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
     void permit;
     const headers: Record<string, string | string[]> = { ...request.headers, host: request.authority };
     let body: Dispatcher.DispatchOptions['body'] = null;
+    let pipe: PassThrough | null = null;
     if (!ex.bodyless) {
       // undici destroys its body stream when done; hand it a pipe so the downstream request (an h2 stream
       // that also carries our response, or an h1 message tied to its socket) stays ours. pipe() keeps backpressure.
-      const pipe = new PassThrough({ highWaterMark: 64 * 1024 });
-      ex.body.on('error', (err) => pipe.destroy(err));
-      body = ex.body.pipe(pipe);
+      const upstreamBody = new PassThrough({ highWaterMark: 64 * 1024 });
+      ex.body.on('error', (err) => upstreamBody.destroy(err));
+      body = ex.body.pipe(upstreamBody);
+      pipe = upstreamBody;
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
       const handler = new RelayHandler(ex, resolve);
+      if (pipe) {
+        const upstreamBody = pipe;
+        handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody));
+      }
       try {
         ex.continueIfExpected();
         pool.dispatch({

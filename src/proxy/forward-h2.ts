@@ -6,6 +6,7 @@ import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
+import { watchBodyProgress } from './body-progress.js';
 import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -117,7 +118,20 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     return new Promise<ForwardOutcome>((resolve) => {
       let settled = false;
       let status = 0;
-      const finish = (o: ForwardOutcome): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(o); } };
+      let stopBodyWatch: (() => void) | null = null;
+      const finish = (o: ForwardOutcome): void => { if (!settled) { settled = true; clearTimeout(timer); stopBodyWatch?.(); resolve(o); } };
+      if (!ex.bodyless) {
+        // Slow body (limits.bodyTimeout): the upstream stream is reset without END_STREAM, the caller gets 408
+        // (or its started response is cut).
+        stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => {
+          if (settled) return;
+          ex.body.unpipe(upstream);
+          resetWithoutEnd(upstream);
+          if (status === 0 || !res.started) { finish({ ok: false, refusal: { kind: 'body_timeout' } }); return; }
+          res.abort();
+          finish({ ok: true, status, outcome: 'body_timeout' });
+        });
+      }
       const timer = setTimeout(() => {
         if (status !== 0) return;
         upstream.close(NGHTTP2_CANCEL);

@@ -18,6 +18,8 @@ export type Refusal =
   | { kind: 'redirect'; reason: string; status: number; location: string }
   | { kind: 'upstream_refused' }
   | { kind: 'upstream_timeout' }
+  /** The caller stopped sending its request body for limits.bodyTimeout (slow body). */
+  | { kind: 'body_timeout' }
   | { kind: 'upstream_reset' }
   | { kind: 'upstream_error' }
   | { kind: 'draining' }
@@ -103,6 +105,8 @@ export function replyFor(refusal: Refusal): Reply {
       return { status: 503, grpcStatus: 14, body: 'upstream connect error', headers: {}, reason: 'upstream_refused', verdict: 'error' };
     case 'upstream_timeout':
       return { status: 504, grpcStatus: 4, body: 'upstream request timeout', headers: {}, reason: 'upstream_timeout', verdict: 'error' };
+    case 'body_timeout':
+      return { status: 408, grpcStatus: 4, body: 'Request Timeout', headers: { connection: 'close' }, reason: 'body_timeout', verdict: 'error' };
     case 'upstream_reset':
       return { status: 502, grpcStatus: 14, body: 'upstream connection reset', headers: {}, reason: 'upstream_reset', verdict: 'error' };
     case 'upstream_error':

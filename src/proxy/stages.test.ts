@@ -11,7 +11,7 @@ import type { Forwarder } from './upstream.js';
 function deps(events: DecisionEventV1[], current: () => never): ProxyDeps {
   return {
     mode: 'audit',
-    limits: { maxHeaderBytes: 65536, maxHeaderCount: 100, headersTimeoutMs: 1, requestTimeoutMs: 1, idleTimeoutMs: 1, tlsHandshakeTimeoutMs: 1, h2MaxConcurrentStreams: 100, h2MaxResetsPerSecond: 1, maxConnections: 1, upstreamConnectTimeoutMs: 1, upstreamTimeoutMs: 1, drainTimeoutMs: 1, maxJwtBytes: 1 },
+    limits: { maxHeaderBytes: 65536, maxHeaderCount: 100, headersTimeoutMs: 1, requestTimeoutMs: 1, bodyTimeoutMs: 1, idleTimeoutMs: 1, tlsHandshakeTimeoutMs: 1, h2MaxConcurrentStreams: 100, h2MaxResetsPerSecond: 1, maxConnections: 1, upstreamConnectTimeoutMs: 1, upstreamTimeoutMs: 1, drainTimeoutMs: 1, maxJwtBytes: 1 },
     pathNormalization: 'MERGE_SLASHES',
     rejectEncodedSlashes: false,
     policies: { current },

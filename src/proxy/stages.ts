@@ -217,6 +217,7 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
     headers,
     grpc: state.grpc,
     headersTimeoutMs,
+    bodyTimeoutMs: deps.limits.bodyTimeoutMs,
   };
 }
 
@@ -311,6 +312,8 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   }
   const reply = replyFor(outcome.refusal);
   state.reply = reply;
+  // The rest of a stalled body is never read: the connection (h1) or stream (h2) ends after the 408.
+  if (outcome.refusal.kind === 'body_timeout') { ex.closeAfterResponse(); ex.body.resume(); }
   let status = reply.status;
   try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
   publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, durationUs: upstreamUs }));

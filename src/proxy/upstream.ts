@@ -15,11 +15,13 @@ export interface UpstreamRequest {
   grpc: boolean;
   /** Milliseconds to wait for response headers; includes a gRPC deadline when shorter. */
   headersTimeoutMs: number;
+  /** Longest wait for the next downstream body byte while the body is forwarded (limits.bodyTimeout). */
+  bodyTimeoutMs: number;
 }
 
 export type ForwardOutcome =
   /** `grpcStatus`: the workload's grpc-status (trailers, or headers of a trailers-only answer) for gRPC calls. */
-  | { ok: true; status: number; outcome: 'ok' | 'client_aborted' | 'reset_after_headers'; grpcStatus?: number }
+  | { ok: true; status: number; outcome: 'ok' | 'client_aborted' | 'reset_after_headers' | 'body_timeout'; grpcStatus?: number }
   /** Nothing was sent downstream yet: the caller answers through respond.ts. */
   | { ok: false; refusal: Refusal };
 

@@ -1,7 +1,10 @@
 // Test helper: a raw HTTP/2 client over TLS that writes frames itself (no flow-control or SETTINGS
-// obedience), for hostile-client tests: stream floods, rapid reset, control-frame floods.
+// obedience), for hostile-client tests (stream floods, rapid reset, control-frame floods), and an h2c
+// workload that records frames per stream (END_STREAM, RST_STREAM) for request-integrity tests.
 
+import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
 export const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
@@ -75,4 +78,44 @@ export function connectRawH2(opts: { port: number; ca: string; cert: string; key
     socket.on('error', (e) => { reject(e); closedResolve(); });
     socket.on('close', () => closedResolve());
   });
+}
+
+/** An h2c workload read frame by frame: records, per stream, whether END_STREAM and RST_STREAM arrived. */
+export async function rawH2cUpstream(): Promise<{ url: string; streams: Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>; close(): Promise<void> }> {
+  const streams = new Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    const reader = new FrameReader();
+    let prefaceSeen = false;
+    let pending = Buffer.alloc(0);
+    socket.write(frame(FRAME.SETTINGS, 0, 0));
+    socket.on('data', (d: Buffer) => {
+      if (!prefaceSeen) {
+        pending = Buffer.concat([pending, d]);
+        if (pending.length < 24) return;
+        prefaceSeen = true;
+        d = pending.subarray(24);
+      }
+      const start = reader.frames.length;
+      reader.push(d);
+      for (const f of reader.frames.slice(start)) {
+        if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+        if (f.streamId === 0) continue;
+        const s = streams.get(f.streamId) ?? { endStream: false, rst: null, dataBytes: 0 };
+        streams.set(f.streamId, s);
+        if ((f.type === FRAME.HEADERS || f.type === FRAME.DATA) && (f.flags & FLAG.END_STREAM) !== 0) s.endStream = true;
+        if (f.type === FRAME.DATA) s.dataBytes += f.payload.length;
+        if (f.type === FRAME.RST_STREAM) s.rst = f.payload.readUInt32BE(0);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    streams,
+    async close() { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
+  };
 }

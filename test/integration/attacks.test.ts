@@ -4,12 +4,10 @@
 // (`attack tally: …`) is printed for the record.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import { startH1Upstream, startProxy, rawTls, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
-import { FrameReader, FRAME, FLAG, frame } from '../helpers/h2-raw.js';
+import { rawH2cUpstream } from '../helpers/h2-raw.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/paths.js';
@@ -139,46 +137,6 @@ for (const compat of ['secure', 'istio-exact'] as const) {
       tally[compat].passed++;
     });
   });
-}
-
-/** An h2c workload read frame by frame: records, per stream, whether END_STREAM and RST_STREAM arrived. */
-async function rawH2cUpstream(): Promise<{ url: string; streams: Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>; close(): Promise<void> }> {
-  const streams = new Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>();
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    const reader = new FrameReader();
-    let prefaceSeen = false;
-    let pending = Buffer.alloc(0);
-    socket.write(frame(FRAME.SETTINGS, 0, 0));
-    socket.on('data', (d: Buffer) => {
-      if (!prefaceSeen) {
-        pending = Buffer.concat([pending, d]);
-        if (pending.length < 24) return;
-        prefaceSeen = true;
-        d = pending.subarray(24);
-      }
-      const start = reader.frames.length;
-      reader.push(d);
-      for (const f of reader.frames.slice(start)) {
-        if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-        if (f.streamId === 0) continue;
-        const s = streams.get(f.streamId) ?? { endStream: false, rst: null, dataBytes: 0 };
-        streams.set(f.streamId, s);
-        if ((f.type === FRAME.HEADERS || f.type === FRAME.DATA) && (f.flags & FLAG.END_STREAM) !== 0) s.endStream = true;
-        if (f.type === FRAME.DATA) s.dataBytes += f.payload.length;
-        if (f.type === FRAME.RST_STREAM) s.rst = f.payload.readUInt32BE(0);
-      }
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    streams,
-    async close() { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
-  };
 }
 
 /** Sends a POST head with a 100-byte length and 6 body bytes, then vanishes (TCP FIN or destroy). */
