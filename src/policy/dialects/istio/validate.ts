@@ -3,8 +3,9 @@
 
 import type { Diagnostic, Severity } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
+import { checkShape, shapeDiagnostics, type ShapeProblem } from '../../schema.js';
 import { classifyConditionKey, isObj, lowerRule, removedConditionKeys, strings } from './rules.js';
-import { authorizationPolicyShape, checkShape, requestAuthenticationShape, type ShapeProblem } from './schema.js';
+import { authorizationPolicyShape, istioShapeCodes, requestAuthenticationShape } from './schema.js';
 import {
   hasMidStar, isHeaderToken, isStrictHeaderName, isValidIpOrCidr, parseGoBool, parseGoDuration, parsePort, pathTemplateError,
 } from './strings.js';
@@ -47,8 +48,8 @@ export function validateIstioDocument(doc: PolicyDocument): Diagnostic[] {
     return r.out;
   }
   const problems: ShapeProblem[] = [];
-  checkShape(doc.body, doc.kind === 'AuthorizationPolicy' ? authorizationPolicyShape : requestAuthenticationShape, '', problems);
-  for (const p of problems) r.add(p.code, p.code === Code.ISTIO_NULL_FIELD ? 'warning' : 'error', p.fieldPath, p.message);
+  checkShape(doc.body, doc.kind === 'AuthorizationPolicy' ? authorizationPolicyShape : requestAuthenticationShape, '', problems, { nulls: 'report' });
+  r.out.push(...shapeDiagnostics(doc, problems, istioShapeCodes));
 
   if (doc.metadata.namespace === undefined) {
     r.warn(Code.ISTIO_NO_NAMESPACE, 'metadata', 'metadata.namespace is not set; treated as namespace "default" (as kubectl apply without -n would)');

@@ -3,7 +3,7 @@
 
 import type { PolicyDialect } from '../types.js';
 import { lowerLinkerd } from './lower.js';
-import { specSchemaFor } from './schema.js';
+import { specShapeFor } from './schema.js';
 import { validateLinkerdDocument } from './validate.js';
 
 const LINKERD_KINDS = new Set(['Server', 'HTTPRoute', 'GRPCRoute', 'AuthorizationPolicy', 'MeshTLSAuthentication', 'NetworkAuthentication', 'ServerAuthorization', 'HTTPLocalRateLimitPolicy']);
@@ -13,7 +13,7 @@ export const linkerdDialect: PolicyDialect = {
   accepts(apiVersion, kind) {
     if (apiVersion.startsWith('policy.linkerd.io/')) return LINKERD_KINDS.has(kind);
     // Gateway API routes take part only through parentRefs to a Server; accepted so that they are validated.
-    return specSchemaFor(apiVersion, kind) !== undefined;
+    return specShapeFor(apiVersion, kind) !== undefined;
   },
   validate: validateLinkerdDocument,
   lower: lowerLinkerd,

@@ -6,12 +6,13 @@
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import type { CompileOptions, Matcher, PathMatcher, PolicyRef, RouteFilter, RouteMatch, RouteRule, StringMatcher } from '../../ir.js';
+import { isObject } from '../../schema.js';
 import { selectorMatches } from '../../selector.js';
 import type { DialectOutput } from '../types.js';
 import { identityMatcher as namesMatcher, namespaceIdentitySuffix, parseIdentityEntry, serviceAccountIdentity } from './identity.js';
 import { linkerdTier } from './tiers.js';
 import type { LinkerdAuthorization, LinkerdProgram, LinkerdRateLimit, LinkerdRoute, LinkerdServer } from './types.js';
-import { DEFAULT_POLICY_NAMES, isObject } from './schema.js';
+import { DEFAULT_POLICY_NAMES } from './schema.js';
 import { authenticationKind, authorizationTarget, groupOf } from './validate.js';
 import { Code } from '../../../codes.js';
 

@@ -5,8 +5,9 @@ import RE2 from 're2';
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import { cidrContainsCidr, parseCidrStrict } from '../../match/cidr.js';
+import { checkShape, isObject, shapeDiagnostics, type ShapeProblem } from '../../schema.js';
 import { isValidIdentityEntry } from './identity.js';
-import { checkSchema, isObject, specSchemaFor } from './schema.js';
+import { linkerdShapeCodes, specShapeFor } from './schema.js';
 import { Code } from '../../../codes.js';
 
 const TOP_LEVEL = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -16,8 +17,8 @@ export function validateLinkerdDocument(doc: PolicyDocument): Diagnostic[] {
   const out: Diagnostic[] = [];
   const err = (code: string, message: string, fieldPath: string) =>
     out.push({ code, severity: 'error', message, origin: doc.locate(fieldPath), fieldPath });
-  const schema = specSchemaFor(doc.apiVersion, doc.kind);
-  if (!schema) {
+  const shape = specShapeFor(doc.apiVersion, doc.kind);
+  if (!shape) {
     err(Code.LINKERD_UNSUPPORTED_VERSION, `${doc.apiVersion} ${doc.kind} is not a supported Linkerd resource version`, 'apiVersion');
     return out;
   }
@@ -27,7 +28,9 @@ export function validateLinkerdDocument(doc: PolicyDocument): Diagnostic[] {
     err(Code.LINKERD_MISSING_FIELD, `${doc.kind} needs a spec`, 'spec');
     return out;
   }
-  checkSchema(doc, spec, schema, 'spec', out);
+  const problems: ShapeProblem[] = [];
+  checkShape(spec, shape, 'spec', problems);
+  out.push(...shapeDiagnostics(doc, problems, linkerdShapeCodes));
   if (out.length > 0 || !isObject(spec)) return out;
   switch (doc.kind) {
     case 'Server': validateServer(doc, spec, err); break;
