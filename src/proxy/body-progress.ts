@@ -7,12 +7,13 @@ import type { Readable } from 'node:stream';
  * Calls `onStall` once when `body` delivers no byte for `timeoutMs` while it is being read. Time spent
  * paused by backpressure (the workload not reading) is not the caller's idleness and does not count.
  * The clock is one timestamp per chunk; the timer is re-armed only when it fires, never per chunk.
- * Returns `stop`, to call when the body ended or the exchange settled (also called on 'end'/'close').
+ * `onChunk` runs on every chunk too (one listener serves both). Returns `stop`, to call when the body ended
+ * or the exchange settled (also called on 'end'/'close').
  */
-export function watchBodyProgress(body: Readable, timeoutMs: number, onStall: () => void): () => void {
+export function watchBodyProgress(body: Readable, timeoutMs: number, onStall: () => void, onChunk?: () => void): () => void {
   let lastProgress = performance.now();
   let timer: NodeJS.Timeout | null = null;
-  const progress = (): void => { lastProgress = performance.now(); };
+  const progress = (): void => { lastProgress = performance.now(); onChunk?.(); };
   const stop = (): void => {
     if (timer) clearTimeout(timer);
     timer = null;

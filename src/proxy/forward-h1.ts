@@ -32,6 +32,10 @@ class ClientAbortedError extends Error {
   constructor() { super('client aborted'); this.name = 'ClientAbortedError'; }
 }
 
+class UpstreamHeadersTimeoutError extends Error {
+  constructor() { super('upstream response headers timeout'); this.name = 'UpstreamHeadersTimeoutError'; }
+}
+
 class BodyTimeoutError extends Error {
   constructor() { super('request body timeout'); this.name = 'BodyTimeoutError'; }
 }
@@ -57,7 +61,9 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   /** Stops the request body progress timer (set when the body is forwarded). */
   stopBodyWatch: (() => void) | null = null;
 
-  constructor(private readonly ex: Exchange, private readonly resolve: (outcome: ForwardOutcome) => void) {
+  private headersTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly ex: Exchange, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number) {
     ex.onAbort(() => this.clientAborted());
   }
 
@@ -65,6 +71,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.stopBodyWatch?.();
+    this.clearHeadersTimer();
     if (this.headersSent) {
       const body = this.ex.response.body;
       body.off('drain', this.onDrain);
@@ -78,6 +85,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.settle({ ok: true, status: this.headersSent ? this.status : 499, outcome: 'client_aborted' });
     this.abortUpstream?.(new ClientAbortedError());
+  }
+
+  private clearHeadersTimer(): void {
+    if (this.headersTimer) { clearTimeout(this.headersTimer); this.headersTimer = null; }
   }
 
   /**
@@ -109,13 +120,28 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.done) abort(new ClientAbortedError());
+    if (this.done) { abort(new ClientAbortedError()); return; }
+    // The response-headers deadline is ours, not undici's: undici runs timeouts of a second or more on a
+    // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
+    // restarts on every body chunk sent, so a long upload is not cut while it progresses.
+    this.headersTimer = setTimeout(this.onHeadersTimeout, this.headersTimeoutMs);
   }
+
+  /** Restarts the response-headers deadline (a request body chunk went out). */
+  bodyProgress(): void { this.headersTimer?.refresh(); }
+
+  private readonly onHeadersTimeout = (): void => {
+    this.headersTimer = null;
+    if (this.done) return;
+    this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
+    this.abortUpstream?.(new UpstreamHeadersTimeoutError());
+  };
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (this.done) return false;
     // 1xx informational responses are not relayed (as before: undici's request API skips them too).
     if (statusCode < 200) return true;
+    this.clearHeadersTimer();
     this.status = statusCode;
     this.resumeUpstream = resume;
     const ex = this.ex;
@@ -184,10 +210,10 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
-      const handler = new RelayHandler(ex, resolve);
+      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs);
       if (pipe) {
         const upstreamBody = pipe;
-        handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody));
+        handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody), () => handler.bodyProgress());
       }
       try {
         ex.continueIfExpected();
@@ -197,7 +223,8 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
           path: request.path,
           headers,
           body,
-          headersTimeout: request.headersTimeoutMs,
+          // 0: undici's own response-headers timer is off; RelayHandler keeps a precise one.
+          headersTimeout: 0,
           bodyTimeout: options.bodyTimeoutMs,
           // A failed or aborted request never reuses its connection (PC-14).
           reset: false,

@@ -1,0 +1,79 @@
+// Integration: each timeout fires at its configured value, never early and not a check interval late.
+// Limits of 1 s; the lower bound is strict (5% allows for where the client starts its clock), the upper
+// bound generous for a loaded machine. The measured figures are printed (`# timeout precision: …`).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { ALLOW_FRONTEND_POLICY, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+
+const LIMIT_MS = 1000;
+
+describe('timeouts fire at their configured value', () => {
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  const figures: string[] = [];
+  before(async () => {
+    // A workload that reads requests and never answers (the upstream timeout case).
+    upstream = await startH1Upstream(() => undefined);
+    const limit = `${LIMIT_MS}ms`;
+    proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url, flags: ['--headers-timeout', limit, '--body-timeout', limit, '--upstream-timeout', limit, '--tls-handshake-timeout', limit] });
+  });
+  after(async () => {
+    process.stdout.write(`# timeout precision (limit ${LIMIT_MS} ms): ${figures.join('; ')}\n`);
+    await proxy.stop();
+    await upstream.close();
+  });
+
+  /** Connects with mTLS, writes `bytes`, and resolves with the first answer and the ms since the write completed. */
+  function answerAfter(bytes: string): Promise<{ ms: number; answer: string }> {
+    return new Promise((resolve, reject) => {
+      const c = proxy.svids.frontend;
+      let start = 0;
+      const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: proxy.caPem, cert: c.chainPem, key: c.keyPem, ALPNProtocols: ['http/1.1'] }, () => {
+        start = performance.now();
+        s.write(bytes, () => { start = performance.now(); });
+      });
+      s.once('data', (d: Buffer) => { resolve({ ms: performance.now() - start, answer: d.toString('latin1') }); s.destroy(); });
+      s.on('error', reject);
+      setTimeout(() => reject(new Error('no answer in 10 s')), 10_000).unref();
+    });
+  }
+
+  function check(name: string, ms: number): void {
+    figures.push(`${name} ${ms.toFixed(0)} ms`);
+    assert.ok(ms >= LIMIT_MS * 0.95, `${name} fired early: ${ms.toFixed(0)} ms for ${LIMIT_MS} ms`);
+    assert.ok(ms < LIMIT_MS * 1.5, `${name} fired late: ${ms.toFixed(0)} ms for ${LIMIT_MS} ms`);
+  }
+
+  it('slow request head (headersTimeout): 408', async () => {
+    const { ms, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\nX-Slow: ');
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    check('headers', ms);
+  });
+
+  it('slow request body (bodyTimeout): 408', async () => {
+    const { ms, answer } = await answerAfter('POST /upload HTTP/1.1\r\nHost: api\r\ncontent-length: 10\r\n\r\nabc');
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    check('body', ms);
+  });
+
+  it('workload that never answers (upstreamTimeout): 504', async () => {
+    const { ms, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 504 /);
+    check('upstream', ms);
+  });
+
+  it('TLS handshake that never completes (tlsHandshakeTimeout): connection closed', async () => {
+    const ms = await new Promise<number>((resolve, reject) => {
+      const s = net.connect(proxy.port, '127.0.0.1', () => {
+        const start = performance.now();
+        s.write(Buffer.from([0x16, 0x03, 0x01]));
+        s.on('close', () => resolve(performance.now() - start));
+      });
+      s.on('error', () => undefined);
+      setTimeout(() => reject(new Error('not closed in 10 s')), 10_000).unref();
+    });
+    check('TLS handshake', ms);
+  });
+});
