@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { ALLOW_FRONTEND_POLICY, h2Client, h2Request, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+import { connectRawH2, frame, FRAME, FLAG, headerBlock, type RawH2 } from '../helpers/h2-raw.js';
 
 describe('HTTP/2 limits', () => {
   let upstream: RecordingUpstream;
@@ -56,6 +57,82 @@ describe('HTTP/2 limits', () => {
     assert.ok(dispatched < 100, `streams handled before the cut: ${dispatched}`);
     s.destroy();
     void h2Request;
+  });
+});
+
+describe('HTTP/2 streams beyond MAX_CONCURRENT_STREAMS (100)', () => {
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  before(async () => {
+    // The workload answers after 300 ms, so every stream of a burst is still open when the next arrives.
+    upstream = await startH1Upstream((_req, res) => { setTimeout(() => res.end('ok'), 300); });
+    proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url });
+  });
+  after(async () => { await proxy.stop(); await upstream.close(); });
+
+  const raw = (): Promise<RawH2> => connectRawH2({ port: proxy.port, ca: proxy.caPem, cert: proxy.svids.frontend.chainPem, key: proxy.svids.frontend.keyPem });
+  const burst = (first: number, count: number): Buffer => Buffer.concat(Array.from({ length: count }, (_, i) => frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, first + 2 * i, headerBlock('GET', '/public/a', 'api'))));
+  const tally = (h: RawH2) => {
+    const rst = new Map<number, number>();
+    for (const f of h.reader.frames) if (f.type === FRAME.RST_STREAM) rst.set(f.streamId, f.payload.readUInt32BE(0));
+    return {
+      answered: new Set(h.reader.frames.filter((f) => f.type === FRAME.HEADERS).map((f) => f.streamId)),
+      refused: [...rst.values()].filter((code) => code === http2.constants.NGHTTP2_REFUSED_STREAM).length,
+      otherResets: [...rst.values()].filter((code) => code !== http2.constants.NGHTTP2_REFUSED_STREAM).length,
+      goaway: h.reader.frames.some((f) => f.type === FRAME.GOAWAY),
+    };
+  };
+  async function until(check: () => boolean, ms = 5000): Promise<void> {
+    for (let waited = 0; waited < ms && !check(); waited += 25) await new Promise((r) => setTimeout(r, 25));
+  }
+
+  it('300 streams in the first flight: the 200 excess are refused (REFUSED_STREAM), the 100 in-limit are answered, the connection stays', async () => {
+    const before = upstream.requests.length;
+    const h = await raw();
+    h.socket.on('error', () => undefined);
+    try {
+      // Written before the client has seen (and acknowledged) the server's SETTINGS: the race RFC 9113 5.1.2 allows.
+      h.write(burst(1, 300));
+      await until(() => tally(h).answered.size + tally(h).refused >= 300);
+      const t = tally(h);
+      assert.equal(t.answered.size, 100, 'in-limit streams answered');
+      assert.equal(t.refused, 200, 'excess streams refused with RST_STREAM(REFUSED_STREAM)');
+      assert.equal(t.otherResets, 0);
+      assert.equal(t.goaway, false, 'no GOAWAY');
+      assert.equal(upstream.requests.length - before, 100, 'only in-limit streams reached the workload');
+      // The connection is still usable.
+      h.write(burst(601, 1));
+      await until(() => tally(h).answered.has(601));
+      assert.ok(tally(h).answered.has(601), 'a new stream on the same connection is answered');
+      assert.equal(h.socket.destroyed, false);
+    } finally {
+      h.socket.destroy();
+    }
+  });
+
+  it('a node:http2 client with 300 concurrent requests on one session: all answered (it queues beyond the advertised 100)', async () => {
+    const s = h2Client(proxy, proxy.svids.frontend);
+    try {
+      const results = await Promise.all(Array.from({ length: 300 }, () => h2Request(s, { ':method': 'GET', ':path': '/public/a' })));
+      assert.deepEqual([...new Set(results.map((r) => r.status))], [200]);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a client that acknowledged the limit and still exceeds it loses the connection (nghttp2 connection error; docs/proxy.md)', async () => {
+    const h = await raw();
+    h.socket.on('error', () => undefined);
+    try {
+      await until(() => h.reader.frames.some((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0));
+      await new Promise((r) => setTimeout(r, 100));
+      h.write(burst(1, 300));
+      await Promise.race([h.closed, new Promise((r) => setTimeout(r, 5000))]);
+      // If this starts failing, Node's nghttp2 began refusing per stream here too: update docs/proxy.md.
+      assert.equal(h.socket.destroyed, true, 'connection closed');
+    } finally {
+      h.socket.destroy();
+    }
   });
 });
 
