@@ -138,6 +138,26 @@ export const Code = {
   CALICO_HETEROGENEOUS_PEER: 'PRT_CALICO_HETEROGENEOUS_PEER',
   CALICO_PORT_NAME_UNRESOLVED: 'PRT_CALICO_PORT_NAME_UNRESOLVED',
 
+  // --- Kubernetes NetworkPolicy, ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy (policy/dialects/kubernetes)
+  K8S_UNSUPPORTED_VERSION: 'PRT_K8S_UNSUPPORTED_VERSION',
+  K8S_UNKNOWN_FIELD: 'PRT_K8S_UNKNOWN_FIELD',
+  K8S_WRONG_TYPE: 'PRT_K8S_WRONG_TYPE',
+  K8S_MISSING_FIELD: 'PRT_K8S_MISSING_FIELD',
+  K8S_BAD_VALUE: 'PRT_K8S_BAD_VALUE',
+  K8S_TOO_FEW: 'PRT_K8S_TOO_FEW',
+  K8S_TOO_MANY: 'PRT_K8S_TOO_MANY',
+  K8S_BAD_CIDR: 'PRT_K8S_BAD_CIDR',
+  K8S_BAD_PORT: 'PRT_K8S_BAD_PORT',
+  K8S_SELECTOR: 'PRT_K8S_SELECTOR',
+  K8S_PEER_SHAPE: 'PRT_K8S_PEER_SHAPE', // a NetworkPolicy peer with no field, or ipBlock beside a selector
+  K8S_NOT_ENFORCEABLE: 'PRT_K8S_NOT_ENFORCEABLE', // warning: a field only the sending side or the node can enforce
+  K8S_PEER_FAIL_CLOSED: 'PRT_K8S_PEER_FAIL_CLOSED', // warning: a peer the sidecar cannot read; the rule fails closed
+  K8S_ALLOW_ALIAS: 'PRT_K8S_ALLOW_ALIAS', // warning: ClusterNetworkPolicy action Allow read as Accept
+  K8S_PRIORITY_TIE: 'PRT_K8S_PRIORITY_TIE', // warning: two policies of one tier share a priority (order by name)
+  K8S_PORT_NAME_UNRESOLVED: 'PRT_K8S_PORT_NAME_UNRESOLVED', // warning: a named port the workload does not declare
+  K8S_NAMESPACE_IGNORED: 'PRT_K8S_NAMESPACE_IGNORED', // warning: metadata.namespace on a cluster-scoped policy
+  K8S_NAMESPACE_LABELS_UNKNOWN: 'PRT_K8S_NAMESPACE_LABELS_UNKNOWN', // info: a subject reads namespace labels not configured
+
   // --- data plane errors (proxy/): mapped to a reply by respond.ts
   UPSTREAM_TIMEOUT: 'PRT_UPSTREAM_TIMEOUT',
 } as const;

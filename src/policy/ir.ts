@@ -79,6 +79,8 @@ export type Matcher =
   | { type: 'destination.ip'; cidrs: CidrText[] }
   /** The workload port the connection arrived on. */
   | { type: 'destination.port'; ports: number[] }
+  /** The workload port lies in `from`..`to`, both inclusive (NetworkPolicy endPort, port ranges of CNI dialects). */
+  | { type: 'destination.portRange'; from: number; to: number }
   | { type: 'connection.sni'; match: StringMatcher }
   // --- request (HTTP only) ---
   /** Case-sensitive as sent (Istio). */

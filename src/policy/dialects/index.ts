@@ -1,7 +1,8 @@
-// Owns the list of dialects compile.ts runs, in tier order (a request meets Istio's tiers, then Linkerd's).
+// Owns the list of dialects compile.ts runs, in tier order (a request meets Istio's tiers, then Linkerd's, then Kubernetes').
 // Adding a dialect is one line here plus its folder (docs/engine.md, "Add a dialect").
 import type { PolicyDialect } from './types.js';
 import { istioDialect } from './istio/index.js';
 import { linkerdDialect } from './linkerd/index.js';
+import { kubernetesDialect } from './kubernetes/index.js';
 
-export const dialects: readonly PolicyDialect[] = [istioDialect, linkerdDialect];
+export const dialects: readonly PolicyDialect[] = [istioDialect, linkerdDialect, kubernetesDialect];

@@ -260,3 +260,9 @@ test('property: the literal fast path for regexes agrees with RE2', async () => 
     for (const v of values) assert.equal(fast(v), slow.test(v), JSON.stringify({ p, v }));
   }), { numRuns: 3000 });
 });
+
+test('destination.portRange is inclusive at both ends', () => {
+  const m: Matcher = { type: 'destination.portRange', from: 32000, to: 32768 };
+  for (const port of [32000, 32500, 32768]) assert.ok(run(m, ctx({ port })), String(port));
+  for (const port of [31999, 32769, 80]) assert.ok(!run(m, ctx({ port })), String(port));
+});

@@ -105,6 +105,10 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       }
       return (ctx) => ports.has(ctx.port);
     }
+    case 'destination.portRange': {
+      const { from, to } = m;
+      return (ctx) => ctx.port >= from && ctx.port <= to;
+    }
     case 'connection.sni': {
       const pred = compileString(m.match);
       return (ctx) => ctx.sni !== undefined && ctx.sni.length > 0 && pred(ctx.sni);

@@ -1,0 +1,132 @@
+// Owns turning Kubernetes peer selectors (namespaceSelector, podSelector, ClusterNetworkPolicy namespaces/pods)
+// into matchers: namespace names come from the peer's SPIFFE ID, every other label from the peer registry (cni-dialects.md §5).
+
+import type { JsonValue } from '../../documents-types.js';
+import type { CompileOptions, Matcher } from '../../ir.js';
+import { selectorMatches } from '../../selector.js';
+import { isObject } from './schema.js';
+
+/** The label Kubernetes sets on every namespace to its own name (since 1.21). */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** One pod of a peer identity as the registry knows it (the shared peer registry's PeerFacts, the fields read here). */
+export interface PodFacts {
+  namespace: string;
+  labels: Record<string, string>;
+  namespaceLabels: Record<string, string>;
+}
+
+/**
+ * How a rule reads an identity whose pods disagree: `allow` needs every pod to match and never matches an
+ * identity the registry does not know; `deny` needs one pod and does match unknown identities.
+ */
+export type PeerUse = 'allow' | 'deny';
+
+/**
+ * The peer-registry leaf for a label test. No registry is configured yet in this build, so the registry is
+ * empty: an allow matches no identity (fail closed) and a deny matches every verified identity (pessimistic).
+ */
+export function registryPeers(_options: CompileOptions, _test: (pod: PodFacts) => boolean, use: PeerUse, _describe: string): Matcher {
+  return use === 'allow' ? { type: 'none' } : { type: 'peer.authenticated' };
+}
+
+type Requirement = { key: string; op: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values: string[] };
+
+function requirements(sel: JsonValue | undefined): Requirement[] {
+  if (!isObject(sel)) return [];
+  const out: Requirement[] = [];
+  if (isObject(sel.matchLabels)) for (const [k, v] of Object.entries(sel.matchLabels)) out.push({ key: k, op: 'In', values: [String(v)] });
+  if (Array.isArray(sel.matchExpressions)) {
+    for (const e of sel.matchExpressions) {
+      if (!isObject(e)) continue;
+      const values = Array.isArray(e.values) ? e.values.map(String) : [];
+      out.push({ key: String(e.key), op: e.operator as Requirement['op'], values });
+    }
+  }
+  return out;
+}
+
+/** `app=web,tier in (a,b),!debug`, as kubectl prints selectors; `(all)` for an empty one. */
+export function describeSelector(sel: JsonValue | undefined): string {
+  const parts = requirements(sel).map((r) => {
+    switch (r.op) {
+      case 'In': return r.values.length === 1 ? `${r.key}=${r.values[0] as string}` : `${r.key} in (${r.values.join(',')})`;
+      case 'NotIn': return `${r.key} notin (${r.values.join(',')})`;
+      case 'Exists': return r.key;
+      case 'DoesNotExist': return `!${r.key}`;
+    }
+    return r.key;
+  });
+  return parts.length ? parts.join(',') : '(all)';
+}
+
+export const isEmptySelector = (sel: JsonValue | undefined): boolean => requirements(sel).length === 0;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+const alternatives = (values: readonly string[]): string => `(?:${values.map(escapeRegex).join('|')})`;
+
+/** What the dialect knows about the workload and its mesh. */
+export interface PeerEnv {
+  options: CompileOptions;
+  /** The workload's trust domain and its aliases: a pod of this cluster has `spiffe://<td>/ns/<ns>/sa/<sa>`. */
+  trustDomains: string[];
+}
+
+export function peerEnv(options: CompileOptions): PeerEnv {
+  return { options, trustDomains: [options.workload.trustDomain, ...options.workload.trustDomainAliases] };
+}
+
+/** A verified peer whose SPIFFE ID names a namespace of this cluster: `<td>/ns/<ns>/sa/<sa>` (ns in `namespaces`, or any). */
+function podOfNamespaces(env: PeerEnv, namespaces: readonly string[] | 'any'): Matcher {
+  const ns = namespaces === 'any' ? '[^/]+' : alternatives(namespaces);
+  return { type: 'peer.principal', match: { kind: 'regex', pattern: `${alternatives(env.trustDomains)}/ns/${ns}/sa/[^/]+` } };
+}
+
+/** Which namespaces a selector allows, read from the SPIFFE ID: only requirements on the namespace-name label. */
+function namespaceNameMatcher(env: PeerEnv, reqs: readonly Requirement[]): Matcher {
+  const of: Matcher[] = [podOfNamespaces(env, 'any')];
+  for (const r of reqs) {
+    switch (r.op) {
+      case 'In': of.push(podOfNamespaces(env, r.values)); break;
+      case 'NotIn': of.push({ type: 'not', of: podOfNamespaces(env, r.values) }); break;
+      case 'Exists': break;
+      case 'DoesNotExist': return { type: 'none' };
+    }
+  }
+  return of.length === 1 ? (of[0] as Matcher) : { type: 'and', of };
+}
+
+/** Where a pod peer may live: the policy's own namespace (a NetworkPolicy podSelector alone), or a namespace selector. */
+export type NamespaceScope = { own: string } | { selector: JsonValue | undefined };
+
+/**
+ * Pods matching `podSelector` (absent or empty: every pod) in the namespaces of `scope`. Namespace names
+ * are checked on the SPIFFE ID, so they work for identities the registry does not know; any other
+ * namespace label and every pod label needs the registry. Plaintext peers never match.
+ */
+export function podPeer(env: PeerEnv, scope: NamespaceScope, podSelector: JsonValue | undefined, use: PeerUse): Matcher {
+  const nsReqs = 'own' in scope ? [] : requirements(scope.selector);
+  const byName = 'own' in scope ? podOfNamespaces(env, [scope.own]) : namespaceNameMatcher(env, nsReqs.filter((r) => r.key === NAMESPACE_NAME_LABEL));
+  const needsRegistry = !isEmptySelector(podSelector) || nsReqs.some((r) => r.key !== NAMESPACE_NAME_LABEL);
+  if (!needsRegistry) return byName;
+  const nsTest = 'own' in scope
+    ? (pod: PodFacts) => pod.namespace === scope.own
+    : (pod: PodFacts) => selectorMatches(scope.selector, { ...pod.namespaceLabels, [NAMESPACE_NAME_LABEL]: pod.namespace });
+  const describe = `${isEmptySelector(podSelector) ? 'pods' : `pods ${describeSelector(podSelector)}`} in ${'own' in scope ? `namespace ${scope.own}` : `namespaces ${describeSelector(scope.selector)}`} (registry)`;
+  const registry = registryPeers(env.options, (pod) => nsTest(pod) && selectorMatches(podSelector, pod.labels), use, describe);
+  return { type: 'and', of: [byName, registry] };
+}
+
+/** The workload's own namespace labels (configured), with the name label Kubernetes always sets. */
+export function workloadNamespaceLabels(options: CompileOptions): Record<string, string> {
+  const configured = (options.workload as { namespaceLabels?: Record<string, string> }).namespaceLabels ?? {};
+  return { ...configured, [NAMESPACE_NAME_LABEL]: options.workload.namespace };
+}
+
+/** Keys other than the namespace name that a selector reads (a subject that needs configured namespace labels). */
+export function labelKeysBeyondName(sel: JsonValue | undefined): string[] {
+  return requirements(sel).map((r) => r.key).filter((k) => k !== NAMESPACE_NAME_LABEL);
+}
