@@ -38,7 +38,7 @@ const loaded = loadCaseFiles<CaseFile>('kubernetes');
 function compileOptions(file: CaseFile, suite: Suite): CompileOptions {
   const w = { ...file.defaults?.workload, ...suite.workload };
   const o = { ...file.defaults?.options, ...suite.options };
-  const workload: CompileOptions['workload'] & { namespaceLabels?: Record<string, string> } = {
+  const workload: CompileOptions['workload'] = {
     namespace: w.namespace ?? 'default', labels: w.labels ?? {}, annotations: {},
     serviceAccount: w.serviceAccount ?? 'default', trustDomain: o.trustDomain ?? 'cluster.local', trustDomainAliases: o.trustDomainAliases ?? [],
   };

@@ -209,7 +209,7 @@ export function lowerKubernetes(docs: PolicyDocument[], options: CompileOptions)
   const ctx: Context = { options, env: peerEnv(options), warn };
   const applied = new Set<PolicyDocument>();
   const nsLabels = workloadNamespaceLabels(options);
-  const namespaceLabelsConfigured = (options.workload as { namespaceLabels?: unknown }).namespaceLabels !== undefined;
+  const namespaceLabelsConfigured = options.workload.namespaceLabels !== undefined;
 
   const cluster: ClusterPolicy[] = [];
   for (const doc of docs) {

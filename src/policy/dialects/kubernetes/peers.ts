@@ -3,13 +3,14 @@
 
 import type { JsonValue } from '../../documents-types.js';
 import type { CompileOptions, Matcher } from '../../ir.js';
+import { emptyRegistry, peersWhere } from '../../peers.js';
 import { selectorMatches } from '../../selector.js';
 import { isObject } from './schema.js';
 
 /** The label Kubernetes sets on every namespace to its own name (since 1.21). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
-/** One pod of a peer identity as the registry knows it (the shared peer registry's PeerFacts, the fields read here). */
+/** One pod of a peer identity as the registry knows it (the fields of PeerFacts read here). */
 export interface PodFacts {
   namespace: string;
   labels: Record<string, string>;
@@ -22,12 +23,9 @@ export interface PodFacts {
  */
 export type PeerUse = 'allow' | 'deny';
 
-/**
- * The peer-registry leaf for a label test. No registry is configured yet in this build, so the registry is
- * empty: an allow matches no identity (fail closed) and a deny matches every verified identity (pessimistic).
- */
-export function registryPeers(_options: CompileOptions, _test: (pod: PodFacts) => boolean, use: PeerUse, _describe: string): Matcher {
-  return use === 'allow' ? { type: 'none' } : { type: 'peer.authenticated' };
+/** The peer-registry leaf for a label test (no registry configured: the empty one, so allows fail closed). */
+export function registryPeers(options: CompileOptions, test: (pod: PodFacts) => boolean, use: PeerUse, describe: string): Matcher {
+  return peersWhere(options.peers ?? emptyRegistry, test, use, describe);
 }
 
 type Requirement = { key: string; op: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values: string[] };
@@ -122,8 +120,7 @@ export function podPeer(env: PeerEnv, scope: NamespaceScope, podSelector: JsonVa
 
 /** The workload's own namespace labels (configured), with the name label Kubernetes always sets. */
 export function workloadNamespaceLabels(options: CompileOptions): Record<string, string> {
-  const configured = (options.workload as { namespaceLabels?: Record<string, string> }).namespaceLabels ?? {};
-  return { ...configured, [NAMESPACE_NAME_LABEL]: options.workload.namespace };
+  return { ...options.workload.namespaceLabels, [NAMESPACE_NAME_LABEL]: options.workload.namespace };
 }
 
 /** Keys other than the namespace name that a selector reads (a subject that needs configured namespace labels). */
