@@ -9,6 +9,7 @@ import { Duplex } from 'node:stream';
 import type { InboundListenerConfig } from '../config/types.js';
 import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
 import { handleRequest } from './stages.js';
+import { connectionChecks } from './h1-connection-checks.js';
 import { identifyTlsPeer } from './peer-identity.js';
 import { rapidResetGuard } from './rapid-reset.js';
 import { createH1Forwarder } from './forward-h1.js';
@@ -109,9 +110,9 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   });
   // Node truncates silently above maxHeadersCount; count ourselves and answer 431 instead (PC-11).
   h1.maxHeadersCount = 0;
-  // This server never listens itself (sockets are handed to it after TLS). Node starts the connection
-  // tracking behind headersTimeout/requestTimeout and closeIdleConnections() on 'listening', so signal it.
-  h1.emit('listening');
+  // This server never listens itself (sockets are handed to it after TLS). Node's connection tracking
+  // behind headersTimeout/requestTimeout runs only while it has connections (h1-connection-checks.ts).
+  const h1Checks = connectionChecks(h1);
   h1.timeout = limits.idleTimeoutMs;
   const onH1Request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const info = infoBySocket.get(req.socket);
@@ -214,6 +215,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       pendingH2Info = null;
       pendingH2Socket = null;
     } else {
+      h1Checks.adopt(socket);
       h1.emit('connection', socket);
     }
   }
