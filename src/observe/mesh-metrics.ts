@@ -1,8 +1,9 @@
 // Owns the request metrics mesh users look for first, in the shape of Istio's istio_requests_total /
 // istio_request_duration_milliseconds and Linkerd's inbound_http_authz_{allow,deny}_total (bounded labels only).
-// Per request: one histogram observe. The counters are derived at scrape time from what is already counted.
+// Per request: one addition into a histogram series; the counters are derived at scrape time from what is already counted.
 
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
+import { ScrapeTimeHistogram, type HistogramSeries } from './scrape-time-histogram.js';
 
 /** Istio's default buckets for istio_request_duration_milliseconds. */
 export const requestDurationBucketsMs = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -43,10 +44,10 @@ export interface MeshMetrics {
  * mode, reason, listener); the authz counters are its allow and deny rows.
  */
 export function registerMeshMetrics(registry: Registry, decisions: CountSource, maxSeries: number): MeshMetrics {
-  const duration = new Histogram({
+  const duration = new ScrapeTimeHistogram({
     name: 'portcullis_request_duration_milliseconds',
     help: 'End-to-end request duration (decision plus the workload until the response ended), by listener, protocol, response code and gRPC status (as istio_request_duration_milliseconds).',
-    labelNames: requestLabels, buckets: requestDurationBucketsMs, registers: [registry],
+    labelNames: requestLabels, buckets: requestDurationBucketsMs, registers: [registry], maxSeries,
   });
   derivedCounter(registry, 'portcullis_http_requests_total', 'Requests by listener, protocol, response code and gRPC status (as istio_requests_total); the count of portcullis_request_duration_milliseconds.', requestLabels, async () => {
     const { values } = await duration.get();
@@ -58,21 +59,28 @@ export function registerMeshMetrics(registry: Registry, decisions: CountSource, 
   derivedCounter(registry, 'portcullis_inbound_http_authz_allow_total', 'Requests authorized, by listener, mode and reason (as Linkerd\'s inbound_http_authz_allow_total).', authzLabels, authzRows('allow'));
   derivedCounter(registry, 'portcullis_inbound_http_authz_deny_total', 'Requests denied by authorization, by listener, mode and reason; in audit mode these were forwarded (as Linkerd\'s inbound_http_authz_deny_total).', authzLabels, authzRows('deny'));
 
-  // Label children by a joined key: prom-client hashes the label object on every observe otherwise.
-  const children = new Map<string, Histogram.Internal<(typeof requestLabels)[number]>>();
-  let overflow: Histogram.Internal<(typeof requestLabels)[number]> | undefined;
+  // Series by listener, protocol, status and gRPC status in nested maps keyed by the values themselves:
+  // no label string is built per request once a combination has been seen.
+  const byListener = new Map<string, Map<string, Map<number, Map<number | null, HistogramSeries>>>>();
+  const seriesFor = (listener: string, protocol: string, status: number, grpcStatus: number | null): HistogramSeries => {
+    let byProtocol = byListener.get(listener);
+    if (byProtocol === undefined) { byProtocol = new Map(); byListener.set(listener, byProtocol); }
+    let byStatus = byProtocol.get(protocol);
+    if (byStatus === undefined) { byStatus = new Map(); byProtocol.set(protocol, byStatus); }
+    let byGrpc = byStatus.get(status);
+    if (byGrpc === undefined) { byGrpc = new Map(); byStatus.set(status, byGrpc); }
+    let series = byGrpc.get(grpcStatus);
+    if (series === undefined) {
+      // Every key is bounded (listeners and protocols by the configuration, HTTP and gRPC status codes by
+      // their ranges); past the histogram's series ceiling, new combinations share its `other` series.
+      series = duration.series(listener, protocol, String(status), grpcStatus === null ? '' : String(grpcStatus));
+      byGrpc.set(grpcStatus, series);
+    }
+    return series;
+  };
   return {
     observeRequest(listener, protocol, status, grpcStatus, ms) {
-      const code = String(status);
-      const grpc = grpcStatus === null ? '' : String(grpcStatus);
-      const key = `${listener}\u0000${protocol}\u0000${code}\u0000${grpc}`;
-      let child = children.get(key);
-      if (child === undefined) {
-        if (children.size >= maxSeries) child = overflow ??= duration.labels('other', 'other', 'other', 'other');
-        else child = duration.labels(listener, protocol, code, grpc);
-        children.set(key, child);
-      }
-      child.observe(ms);
+      duration.record(seriesFor(listener, protocol, status, grpcStatus), ms);
     },
   };
 }

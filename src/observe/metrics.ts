@@ -1,8 +1,9 @@
 // Owns every Prometheus metric of Portcullis (prom-client, one private Registry) behind typed methods,
 // so the data plane never touches prom-client. Labels are bounded: policy names and reasons, never paths or principals.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { registerMeshMetrics } from './mesh-metrics.js';
+import { ScrapeTimeHistogram } from './scrape-time-histogram.js';
 
 export type ReloadResult = 'success' | 'failure' | 'unchanged';
 export type ConnectionOutcome = 'accepted' | 'tls_error' | 'identity_rejected' | 'limit_exceeded' | 'timeout' | 'error';
@@ -139,93 +140,6 @@ class DeferredCounter {
   }
 }
 
-interface HistogramSeries { readonly labels: Record<string, string>; readonly counts: number[]; sum: number; count: number }
-interface HistogramValue { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string; exemplar: null | undefined }
-
-/**
- * A prom-client Histogram whose observations are plain additions into a series held here (prom-client's
- * observe() converts and hashes the labels and walks an object per call, twice per request), rendered at
- * scrape time in exactly the value list prom-client's own Histogram produces (same names, labels, order).
- */
-class ScrapeTimeHistogram extends Histogram<string> {
-  private readonly bounds: readonly number[];
-  private readonly seriesList: HistogramSeries[] = [];
-  private readonly seriesByValue = new Map<string, HistogramSeries>();
-  private overflowSeries: HistogramSeries | undefined;
-  private readonly ownLabelNames: readonly string[];
-
-  constructor(config: { name: string; help: string; buckets: number[]; labelNames?: readonly string[]; registers: Registry[] }) {
-    super({ ...config, labelNames: config.labelNames ?? [] });
-    this.bounds = [...config.buckets].sort((a, b) => a - b);
-    this.ownLabelNames = config.labelNames ?? [];
-    // Like prom-client, a histogram without labels shows its (zero) series from the first scrape.
-    if (this.ownLabelNames.length === 0) this.series();
-  }
-
-  /** The series for these label values (in labelNames order); bounded like every labelled metric here. */
-  series(...values: string[]): HistogramSeries {
-    const key = values.join('\u0000');
-    let s = this.seriesByValue.get(key);
-    if (s === undefined) {
-      s = this.seriesList.length >= maxSeries ? this.overflow() : this.newSeries(values);
-      this.seriesByValue.set(key, s);
-    }
-    return s;
-  }
-
-  record(series: HistogramSeries, value: number): void {
-    if (!Number.isFinite(value)) return;
-    const b = this.bounds;
-    let i = 0;
-    while (i < b.length && value > (b[i] as number)) i++;
-    (series.counts[i] as number)++;
-    series.sum += value;
-    series.count++;
-  }
-
-  /** What the registry renders (prom-client calls this for the text exposition). */
-  async getForPromString(): Promise<{ name: string; help: string; type: 'histogram'; values: HistogramValue[]; aggregator: string }> {
-    const self = this as unknown as { name: string; help: string; aggregator: string };
-    const bucket = `${self.name}_bucket`;
-    const values: HistogramValue[] = [];
-    for (const s of this.seriesList) {
-      let acc = 0;
-      this.bounds.forEach((le, i) => {
-        acc += s.counts[i] as number;
-        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: bucket, exemplar: null });
-      });
-      values.push(
-        { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket, exemplar: null },
-        { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${self.name}_sum`, exemplar: undefined },
-        { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${self.name}_count`, exemplar: undefined },
-      );
-    }
-    return { name: self.name, help: self.help, type: 'histogram', values, aggregator: self.aggregator };
-  }
-
-  /** JSON form (registry.getMetricsAsJSON, cluster aggregation): labels merged as prom-client does. */
-  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
-    const data = await this.getForPromString();
-    return {
-      ...data,
-      values: data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } })),
-    } as unknown as MetricObjectWithValues<MetricValueWithName<string>>;
-  }
-
-  private newSeries(values: string[]): HistogramSeries {
-    const labels: Record<string, string> = {};
-    this.ownLabelNames.forEach((n, i) => { labels[n] = values[i] as string; });
-    const s: HistogramSeries = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
-    this.seriesList.push(s);
-    return s;
-  }
-
-  private overflow(): HistogramSeries {
-    this.overflowSeries ??= this.newSeries(this.ownLabelNames.map(() => 'other'));
-    return this.overflowSeries;
-  }
-}
-
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const now = options.now ?? Date.now;
@@ -240,9 +154,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   new Counter({ name: 'portcullis_policy_decisions_total', help: 'Decisions by the policy, rule (Istio) or route (Linkerd) and authorization (Linkerd) that made them; label values come from the policy set.', labelNames: ['dialect', 'policy', 'rule', 'authorization', 'verdict'] as const, registers: [registry], collect() { policyCounts.flushInto(this); } });
   new Counter({ name: 'portcullis_would_deny_total', help: 'Requests forwarded only because of audit mode, by reason.', labelNames: ['reason'] as const, registers: [registry], collect() { wouldDenyCounts.flushInto(this); } });
   const mesh = registerMeshMetrics(registry, requestCounts, maxSeries);
-  const decisionDuration = new ScrapeTimeHistogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry] });
+  const decisionDuration = new ScrapeTimeHistogram({ name: 'portcullis_decision_duration_seconds', help: 'Time to decide one request (context, authentication, authorization).', buckets: decisionBuckets, registers: [registry], maxSeries });
   const decisionSeries = decisionDuration.series();
-  const upstreamDuration = new ScrapeTimeHistogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'], buckets: upstreamBuckets, registers: [registry] });
+  const upstreamDuration = new ScrapeTimeHistogram({ name: 'portcullis_upstream_duration_seconds', help: 'Time from forwarding to the upstream response headers (or failure), by outcome.', labelNames: ['outcome'], buckets: upstreamBuckets, registers: [registry], maxSeries });
   const reloads = new Counter({ name: 'portcullis_policy_reload_total', help: 'Policy loads and reloads by result (failure keeps the last good snapshot).', labelNames: ['result'] as const, registers: [registry] });
   // Aggregators say how the `concurrency` primary combines workers' values (default: sum).
   const revisionInfo = new Gauge({ name: 'portcullis_policy_revision_info', help: 'The revision of the policy snapshot in force (value 1).', labelNames: ['revision'] as const, registers: [registry], aggregator: 'max' });
