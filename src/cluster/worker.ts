@@ -4,6 +4,7 @@
 import type { Config } from '../config/types.js';
 import { createApp, StartupError, type App } from '../app.js';
 import { createDecisionLog, type DecisionLog } from '../observe/decision-log.js';
+import { decisionEventJson } from '../observe/decision-json.js';
 import type { Metrics } from '../observe/metrics.js';
 import { isPrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -57,7 +58,7 @@ export function createWorkerDecisionLog(options: { maxBufferedEvents: number; ma
     publish(event) {
       if (closed) { drop(); return; }
       if (pending() >= maxEvents || bufferBytes + sendingBytes >= maxBytes) { drop(); return; }
-      const line = JSON.stringify(event) + '\n';
+      const line = decisionEventJson(event) + '\n';
       buffer += line;
       bufferEvents++;
       bufferBytes += Buffer.byteLength(line);

@@ -2,6 +2,7 @@
 // async destination. Bounded like OPA's decision logs (models.md §5): a slow destination drops new events and counts them; never blocks.
 
 import pino from 'pino';
+import { decisionEventJson } from './decision-json.js';
 import type { Metrics } from './metrics.js';
 import type { DecisionSink } from './types.js';
 
@@ -157,7 +158,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     publish(event) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      append(JSON.stringify(event) + '\n', 1);
+      append(decisionEventJson(event) + '\n', 1);
     },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }

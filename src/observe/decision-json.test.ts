@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Decision } from '../policy/decision.js';
+import { buildDecisionEvent, type DecisionRecord } from './decision-event.js';
+import { decisionEventJson } from './decision-json.js';
+import type { DecisionEventV1 } from './types.js';
+
+// Strings with what JSON must escape: quotes, backslashes, controls, paired and lone surrogates, DEL, non-ASCII.
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', 'é', '\ud83d', '\ude00', '\ud83d\ude00', 'a', '/') }),
+);
+const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null });
+const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 1e21, 1e-7, Number.MAX_SAFE_INTEGER));
+const policyRef = fc.record({ dialect: text, kind: text, namespace: text, name: text });
+
+const decision: fc.Arbitrary<Decision | null> = maybe(fc.record({
+  verdict: text, reason: text, dialect: text, policy: maybe(policyRef), rule: maybe(text), authorization: maybe(text),
+  audit: maybe(fc.record({ policy: policyRef, rule: maybe(text) })),
+  shadow: maybe(fc.record({ verdict: text, action: text, policy: maybe(policyRef), rule: maybe(text) })),
+  effects: fc.constant(null),
+}).map((d) => d as unknown as Decision));
+
+const record: fc.Arbitrary<DecisionRecord> = fc.record({
+  decision,
+  override: fc.option(fc.record({ verdict: text, reason: text }), { nil: undefined }),
+  mode: fc.constantFrom('enforce' as const, 'audit' as const),
+  wouldDeny: fc.boolean(),
+  policyRevision: text,
+  peer: fc.record({ spiffeId: maybe(text), ip: text }),
+  request: fc.record({ protocol: text, method: text, authority: text, path: text, listener: text, port: number }),
+  jwt: maybe(fc.record({ iss: text, sub: text })),
+  status: number,
+  grpcStatus: maybe(number),
+  latencyUs: number,
+  upstream: fc.option(fc.record({
+    outcome: text, status: maybe(number), durationUs: number,
+    bytesSent: fc.option(number, { nil: undefined }), bytesReceived: fc.option(number, { nil: undefined }),
+  }, { requiredKeys: ['outcome', 'status', 'durationUs'] }), { nil: undefined }),
+  time: fc.integer({ min: 0, max: 4102444800000 }),
+  decisionId: fc.option(text, { nil: undefined }),
+}, { requiredKeys: ['decision', 'mode', 'wouldDeny', 'policyRevision', 'peer', 'request', 'jwt', 'status', 'grpcStatus', 'latencyUs'] });
+
+test('the decision line is exactly JSON.stringify(event), for many events of every shape buildDecisionEvent makes', () => {
+  fc.assert(fc.property(record, (r) => {
+    const event = buildDecisionEvent(r);
+    assert.equal(decisionEventJson(event), JSON.stringify(event));
+  }), { numRuns: 5000 });
+});
+
+test('a field of another type than the schema says is still written as JSON.stringify writes it', () => {
+  const event = buildDecisionEvent({
+    decision: null, override: { verdict: 'allow', reason: 'forwarded' }, mode: 'enforce', wouldDeny: false, policyRevision: 'r',
+    peer: { spiffeId: null, ip: '127.0.0.1' }, request: { protocol: 'http1', method: 'GET', authority: 'a', path: '/', listener: 'l', port: 1 },
+    jwt: null, status: 200, grpcStatus: null, latencyUs: 1, time: 0, decisionId: 'd',
+  });
+  const odd = [
+    { ...event, status: '200' },
+    { ...event, request: { ...event.request, method: undefined } },
+    { ...event, peer: undefined },
+    { ...event, upstream: null },
+    { ...event, rule: { nested: [1, 'x'] } },
+  ] as unknown as DecisionEventV1[];
+  for (const e of odd) assert.equal(decisionEventJson(e), JSON.stringify(e));
+});

@@ -1,0 +1,87 @@
+// Owns the decision event's NDJSON text: byte for byte what JSON.stringify(event) writes (schema v1,
+// ARCHITECTURE.md), from code that knows the event's fixed shape instead of walking it generically.
+
+import type { DecisionEventV1 } from './types.js';
+
+/** Thrown (preallocated) at a field of an unexpected type: the whole event is then written by JSON.stringify. */
+const unexpected = new Error('decision event field of an unexpected type');
+
+/** Characters JSON.stringify escapes: quote, backslash, controls, and surrogates (lone ones are escaped). */
+// eslint-disable-next-line no-control-regex -- the control characters are exactly what must be matched
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function str(v: unknown): string {
+  if (typeof v !== 'string') throw unexpected;
+  return NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`;
+}
+const strOrNull = (v: unknown): string => (v === null ? 'null' : str(v));
+function num(v: unknown): string {
+  if (typeof v !== 'number') throw unexpected;
+  return Number.isFinite(v) ? `${v}` : 'null';
+}
+const numOrNull = (v: unknown): string => (v === null ? 'null' : num(v));
+function bool(v: unknown): string {
+  if (typeof v !== 'boolean') throw unexpected;
+  return v ? 'true' : 'false';
+}
+function objectOrNull<T>(v: T | null, write: (o: T) => string): string {
+  if (v === null) return 'null';
+  if (typeof v !== 'object') throw unexpected;
+  return write(v);
+}
+
+type PolicyRef = NonNullable<DecisionEventV1['policy']>;
+const policy = (p: PolicyRef): string => `{"kind":${str(p.kind)},"namespace":${str(p.namespace)},"name":${str(p.name)}}`;
+const policyOrNull = (p: PolicyRef | null): string => objectOrNull(p, policy);
+
+function fixedShape(e: DecisionEventV1): string {
+  const peer = e.peer;
+  const r = e.request;
+  let line = `{"v":${num(e.v)},"decision_id":${str(e.decision_id)},"time":${str(e.time)},"mode":${str(e.mode)}`
+    + `,"verdict":${str(e.verdict)},"would_deny":${bool(e.would_deny)},"dialect":${strOrNull(e.dialect)}`
+    + `,"policy":${policyOrNull(e.policy)},"rule":${strOrNull(e.rule)},"authorization":${strOrNull(e.authorization)}`
+    + `,"reason":${str(e.reason)}`
+    + `,"audit":${objectOrNull(e.audit, (a) => `{"policy":${objectOrNull(a.policy, policy)},"rule":${strOrNull(a.rule)}}`)}`
+    + `,"shadow":${objectOrNull(e.shadow, (s) => `{"verdict":${str(s.verdict)},"action":${str(s.action)},"policy":${policyOrNull(s.policy)},"rule":${strOrNull(s.rule)}}`)}`
+    + `,"peer":{"spiffe_id":${strOrNull(peer.spiffe_id)},"ip":${str(peer.ip)}}`
+    + `,"request":{"protocol":${str(r.protocol)},"method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)},"listener":${str(r.listener)},"port":${num(r.port)}}`
+    + `,"jwt":${objectOrNull(e.jwt, (j) => `{"iss":${str(j.iss)},"sub":${str(j.sub)}}`)}`
+    + `,"status":${num(e.status)},"grpc_status":${numOrNull(e.grpc_status)},"policy_revision":${str(e.policy_revision)},"latency_us":${num(e.latency_us)}`;
+  const u = e.upstream;
+  if (u !== undefined) {
+    if (u === null || typeof u !== 'object') throw unexpected;
+    line += `,"upstream":{"outcome":${str(u.outcome)},"status":${numOrNull(u.status)},"duration_us":${num(u.duration_us)}`;
+    if (u.bytes_sent !== undefined) line += `,"bytes_sent":${num(u.bytes_sent)}`;
+    if (u.bytes_received !== undefined) line += `,"bytes_received":${num(u.bytes_received)}`;
+    line += '}';
+  }
+  return `${line}}`;
+}
+
+/**
+ * The event as one JSON line (no newline), identical to JSON.stringify(event) for events built by
+ * buildDecisionEvent (whose field order this follows; the test compares the two on many events). A field
+ * of another type than the schema's falls back to JSON.stringify, so the output is never wrong.
+ */
+export function decisionEventJson(event: DecisionEventV1): string {
+  try {
+    return fixedShape(event);
+  } catch {
+    return JSON.stringify(event);
+  }
+}
+
+// A field added to the schema must be written above too: these fail to compile until it is.
+type Written<T, K extends readonly string[]> = Exclude<keyof T, K[number]> extends never ? true : { missing: Exclude<keyof T, K[number]> };
+type Event = DecisionEventV1;
+const complete: [
+  Written<Event, ['v', 'decision_id', 'time', 'mode', 'verdict', 'would_deny', 'dialect', 'policy', 'rule', 'authorization', 'reason', 'audit', 'shadow', 'peer', 'request', 'jwt', 'status', 'grpc_status', 'policy_revision', 'latency_us', 'upstream']>,
+  Written<PolicyRef, ['kind', 'namespace', 'name']>,
+  Written<NonNullable<Event['audit']>, ['policy', 'rule']>,
+  Written<NonNullable<Event['shadow']>, ['verdict', 'action', 'policy', 'rule']>,
+  Written<Event['peer'], ['spiffe_id', 'ip']>,
+  Written<Event['request'], ['protocol', 'method', 'authority', 'path', 'listener', 'port']>,
+  Written<NonNullable<Event['jwt']>, ['iss', 'sub']>,
+  Written<NonNullable<Event['upstream']>, ['outcome', 'status', 'duration_us', 'bytes_sent', 'bytes_received']>,
+] = [true, true, true, true, true, true, true, true];
+void complete;
