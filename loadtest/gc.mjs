@@ -67,7 +67,9 @@ function runOnce(setupName) {
       if (!from && out.includes('MEASURE_START\n')) { from = statSync(logFile).size || 1; cpu0 = cpuSeconds(pid); }
       if (!to && out.includes('MEASURE_END\n')) { to = statSync(logFile).size; cpu = cpuSeconds(pid) - cpu0; }
     });
+    const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
     child.once('exit', (code) => {
+      clearTimeout(timeout);
       const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
       if (code !== 0 || !line) { reject(new Error(`loader exited ${code}`)); return; }
       const r = JSON.parse(line);

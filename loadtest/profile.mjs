@@ -31,20 +31,29 @@ if (!args.analyze) {
   const tmp = mkdtempSync(join(os.tmpdir(), 'portcullis-profile-'));
   mkdirSync(profDir, { recursive: true });
   const env = await createEnvironment({ dist: resolve(args.dist), tmp, setups: [args.setup], log, cpuProfDir: profDir });
-  const setup = env.info.setups[args.setup];
-  const point = POINTS[args.point];
-  const endpoint = setup.endpoints[point.endpoint];
-  const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 1 };
-  log(`driving ${args.point} against ${args.setup} for ${args.seconds} s`);
-  result = await new Promise((res, rej) => {
-    const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.once('exit', (code) => (code === 0 ? res(JSON.parse(out.split('\n').reverse().find((l) => l.startsWith('{')))) : rej(new Error(`loader exited ${code}`))));
-  });
-  log(`${Math.round(result.rps)} requests/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms`);
-  await env.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  try {
+    const setup = env.info.setups[args.setup];
+    const point = POINTS[args.point];
+    const endpoint = setup.endpoints[point.endpoint];
+    const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 1 };
+    log(`driving ${args.point} against ${args.setup} for ${args.seconds} s`);
+    result = await new Promise((res, rej) => {
+      const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
+      child.once('exit', (code) => {
+        clearTimeout(timeout);
+        if (code === 0) res(JSON.parse(out.split('\n').reverse().find((l) => l.startsWith('{'))));
+        else rej(new Error(`loader exited ${code}`));
+      });
+    });
+    log(`${Math.round(result.rps)} requests/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms`);
+  } finally {
+    // The sidecar writes its .cpuprofile when it exits: stop it (bounded) even when the loader failed.
+    await env.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Self time per function and per module from a V8 .cpuprofile (samples x interval). */

@@ -43,6 +43,9 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A process that exited while being waited for: waiting on is pointless. */
+const exited = (message) => Object.assign(new Error(message), { fatal: true });
+
 async function waitFor(check, what, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   let lastError;
@@ -50,6 +53,7 @@ async function waitFor(check, what, timeoutMs = 30_000) {
     try {
       if (await check()) return;
     } catch (err) {
+      if (err.fatal) throw err;
       lastError = err;
     }
     await sleep(100);
@@ -133,183 +137,7 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
   const children = [];
   const info = { setups: {}, versions: { node: process.version }, portcullisNodeFlags: nodeOptions };
 
-  function start(name, cmd, args, opts = {}) {
-    const out = openSync(join(tmp, `${name}.stdout.log`), 'a');
-    const err = openSync(join(tmp, `${name}.stderr.log`), 'a');
-    const child = spawn(cmd, args, { stdio: ['ignore', opts.pipeStdout ? 'pipe' : out, err], cwd: opts.cwd ?? tmp });
-    children.push({ name, child });
-    child.once('exit', (code, signal) => { child.exitInfo = { code, signal }; });
-    return child;
-  }
-
-  // --- PKI, through the CLI users have.
-  const pki = join(tmp, 'pki');
-  run(process.execPath, [main, 'certs', 'init', '--trust-domain', TRUST_DOMAIN, '--out', join(pki, 'ca')]);
-  const issue = (id, dir) => run(process.execPath, [main, 'certs', 'issue', '--ca', join(pki, 'ca'), '--spiffe-id', id, '--out', join(pki, dir), '--dns', 'localhost', '--ip', '127.0.0.1']);
-  issue(WORKLOAD_ID, 'workload');
-  issue(CALLER_ID, 'caller');
-  const files = {
-    ca: join(pki, 'ca', 'ca.crt'),
-    workload: { cert: join(pki, 'workload', 'svid.crt'), key: join(pki, 'workload', 'svid.key'), bundle: join(pki, 'workload', 'bundle.crt') },
-    caller: { cert: join(pki, 'caller', 'svid.crt'), key: join(pki, 'caller', 'svid.key'), bundle: join(pki, 'caller', 'bundle.crt') },
-  };
-  const clientTls = { cert: files.caller.cert, key: files.caller.key, ca: files.ca, servername: 'localhost' };
-
-  // --- JWT: one ES256 key, inline JWKS (the "cached key" case: no fetch on the request path).
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'loadtest-1', alg: 'ES256', use: 'sig' };
-  const token = await new SignJWT({ scope: 'loadtest' })
-    .setProtectedHeader({ alg: 'ES256', kid: 'loadtest-1', typ: 'JWT' })
-    .setIssuer(ISSUER).setSubject('loadtest-user').setAudience('workload')
-    .setIssuedAt().setExpirationTime('6h')
-    .sign(privateKey);
-
-  // --- upstream
-  const upstream = start('upstream', process.execPath, [join(here, 'upstream.mjs')], { pipeStdout: true });
-  const upstreamPorts = await new Promise((resolve, reject) => {
-    let buf = '';
-    upstream.stdout.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)));
-    });
-    upstream.once('exit', () => reject(new Error(`upstream exited early (see ${tmp}/upstream.stderr.log)`)));
-  });
-  info.upstream = { pid: upstream.pid, ports: upstreamPorts };
-
-  for (const name of setups) {
-    const def = SETUP_CATALOG[name];
-    if (!def) throw new Error(`unknown setup ${name}; known: ${Object.keys(SETUP_CATALOG).join(', ')}`);
-    if (def.kind === 'direct') {
-      info.setups[name] = {
-        ...def,
-        endpoints: {
-          h1: { url: `http://127.0.0.1:${upstreamPorts.h1}`, tls: null },
-          h2: { url: `http://127.0.0.1:${upstreamPorts.h2}`, tls: null },
-          grpc: { url: `http://127.0.0.1:${upstreamPorts.grpc}`, tls: null },
-        },
-        pids: () => [],
-        headers: {},
-      };
-    } else if (def.kind === 'bare') {
-      const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
-      const cfg = { cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts };
-      const child = start('bare', process.execPath, [...nodeOptions, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
-      await waitFor(async () => {
-        if (child.exitInfo) throw new Error(`bare proxy exited (see ${tmp}/bare.stderr.log)`);
-        return readFileSync(join(tmp, 'bare.stdout.log'), 'utf8').includes('READY');
-      }, 'bare proxy');
-      info.setups[name] = {
-        ...def,
-        endpoints: Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, { url: `https://127.0.0.1:${p}`, tls: clientTls }])),
-        pids: () => [child.pid],
-        pidList: { [name]: child.pid },
-        headers: {},
-      };
-    } else if (def.kind === 'nginx') {
-      const bin = ensureNginx(log);
-      if (!bin) { log('nginx unavailable: the nginx setup is skipped'); continue; }
-      info.versions.nginx = nginxVersion(bin);
-      const prefix = join(tmp, 'nginx');
-      mkdirSync(prefix, { recursive: true });
-      const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
-      const conf = readFileSync(join(here, 'nginx.conf.template'), 'utf8')
-        .replaceAll('{{PREFIX}}', prefix).replaceAll('{{WORKERS}}', String(nginxWorkers))
-        .replaceAll('{{CERT}}', files.workload.cert).replaceAll('{{KEY}}', files.workload.key).replaceAll('{{CA}}', files.ca)
-        .replaceAll('{{UPSTREAM_H1}}', String(upstreamPorts.h1)).replaceAll('{{UPSTREAM_H2}}', String(upstreamPorts.h2)).replaceAll('{{UPSTREAM_GRPC}}', String(upstreamPorts.grpc))
-        .replaceAll('{{LISTEN_H1}}', String(ports.h1)).replaceAll('{{LISTEN_H2}}', String(ports.h2)).replaceAll('{{LISTEN_GRPC}}', String(ports.grpc));
-      const confFile = join(prefix, 'nginx.conf');
-      writeFileSync(confFile, conf);
-      run(bin, ['-t', '-q', '-p', prefix, '-c', confFile]);
-      const child = start('nginx', bin, ['-p', prefix, '-c', confFile]);
-      await waitFor(async () => existsSync(join(prefix, 'nginx.pid')) && childPids(child.pid).length >= nginxWorkers, 'nginx');
-      info.setups[name] = {
-        ...def,
-        endpoints: Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, { url: `https://127.0.0.1:${p}`, tls: clientTls }])),
-        pids: () => [child.pid, ...childPids(child.pid)],
-        headers: {},
-      };
-    } else {
-      const startSidecar = async (sidecarName, extra) => {
-        const dir = join(tmp, sidecarName);
-        mkdirSync(join(dir, 'policies'), { recursive: true });
-        policyDocuments({ rules: def.rules, jwt: def.jwt, auditDeny: def.auditDeny, jwks: { keys: [jwk] } })
-          .forEach((doc, i) => writeFileSync(join(dir, 'policies', `policy-${i}.yaml`), JSON.stringify(doc, null, 1)));
-        const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort(), admin: await freePort() };
-        const config = {
-          mode: def.mode,
-          listeners: [
-            { name: 'h1', listen: `127.0.0.1:${ports.h1}`, upstream: `http://127.0.0.1:${upstreamPorts.h1}` },
-            { name: 'h2', listen: `127.0.0.1:${ports.h2}`, upstream: `h2c://127.0.0.1:${upstreamPorts.h2}` },
-            { name: 'grpc', listen: `127.0.0.1:${ports.grpc}`, upstream: `h2c://127.0.0.1:${upstreamPorts.grpc}` },
-          ],
-          admin: `127.0.0.1:${ports.admin}`,
-          policies: [join(dir, 'policies')],
-          cert: extra?.identity === 'caller' ? files.caller.cert : files.workload.cert,
-          key: extra?.identity === 'caller' ? files.caller.key : files.workload.key,
-          trustBundle: files.ca,
-          namespace: 'loadtest',
-          labels: { app: 'workload' },
-          serviceAccount: 'workload',
-          decisionLog: join(dir, 'decisions.ndjson'),
-          logLevel: 'warn',
-          ...(def.concurrency ? { concurrency: def.concurrency } : {}),
-          ...(extra?.outbound ? { outbound: extra.outbound } : {}),
-        };
-        const configFile = join(dir, 'portcullis.yaml');
-        writeFileSync(configFile, JSON.stringify(config, null, 1));
-        const nodeArgs = [...nodeOptions, ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, sidecarName)] : [])];
-        if (def.baseline && !baselineMain) throw new Error(`setup ${sidecarName} needs --baseline-dist`);
-        const child = start(sidecarName, process.execPath, [...nodeArgs, def.baseline ? baselineMain : main, 'run', '--config', configFile]);
-        await waitFor(async () => {
-          if (child.exitInfo) throw new Error(`${sidecarName} exited (${JSON.stringify(child.exitInfo)}): ${readFileSync(join(tmp, `${sidecarName}.stderr.log`), 'utf8').slice(-2000)}`);
-          const res = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
-          await res.arrayBuffer();
-          return res.ok;
-        }, sidecarName);
-        return { child, ports, configFile };
-      };
-      if (def.kind === 'portcullis') {
-        const sc = await startSidecar(name);
-        info.setups[name] = {
-          ...def,
-          endpoints: Object.fromEntries(['h1', 'h2', 'grpc'].map((k) => [k, { url: `https://127.0.0.1:${sc.ports[k]}`, tls: clientTls }])),
-          // With concurrency, the workers are the primary's children: CPU and RSS are summed over all of them.
-          pids: () => [sc.child.pid, ...(def.concurrency ? childPids(sc.child.pid) : [])],
-          pidList: { [name]: sc.child.pid },
-          admins: { [name]: sc.ports.admin },
-          headers: def.jwt ? { authorization: `Bearer ${token}` } : {},
-          configFile: sc.configFile,
-        };
-      } else {
-        const inbound = await startSidecar(`${name}-in`);
-        const out = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
-        const outbound = ['h1', 'h2', 'grpc'].map((k) => ({
-          name: `to-${k}`, listen: `127.0.0.1:${out[k]}`, target: `https://127.0.0.1:${inbound.ports[k]}`, expectIdentity: WORKLOAD_ID, serverName: 'localhost',
-        }));
-        const outSc = await startSidecar(`${name}-out`, { identity: 'caller', outbound });
-        await waitFor(() => new Promise((resolve) => {
-          const s = createServer();
-          s.once('error', () => resolve(true));
-          s.listen(out.grpc, '127.0.0.1', () => s.close(() => resolve(false)));
-        }), `${name}-out outbound listeners`);
-        info.setups[name] = {
-          ...def,
-          endpoints: Object.fromEntries(['h1', 'h2', 'grpc'].map((k) => [k, { url: `http://127.0.0.1:${out[k]}`, tls: null }])),
-          pids: () => [outSc.child.pid, inbound.child.pid],
-          pidList: { [`${name}-out`]: outSc.child.pid, [`${name}-in`]: inbound.child.pid },
-          admins: { [`${name}-out`]: outSc.ports.admin, [`${name}-in`]: inbound.ports.admin },
-          headers: {},
-          configFile: inbound.configFile,
-        };
-      }
-    }
-  }
-
-  try {
-    info.versions.portcullis = run(process.execPath, [main, '--version']).trim();
-  } catch { /* older builds have no --version */ }
-
+  /** SIGTERM to every child still running, newest first; SIGKILL to any left after 25 s. */
   async function stop() {
     for (const { child } of [...children].reverse()) {
       if (child.exitInfo) continue;
@@ -319,6 +147,193 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
     while (children.some(({ child }) => !child.exitInfo) && Date.now() < deadline) await sleep(100);
     for (const { child } of children) if (!child.exitInfo) child.kill('SIGKILL');
   }
+  // Last resort when this process exits without stop() (a throw, process.exit, a signal handler): no child outlives it.
+  const killLeftovers = () => { for (const { child } of children) if (!child.exitInfo) child.kill('SIGKILL'); };
+  process.once('exit', killLeftovers);
 
-  return { info, files, token, stop, upstreamPid: upstream.pid };
+  function start(name, cmd, args, opts = {}) {
+    const out = openSync(join(tmp, `${name}.stdout.log`), 'a');
+    const err = openSync(join(tmp, `${name}.stderr.log`), 'a');
+    const child = spawn(cmd, args, { stdio: ['ignore', opts.pipeStdout ? 'pipe' : out, err], cwd: opts.cwd ?? tmp });
+    children.push({ name, child });
+    child.once('exit', (code, signal) => { child.exitInfo = { code, signal }; });
+    return child;
+  }
+
+  try {
+    // --- PKI, through the CLI users have.
+    const pki = join(tmp, 'pki');
+    run(process.execPath, [main, 'certs', 'init', '--trust-domain', TRUST_DOMAIN, '--out', join(pki, 'ca')]);
+    const issue = (id, dir) => run(process.execPath, [main, 'certs', 'issue', '--ca', join(pki, 'ca'), '--spiffe-id', id, '--out', join(pki, dir), '--dns', 'localhost', '--ip', '127.0.0.1']);
+    issue(WORKLOAD_ID, 'workload');
+    issue(CALLER_ID, 'caller');
+    const files = {
+      ca: join(pki, 'ca', 'ca.crt'),
+      workload: { cert: join(pki, 'workload', 'svid.crt'), key: join(pki, 'workload', 'svid.key'), bundle: join(pki, 'workload', 'bundle.crt') },
+      caller: { cert: join(pki, 'caller', 'svid.crt'), key: join(pki, 'caller', 'svid.key'), bundle: join(pki, 'caller', 'bundle.crt') },
+    };
+    const clientTls = { cert: files.caller.cert, key: files.caller.key, ca: files.ca, servername: 'localhost' };
+
+    // --- JWT: one ES256 key, inline JWKS (the "cached key" case: no fetch on the request path).
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'loadtest-1', alg: 'ES256', use: 'sig' };
+    const token = await new SignJWT({ scope: 'loadtest' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'loadtest-1', typ: 'JWT' })
+      .setIssuer(ISSUER).setSubject('loadtest-user').setAudience('workload')
+      .setIssuedAt().setExpirationTime('6h')
+      .sign(privateKey);
+
+    // --- upstream
+    const upstream = start('upstream', process.execPath, [join(here, 'upstream.mjs')], { pipeStdout: true });
+    const upstreamPorts = await new Promise((resolve, reject) => {
+      let buf = '';
+      upstream.stdout.on('data', (d) => {
+        buf += d;
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)));
+      });
+      upstream.once('exit', () => reject(new Error(`upstream exited early (see ${tmp}/upstream.stderr.log)`)));
+    });
+    info.upstream = { pid: upstream.pid, ports: upstreamPorts };
+
+    for (const name of setups) {
+      const def = SETUP_CATALOG[name];
+      if (!def) throw new Error(`unknown setup ${name}; known: ${Object.keys(SETUP_CATALOG).join(', ')}`);
+      if (def.kind === 'direct') {
+        info.setups[name] = {
+          ...def,
+          endpoints: {
+            h1: { url: `http://127.0.0.1:${upstreamPorts.h1}`, tls: null },
+            h2: { url: `http://127.0.0.1:${upstreamPorts.h2}`, tls: null },
+            grpc: { url: `http://127.0.0.1:${upstreamPorts.grpc}`, tls: null },
+          },
+          pids: () => [],
+          headers: {},
+        };
+      } else if (def.kind === 'bare') {
+        const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
+        const cfg = { cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts };
+        const child = start('bare', process.execPath, [...nodeOptions, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
+        await waitFor(async () => {
+          if (child.exitInfo) throw exited(`bare proxy exited (see ${tmp}/bare.stderr.log)`);
+          return readFileSync(join(tmp, 'bare.stdout.log'), 'utf8').includes('READY');
+        }, 'bare proxy');
+        info.setups[name] = {
+          ...def,
+          endpoints: Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, { url: `https://127.0.0.1:${p}`, tls: clientTls }])),
+          pids: () => [child.pid],
+          pidList: { [name]: child.pid },
+          headers: {},
+        };
+      } else if (def.kind === 'nginx') {
+        const bin = ensureNginx(log);
+        if (!bin) { log('nginx unavailable: the nginx setup is skipped'); continue; }
+        info.versions.nginx = nginxVersion(bin);
+        const prefix = join(tmp, 'nginx');
+        mkdirSync(prefix, { recursive: true });
+        const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
+        const conf = readFileSync(join(here, 'nginx.conf.template'), 'utf8')
+          .replaceAll('{{PREFIX}}', prefix).replaceAll('{{WORKERS}}', String(nginxWorkers))
+          .replaceAll('{{CERT}}', files.workload.cert).replaceAll('{{KEY}}', files.workload.key).replaceAll('{{CA}}', files.ca)
+          .replaceAll('{{UPSTREAM_H1}}', String(upstreamPorts.h1)).replaceAll('{{UPSTREAM_H2}}', String(upstreamPorts.h2)).replaceAll('{{UPSTREAM_GRPC}}', String(upstreamPorts.grpc))
+          .replaceAll('{{LISTEN_H1}}', String(ports.h1)).replaceAll('{{LISTEN_H2}}', String(ports.h2)).replaceAll('{{LISTEN_GRPC}}', String(ports.grpc));
+        const confFile = join(prefix, 'nginx.conf');
+        writeFileSync(confFile, conf);
+        run(bin, ['-t', '-q', '-p', prefix, '-c', confFile]);
+        const child = start('nginx', bin, ['-p', prefix, '-c', confFile]);
+        await waitFor(async () => existsSync(join(prefix, 'nginx.pid')) && childPids(child.pid).length >= nginxWorkers, 'nginx');
+        info.setups[name] = {
+          ...def,
+          endpoints: Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, { url: `https://127.0.0.1:${p}`, tls: clientTls }])),
+          pids: () => [child.pid, ...childPids(child.pid)],
+          headers: {},
+        };
+      } else {
+        const startSidecar = async (sidecarName, extra) => {
+          const dir = join(tmp, sidecarName);
+          mkdirSync(join(dir, 'policies'), { recursive: true });
+          policyDocuments({ rules: def.rules, jwt: def.jwt, auditDeny: def.auditDeny, jwks: { keys: [jwk] } })
+            .forEach((doc, i) => writeFileSync(join(dir, 'policies', `policy-${i}.yaml`), JSON.stringify(doc, null, 1)));
+          const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort(), admin: await freePort() };
+          const config = {
+            mode: def.mode,
+            listeners: [
+              { name: 'h1', listen: `127.0.0.1:${ports.h1}`, upstream: `http://127.0.0.1:${upstreamPorts.h1}` },
+              { name: 'h2', listen: `127.0.0.1:${ports.h2}`, upstream: `h2c://127.0.0.1:${upstreamPorts.h2}` },
+              { name: 'grpc', listen: `127.0.0.1:${ports.grpc}`, upstream: `h2c://127.0.0.1:${upstreamPorts.grpc}` },
+            ],
+            admin: `127.0.0.1:${ports.admin}`,
+            policies: [join(dir, 'policies')],
+            cert: extra?.identity === 'caller' ? files.caller.cert : files.workload.cert,
+            key: extra?.identity === 'caller' ? files.caller.key : files.workload.key,
+            trustBundle: files.ca,
+            namespace: 'loadtest',
+            labels: { app: 'workload' },
+            serviceAccount: 'workload',
+            decisionLog: join(dir, 'decisions.ndjson'),
+            logLevel: 'warn',
+            ...(def.concurrency ? { concurrency: def.concurrency } : {}),
+            ...(extra?.outbound ? { outbound: extra.outbound } : {}),
+          };
+          const configFile = join(dir, 'portcullis.yaml');
+          writeFileSync(configFile, JSON.stringify(config, null, 1));
+          const nodeArgs = [...nodeOptions, ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, sidecarName)] : [])];
+          if (def.baseline && !baselineMain) throw new Error(`setup ${sidecarName} needs --baseline-dist`);
+          const child = start(sidecarName, process.execPath, [...nodeArgs, def.baseline ? baselineMain : main, 'run', '--config', configFile]);
+          await waitFor(async () => {
+            if (child.exitInfo) throw exited(`${sidecarName} exited (${JSON.stringify(child.exitInfo)}): ${readFileSync(join(tmp, `${sidecarName}.stderr.log`), 'utf8').slice(-2000)}`);
+            const res = await fetch(`http://127.0.0.1:${ports.admin}/ready`);
+            await res.arrayBuffer();
+            return res.ok;
+          }, sidecarName);
+          return { child, ports, configFile };
+        };
+        if (def.kind === 'portcullis') {
+          const sc = await startSidecar(name);
+          info.setups[name] = {
+            ...def,
+            endpoints: Object.fromEntries(['h1', 'h2', 'grpc'].map((k) => [k, { url: `https://127.0.0.1:${sc.ports[k]}`, tls: clientTls }])),
+            // With concurrency, the workers are the primary's children: CPU and RSS are summed over all of them.
+            pids: () => [sc.child.pid, ...(def.concurrency ? childPids(sc.child.pid) : [])],
+            pidList: { [name]: sc.child.pid },
+            admins: { [name]: sc.ports.admin },
+            headers: def.jwt ? { authorization: `Bearer ${token}` } : {},
+            configFile: sc.configFile,
+          };
+        } else {
+          const inbound = await startSidecar(`${name}-in`);
+          const out = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
+          const outbound = ['h1', 'h2', 'grpc'].map((k) => ({
+            name: `to-${k}`, listen: `127.0.0.1:${out[k]}`, target: `https://127.0.0.1:${inbound.ports[k]}`, expectIdentity: WORKLOAD_ID, serverName: 'localhost',
+          }));
+          const outSc = await startSidecar(`${name}-out`, { identity: 'caller', outbound });
+          await waitFor(() => new Promise((resolve) => {
+            const s = createServer();
+            s.once('error', () => resolve(true));
+            s.listen(out.grpc, '127.0.0.1', () => s.close(() => resolve(false)));
+          }), `${name}-out outbound listeners`);
+          info.setups[name] = {
+            ...def,
+            endpoints: Object.fromEntries(['h1', 'h2', 'grpc'].map((k) => [k, { url: `http://127.0.0.1:${out[k]}`, tls: null }])),
+            pids: () => [outSc.child.pid, inbound.child.pid],
+            pidList: { [`${name}-out`]: outSc.child.pid, [`${name}-in`]: inbound.child.pid },
+            admins: { [`${name}-out`]: outSc.ports.admin, [`${name}-in`]: inbound.ports.admin },
+            headers: {},
+            configFile: inbound.configFile,
+          };
+        }
+      }
+    }
+
+    try {
+      info.versions.portcullis = run(process.execPath, [main, '--version']).trim();
+    } catch { /* older builds have no --version */ }
+
+    return { info, files, token, stop, upstreamPid: upstream.pid };
+  } catch (err) {
+    // A setup that failed half-way: stop what did start before reporting, so nothing is left running.
+    log(`setup failed: stopping the ${children.filter(({ child }) => !child.exitInfo).length} processes already started`);
+    await stop();
+    throw err;
+  }
 }
