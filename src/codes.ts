@@ -157,6 +157,7 @@ export const Code = {
   K8S_PORT_NAME_UNRESOLVED: 'PRT_K8S_PORT_NAME_UNRESOLVED', // warning: a named port the workload does not declare
   K8S_NAMESPACE_IGNORED: 'PRT_K8S_NAMESPACE_IGNORED', // warning: metadata.namespace on a cluster-scoped policy
   K8S_NAMESPACE_LABELS_UNKNOWN: 'PRT_K8S_NAMESPACE_LABELS_UNKNOWN', // info: a subject reads namespace labels not configured
+  K8S_HETEROGENEOUS_PEER: 'PRT_K8S_HETEROGENEOUS_PEER', // warning: a Pass peer selects some pods of a registered identity only
 
   // --- data plane errors (proxy/): mapped to a reply by respond.ts
   UPSTREAM_TIMEOUT: 'PRT_UPSTREAM_TIMEOUT',

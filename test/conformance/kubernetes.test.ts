@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CompileOptions } from '../../src/policy/ir.js';
+import type { CompileOptions, PeerFacts } from '../../src/policy/ir.js';
+import { buildRegistry } from '../../src/policy/peers.js';
 import { createCheckAuthenticator, decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
 import { assertSubset, compileSuite, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
 
@@ -24,11 +25,26 @@ interface OptionsSpec {
 type Expect = Record<string, unknown>;
 
 interface Case { name: string; source?: string; request?: CheckRequest; expect: Expect }
+/** A registry entry as the peer registry file holds it; namespace and service account default from the SPIFFE ID. */
+type PeerSpec = Partial<PeerFacts> & { spiffeId: string };
+
 interface Suite extends ConformanceSuite<Case> {
   workload?: WorkloadSpec;
   options?: OptionsSpec;
+  /** The peer registry (one entry per pod); absent = no registry. */
+  peers?: PeerSpec[];
 }
-type CaseFile = BaseCaseFile<Suite, { workload?: WorkloadSpec; options?: OptionsSpec }>;
+type CaseFile = BaseCaseFile<Suite, { workload?: WorkloadSpec; options?: OptionsSpec; peers?: PeerSpec[] }>;
+
+function registryFacts(specs: readonly PeerSpec[]): PeerFacts[] {
+  return specs.map((p) => {
+    const m = /\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(p.spiffeId);
+    return {
+      spiffeId: p.spiffeId, namespace: p.namespace ?? m?.[1] ?? '', serviceAccount: p.serviceAccount ?? m?.[2] ?? '',
+      labels: p.labels ?? {}, namespaceLabels: p.namespaceLabels ?? {}, serviceAccountLabels: p.serviceAccountLabels ?? {}, ips: p.ips ?? [],
+    };
+  });
+}
 
 /** Plain HTTP from a cluster address to port 80 (the network-policy-api conformance servers listen on 80 and 8080). */
 const BASE_REQUEST: CheckRequest = { method: 'GET', path: '/', host: 'server', headers: {}, peer: null, sourceIp: '10.0.0.1', port: 80, protocol: 'http' };
@@ -43,8 +59,10 @@ function compileOptions(file: CaseFile, suite: Suite): CompileOptions {
     serviceAccount: w.serviceAccount ?? 'default', trustDomain: o.trustDomain ?? 'cluster.local', trustDomainAliases: o.trustDomainAliases ?? [],
   };
   if (w.namespaceLabels) workload.namespaceLabels = w.namespaceLabels;
+  const peers = suite.peers ?? file.defaults?.peers;
   return {
     workload,
+    ...(peers ? { peers: buildRegistry(registryFacts(peers)) } : {}),
     rootNamespace: 'istio-system',
     pathNormalization: 'NONE',
     customProviders: [],

@@ -6,7 +6,7 @@ import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import type { CompileOptions, Matcher, PolicyRef, PolicyTier, RuleAction, TierDefault, TierRule, TierScope } from '../../ir.js';
 import { selectorMatches } from '../../selector.js';
 import type { DialectOutput } from '../types.js';
-import { labelKeysBeyondName, peerEnv, podPeer, workloadNamespaceLabels, type PeerEnv, type PeerUse } from './peers.js';
+import { labelKeysBeyondName, mixedIdentities, peerEnv, podPeer, workloadNamespaceLabels, type NamespaceScope, type PeerEnv, type PeerUse } from './peers.js';
 import { adminPolicyPorts, clusterPolicyProtocols, networkPolicyPorts, type UnresolvedPort } from './ports.js';
 import { isObject } from './schema.js';
 import { Code } from '../../../codes.js';
@@ -135,10 +135,10 @@ function subjectNamespaceKeys(subject: JsonValue | undefined): string[] {
   return isObject(subject.pods) ? labelKeysBeyondName(subject.pods.namespaceSelector) : [];
 }
 
-/** Returns null for a peer with no field this version knows (the rule fails closed). */
-function clusterPeer(ctx: Context, peer: Obj, use: PeerUse): Matcher | null {
-  if (present(peer.namespaces)) return podPeer(ctx.env, { selector: peer.namespaces }, undefined, use);
-  if (isObject(peer.pods)) return podPeer(ctx.env, { selector: peer.pods.namespaceSelector ?? undefined }, peer.pods.podSelector ?? undefined, use);
+/** Where a ClusterNetworkPolicy peer's pods live and which pods they are; null for a peer with no field this version knows. */
+function clusterPeerScope(peer: Obj): { scope: NamespaceScope; pods: JsonValue | undefined } | null {
+  if (present(peer.namespaces)) return { scope: { selector: peer.namespaces }, pods: undefined };
+  if (isObject(peer.pods)) return { scope: { selector: peer.pods.namespaceSelector ?? undefined }, pods: peer.pods.podSelector ?? undefined };
   return null;
 }
 
@@ -159,7 +159,18 @@ function clusterRules(ctx: Context, p: ClusterPolicy): TierRule[] {
     const { action, verb } = ACTIONS[String(rule.action)] ?? { action: 'deny', verb: 'denied' };
     // Pass has no safe direction for an identity whose pods disagree; it is read like Accept (every pod must match).
     const use: PeerUse = action === 'deny' ? 'deny' : 'allow';
-    const peers = objects(rule.from).map((peer) => clusterPeer(ctx, peer, use));
+    const scopes = objects(rule.from).map(clusterPeerScope);
+    const peers = scopes.map((p) => (p === null ? null : podPeer(ctx.env, p.scope, p.pods, use)));
+    if (action === 'pass') {
+      scopes.forEach((p, j) => {
+        const mixed = p === null ? [] : mixedIdentities(ctx.env, p.scope, p.pods);
+        if (mixed.length > 0) {
+          ctx.warn(doc, Code.K8S_HETEROGENEOUS_PEER,
+            `the pods of ${mixed.join(', ')} differ: this Pass peer selects some of them, and the certificate does not say which pod calls; Portcullis passes only identities all of whose pods match`,
+            `spec.ingress[${i}].from[${j}]`);
+        }
+      });
+    }
     if (peers.some((m) => m === null)) {
       // The API's fail-closed rule for a peer from a newer CRD: Accept matches nothing, Deny and Pass deny everything.
       return action === 'allow'

@@ -85,7 +85,9 @@ function podOfNamespaces(env: PeerEnv, namespaces: readonly string[] | 'any'): M
 
 /** Which namespaces a selector allows, read from the SPIFFE ID: only requirements on the namespace-name label. */
 function namespaceNameMatcher(env: PeerEnv, reqs: readonly Requirement[]): Matcher {
-  const of: Matcher[] = [podOfNamespaces(env, 'any')];
+  const of: Matcher[] = [];
+  // An In requirement already pins the ID's shape; otherwise require a pod identity of this cluster.
+  if (!reqs.some((r) => r.op === 'In')) of.push(podOfNamespaces(env, 'any'));
   for (const r of reqs) {
     switch (r.op) {
       case 'In': of.push(podOfNamespaces(env, r.values)); break;
@@ -100,22 +102,44 @@ function namespaceNameMatcher(env: PeerEnv, reqs: readonly Requirement[]): Match
 /** Where a pod peer may live: the policy's own namespace (a NetworkPolicy podSelector alone), or a namespace selector. */
 export type NamespaceScope = { own: string } | { selector: JsonValue | undefined };
 
+/** The registry test for a pod peer, or null when the SPIFFE ID alone answers it (namespace names only). */
+function labelTest(scope: NamespaceScope, podSelector: JsonValue | undefined): ((pod: PodFacts) => boolean) | null {
+  const nsReqs = 'own' in scope ? [] : requirements(scope.selector);
+  if (isEmptySelector(podSelector) && nsReqs.every((r) => r.key === NAMESPACE_NAME_LABEL)) return null;
+  const nsTest = 'own' in scope
+    ? (pod: PodFacts) => pod.namespace === scope.own
+    : (pod: PodFacts) => selectorMatches(scope.selector, { ...pod.namespaceLabels, [NAMESPACE_NAME_LABEL]: pod.namespace });
+  return (pod) => nsTest(pod) && selectorMatches(podSelector, pod.labels);
+}
+
 /**
  * Pods matching `podSelector` (absent or empty: every pod) in the namespaces of `scope`. Namespace names
  * are checked on the SPIFFE ID, so they work for identities the registry does not know; any other
  * namespace label and every pod label needs the registry. Plaintext peers never match.
  */
 export function podPeer(env: PeerEnv, scope: NamespaceScope, podSelector: JsonValue | undefined, use: PeerUse): Matcher {
-  const nsReqs = 'own' in scope ? [] : requirements(scope.selector);
-  const byName = 'own' in scope ? podOfNamespaces(env, [scope.own]) : namespaceNameMatcher(env, nsReqs.filter((r) => r.key === NAMESPACE_NAME_LABEL));
-  const needsRegistry = !isEmptySelector(podSelector) || nsReqs.some((r) => r.key !== NAMESPACE_NAME_LABEL);
-  if (!needsRegistry) return byName;
-  const nsTest = 'own' in scope
-    ? (pod: PodFacts) => pod.namespace === scope.own
-    : (pod: PodFacts) => selectorMatches(scope.selector, { ...pod.namespaceLabels, [NAMESPACE_NAME_LABEL]: pod.namespace });
+  const byName = 'own' in scope
+    ? podOfNamespaces(env, [scope.own])
+    : namespaceNameMatcher(env, requirements(scope.selector).filter((r) => r.key === NAMESPACE_NAME_LABEL));
+  const test = labelTest(scope, podSelector);
+  if (test === null) return byName;
   const describe = `${isEmptySelector(podSelector) ? 'pods' : `pods ${describeSelector(podSelector)}`} in ${'own' in scope ? `namespace ${scope.own}` : `namespaces ${describeSelector(scope.selector)}`} (registry)`;
-  const registry = registryPeers(env.options, (pod) => nsTest(pod) && selectorMatches(podSelector, pod.labels), use, describe);
-  return { type: 'and', of: [byName, registry] };
+  return { type: 'and', of: [byName, registryPeers(env.options, test, use, describe)] };
+}
+
+/**
+ * Registered identities some but not all of whose pods the peer selects: a rule with no safe direction
+ * (Pass) cannot read them soundly, so the dialect warns about them.
+ */
+export function mixedIdentities(env: PeerEnv, scope: NamespaceScope, podSelector: JsonValue | undefined): string[] {
+  const test = labelTest(scope, podSelector);
+  if (test === null || env.options.peers === undefined) return [];
+  const out: string[] = [];
+  for (const [id, pods] of env.options.peers.byId) {
+    const hits = pods.filter(test).length;
+    if (hits > 0 && hits < pods.length) out.push(id);
+  }
+  return out.sort();
 }
 
 /** The workload's own namespace labels (configured), with the name label Kubernetes always sets. */
