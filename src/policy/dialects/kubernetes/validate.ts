@@ -5,7 +5,8 @@
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import { cidrContainsCidr, parseCidrStrict } from '../../match/cidr.js';
-import { checkSchema, isObject, specSchemaFor, versionsOf } from './schema.js';
+import { checkShape, isObject, shapeDiagnostics, type ShapeProblem } from '../../schema.js';
+import { ingressPeerShape, kubernetesShapeCodes, specShapeFor, versionsOf } from './schema.js';
 import { Code } from '../../../codes.js';
 
 const TOP_LEVEL = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -23,8 +24,8 @@ export function validateKubernetesDocument(doc: PolicyDocument): Diagnostic[] {
   const out: Diagnostic[] = [];
   const report: Report = (code, message, fieldPath, severity = 'error') =>
     out.push({ code, severity, message, origin: doc.locate(fieldPath), fieldPath });
-  const schema = specSchemaFor(doc.apiVersion, doc.kind);
-  if (!schema) {
+  const shape = specShapeFor(doc.apiVersion, doc.kind);
+  if (!shape) {
     const versions = versionsOf(doc.kind);
     report(Code.K8S_UNSUPPORTED_VERSION, `${doc.apiVersion} ${doc.kind} is not a supported version${versions.length ? ` (supported: ${versions.join(', ')})` : ''}`, 'apiVersion');
     return out;
@@ -35,7 +36,9 @@ export function validateKubernetesDocument(doc: PolicyDocument): Diagnostic[] {
     report(Code.K8S_MISSING_FIELD, `${doc.kind} needs a spec`, 'spec');
     return out;
   }
-  checkSchema(doc, spec, schema, 'spec', out);
+  const problems: ShapeProblem[] = [];
+  checkShape(spec, shape, 'spec', problems);
+  out.push(...shapeDiagnostics(doc, problems, kubernetesShapeCodes));
   if (out.some((d) => d.severity === 'error') || !isObject(spec)) return out;
   if (doc.kind === 'NetworkPolicy') validateNetworkPolicy(spec, report);
   else validateClusterPolicy(doc, spec, report);
@@ -131,10 +134,11 @@ function validateClusterPolicy(doc: PolicyDocument, spec: Obj, report: Report): 
   }
   objects(spec.ingress).forEach((rule, r) => {
     const at = `spec.ingress[${r}]`;
+    if (typeof rule.name === 'string' && rule.name.length > 100) report(Code.K8S_BAD_VALUE, 'a rule name is at most 100 characters', `${at}.name`);
     if (rule.action === 'Allow' && !v1alpha1) {
       report(Code.K8S_ALLOW_ALIAS, 'ClusterNetworkPolicy actions are Accept, Deny and Pass; Allow (the AdminNetworkPolicy spelling) is read as Accept', `${at}.action`, 'warning');
     }
-    objects(rule.from).forEach((peer, p) => validatePeer(peer, String(rule.action), `${at}.from[${p}]`, report));
+    list(rule.from).forEach((peer, p) => validatePeer(doc, peer, String(rule.action), v1alpha1, `${at}.from[${p}]`, report));
     if (v1alpha1) objects(rule.ports).forEach((port, p) => validateAnpPort(port, `${at}.ports[${p}]`, report));
     else objects(rule.protocols).forEach((proto, p) => validateCnpProtocol(proto, `${at}.protocols[${p}]`, report));
   });
@@ -160,7 +164,8 @@ function validateSelectors(o: Obj, path: string, report: Report): void {
  * An ingress peer with no field this version knows (a newer CRD's field, or none at all) is not an error:
  * the API asks implementations to fail closed, so the rule matches nothing (Accept) or everything (Deny, Pass).
  */
-function validatePeer(peer: Obj, action: string, path: string, report: Report): void {
+function validatePeer(doc: PolicyDocument, peer: JsonValue, action: string, v1alpha1: boolean, path: string, report: Report): void {
+  if (!isObject(peer)) { report(Code.K8S_WRONG_TYPE, `${path} must be an object`, path); return; }
   const known = ['namespaces', 'pods'].filter((k) => present(peer[k]));
   const unknown = Object.keys(peer).filter((k) => k !== 'namespaces' && k !== 'pods');
   if (known.length > 1 || (known.length === 1 && unknown.length > 0)) {
@@ -173,6 +178,9 @@ function validatePeer(peer: Obj, action: string, path: string, report: Report): 
     report(Code.K8S_PEER_FAIL_CLOSED, `${what}; failing closed as the API asks: ${effect}`, unknown.length ? `${path}.${unknown[0] as string}` : path, 'warning');
     return;
   }
+  const problems: ShapeProblem[] = [];
+  checkShape(peer, ingressPeerShape(v1alpha1), path, problems);
+  for (const d of shapeDiagnostics(doc, problems, kubernetesShapeCodes)) report(d.code, d.message, d.fieldPath, d.severity);
   validateSelectors(peer, path, report);
 }
 
