@@ -122,9 +122,16 @@ export function podPeer(env: PeerEnv, scope: NamespaceScope, podSelector: JsonVa
     ? podOfNamespaces(env, [scope.own])
     : namespaceNameMatcher(env, requirements(scope.selector).filter((r) => r.key === NAMESPACE_NAME_LABEL));
   const test = labelTest(scope, podSelector);
-  if (test === null) return byName;
-  const describe = `${isEmptySelector(podSelector) ? 'pods' : `pods ${describeSelector(podSelector)}`} in ${'own' in scope ? `namespace ${scope.own}` : `namespaces ${describeSelector(scope.selector)}`} (registry)`;
-  return { type: 'and', of: [byName, registryPeers(env.options, test, use, describe)] };
+  let m: Matcher = byName;
+  if (test !== null) {
+    const describe = `${isEmptySelector(podSelector) ? 'pods' : `pods ${describeSelector(podSelector)}`} in ${'own' in scope ? `namespace ${scope.own}` : `namespaces ${describeSelector(scope.selector)}`} (registry)`;
+    m = { type: 'and', of: [byName, registryPeers(env.options, test, use, describe)] };
+  }
+  if (use === 'allow') return m;
+  // A verified identity that is not `<td>/ns/<ns>/sa/<sa>` of this cluster (another trust domain, another
+  // path shape) cannot be placed in a namespace; a deny reads it pessimistically, as an unknown identity.
+  const unplaced: Matcher = { type: 'and', of: [{ type: 'peer.authenticated' }, { type: 'not', of: podOfNamespaces(env, 'any') }] };
+  return { type: 'or', of: [m, unplaced] };
 }
 
 /**
