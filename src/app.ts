@@ -235,6 +235,7 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
       verifyPeer: (leaf, chain) => verifyPeerCertificate([leaf, ...chain], creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client', revocation: crls.current() }),
       jwtFor,
       sink: fanOut(decisionLog, metricsSink(metrics)),
+      capture: config.decisionLog.capture,
       rateLimiter: (limit, peer, nowMs) => {
         const ok = rateLimiter.admit(limit, peer?.spiffeId ?? '', nowMs);
         if (!ok) metrics.recordRateLimited();

@@ -26,8 +26,20 @@ export const SETUP_CATALOG = {
   'pc-10-c2': { kind: 'portcullis', rules: 10, mode: 'enforce', concurrency: 2, label: 'Portcullis mTLS, 10 rules, concurrency 2 (primary + 2 workers; CPU and RSS summed)' },
   'pc-1000': { kind: 'portcullis', rules: 1000, mode: 'enforce', label: 'Portcullis mTLS, 1,000 rules' },
   'pc-jwt': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, label: 'Portcullis mTLS, 10 rules + JWT (cached key)' },
+  'pc-capture': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, typicalHeaders: true, capture: 'replayable', label: 'Portcullis mTLS, 10 rules + JWT, 6 typical request headers, decisionLogCapture replayable (the default)' },
+  'pc-capture-minimal': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, typicalHeaders: true, capture: 'minimal', label: 'as pc-capture with decisionLogCapture minimal (the decision only)' },
   'pc-audit': { kind: 'portcullis', rules: 10, mode: 'audit', auditDeny: true, label: 'Portcullis audit mode (every request a logged would-deny)' },
   'pc-mesh': { kind: 'mesh', rules: 10, mode: 'enforce', label: 'Portcullis outbound + inbound (two sidecars)' },
+};
+
+/** What a browser or service client typically adds: what a replayable decision event copies per request. */
+const typicalHeaders = {
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+  accept: 'application/json, text/plain, */*',
+  'accept-language': 'en-US,en;q=0.9',
+  'x-request-id': '4bf92f35-77b3-4da6-a3ce-929d0e0e4736',
+  traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  cookie: 'session=6a1f0c9e2b7d4e11; theme=dark',
 };
 
 function freePort() {
@@ -273,6 +285,7 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
             decisionLog: join(dir, 'decisions.ndjson'),
             logLevel: 'warn',
             ...(def.concurrency ? { concurrency: def.concurrency } : {}),
+            ...(def.capture ? { decisionLogCapture: def.capture } : {}),
             ...(extra?.outbound ? { outbound: extra.outbound } : {}),
           };
           const configFile = join(dir, 'portcullis.yaml');
@@ -297,7 +310,7 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
             pids: () => [sc.child.pid, ...(def.concurrency ? childPids(sc.child.pid) : [])],
             pidList: { [name]: sc.child.pid },
             admins: { [name]: sc.ports.admin },
-            headers: def.jwt ? { authorization: `Bearer ${token}` } : {},
+            headers: { ...(def.jwt ? { authorization: `Bearer ${token}` } : {}), ...(def.typicalHeaders ? typicalHeaders : {}) },
             configFile: sc.configFile,
           };
         } else {

@@ -57,6 +57,16 @@ export const PROFILES = {
       { point: 'h1-get-rate1000', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 3, warmupS: 0.5 },
     ],
   },
+  // About 2 minutes: what replayable decision events cost per request against minimal ones (docs/replay.md).
+  capture: {
+    repetitions: 5,
+    prewarmS: 1.5,
+    idleS: 0,
+    points: [
+      { point: 'h1-get-sat', setups: ['pc-capture', 'pc-capture-minimal'], durationS: 3, warmupS: 0.3 },
+      { point: 'h1-get-rate1000', setups: ['pc-capture', 'pc-capture-minimal'], durationS: 4, warmupS: 0.5 },
+    ],
+  },
   // Within 15 minutes: every setup, workload and load model.
   full: {
     repetitions: 3,

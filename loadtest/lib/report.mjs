@@ -81,13 +81,13 @@ export function summarize(runs, meta) {
       if (s !== 'direct') (ratios.rss_mb_at_1000_rps[point] ??= {})[s] = get(point, s)?.proxy_peak_rss_mb ?? null;
     }
   }
-  for (const [name, setup] of [['rules_1000_vs_10', 'pc-1000'], ['jwt', 'pc-jwt'], ['audit', 'pc-audit'], ['second_sidecar', 'pc-mesh']]) {
-    const t = rpsRatio('h1-get-sat', setup, 'pc-10');
+  for (const [name, setup, base = 'pc-10'] of [['rules_1000_vs_10', 'pc-1000'], ['jwt', 'pc-jwt'], ['audit', 'pc-audit'], ['second_sidecar', 'pc-mesh'], ['replayable_capture', 'pc-capture', 'pc-capture-minimal']]) {
+    const t = rpsRatio('h1-get-sat', setup, base);
     ratios.costs[name] = {
       throughput_loss: t ? { median: 1 - t.median, range: t.range ? [1 - t.range[1], 1 - t.range[0]] : null } : null,
-      cpu_per_request_increase_at_saturation: cpuCost('h1-get-sat', setup, 'pc-10'),
-      cpu_per_request_increase_at_1000: cpuCost('h1-get-rate1000', setup, 'pc-10'),
-      cpu_per_request_increase_at_5000: cpuCost('h1-get-rate5000', setup, 'pc-10'),
+      cpu_per_request_increase_at_saturation: cpuCost('h1-get-sat', setup, base),
+      cpu_per_request_increase_at_1000: cpuCost('h1-get-rate1000', setup, base),
+      cpu_per_request_increase_at_5000: cpuCost('h1-get-rate5000', setup, base),
     };
   }
 
@@ -142,6 +142,8 @@ export function summarize(runs, meta) {
     { metric: 'CPU per request, JWT (at 1,000 rps)', value: ratios.costs.jwt.cpu_per_request_increase_at_1000, unit: '%', target: '(< 15%)', pass: (x) => x < 0.15 },
     { metric: 'CPU per request, JWT (saturation)', value: ratios.costs.jwt.cpu_per_request_increase_at_saturation, unit: '%', target: '(< 15%)', pass: (x) => x < 0.15 },
     { metric: 'vCPU per 1,000 requests at saturation (HTTP/1.1 GET)', value: cpuPer1000('h1-get-sat', 'pc-10'), nginx: cpuPer1000('h1-get-sat', 'nginx'), unit: 'vCPU', target: 'no target' },
+    { metric: 'CPU per request, replayable vs minimal decision events (at 1,000 rps)', value: ratios.costs.replayable_capture.cpu_per_request_increase_at_1000, unit: '%', target: '<= 10%', pass: (x) => x <= 0.1 },
+    { metric: 'CPU per request, replayable vs minimal decision events (saturation)', value: ratios.costs.replayable_capture.cpu_per_request_increase_at_saturation, unit: '%', target: '<= 10%', pass: (x) => x <= 0.1 },
     { metric: 'Throughput cost of audit mode (logged would-deny)', value: v(ratios.costs.audit.throughput_loss), unit: '%', target: 'no target' },
     { metric: 'Throughput, two sidecars vs one (mesh)', value: v(ratios.costs.second_sidecar.throughput_loss), unit: '%', target: 'no target' },
     ...[['h1-get-sat', 'HTTP/1.1 GET, saturation'], ['h1-get-rate1000', 'HTTP/1.1 GET at 1,000 rps'], ['h2-get-sat', 'HTTP/2 GET, saturation'], ['h2-get-rate1000', 'HTTP/2 GET at 1,000 rps'],

@@ -114,8 +114,11 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
 }
 
 /** The data plane's dependencies for one offline decision: the snapshot given, the check authenticator, no I/O. */
+let requestLimits: ProxyDeps['limits'] | undefined;
+
 function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: number): ProxyDeps {
-  const { limits } = defaultRequestSettings();
+  // Resolved from the config schema once: a replay decides a million requests with them.
+  const limits = requestLimits ??= defaultRequestSettings().limits;
   const { workload } = snapshot.options;
   return {
     mode: 'enforce',
@@ -127,6 +130,8 @@ function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: numb
     verifyPeer: () => ({ ok: false, reason: 'no_certificate', detail: 'check has no connection' }),
     jwtFor: () => deps.authenticator,
     sink: { publish: () => undefined },
+    // Nobody reads these events: nothing is captured for them.
+    capture: { mode: 'minimal', redactHeaders: [] },
     ...(deps.rateLimiter ? { rateLimiter: rateLimiterOf(deps.rateLimiter) } : {}),
     now: () => timeMs,
   };

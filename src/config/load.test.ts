@@ -81,7 +81,7 @@ test('a minimal file gets every secure default and resolves relative paths again
   // Left to the schema default: Linkerd's default takes part only once a Linkerd resource exists.
   assert.equal(c.compile.linkerd.defaultPolicyConfigured, false);
   assert.deepEqual(c.compile.linkerd.clusterNetworks, ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']);
-  assert.deepEqual(c.decisionLog, { destination: 'stdout', maxBufferedEvents: 10_000 });
+  assert.deepEqual(c.decisionLog, { destination: 'stdout', maxBufferedEvents: 10_000, capture: { mode: 'replayable', redactHeaders: [] } });
 });
 
 test('every key of the file form is understood', async () => {
@@ -111,6 +111,8 @@ portNames: {http: 8080}
 controlPlaneNamespace: linkerd-cp
 decisionLog: logs/decisions.ndjson
 decisionLogBuffer: 50
+decisionLogCapture: minimal
+decisionLogRedactHeaders: [X-Api-Key]
 logLevel: debug
 limits:
   maxHeaderBytes: 32KiB
@@ -130,7 +132,7 @@ jwks:
   assert.equal(c.compile.pathNormalization, 'DECODE_AND_MERGE_SLASHES');
   assert.equal(c.rejectEncodedSlashes, true);
   assert.deepEqual(c.compile.linkerd, { defaultPolicy: 'cluster-authenticated', defaultPolicyConfigured: true, clusterNetworks: ['10.0.0.0/8'], probeNetworks: ['10.1.0.0/16'], probePaths: { 8080: ['/live', '/ready'] }, portNames: { http: 8080 }, controlPlaneNamespace: 'linkerd-cp' });
-  assert.deepEqual(c.decisionLog, { destination: '/etc/pc/logs/decisions.ndjson', maxBufferedEvents: 50 });
+  assert.deepEqual(c.decisionLog, { destination: '/etc/pc/logs/decisions.ndjson', maxBufferedEvents: 50, capture: { mode: 'minimal', redactHeaders: ['x-api-key'] } });
   assert.equal(c.logLevel, 'debug');
   assert.equal(c.limits.maxHeaderBytes, 32 * 1024);
   assert.equal(c.limits.headersTimeoutMs, 2000);

@@ -12,6 +12,7 @@ import { resolveValues } from './converters.js';
 import { buildCompileOptions } from './workload.js';
 import { Code } from '../codes.js';
 import { readDownwardApi } from './downward-api.js';
+import type { CaptureMode } from '../observe/capture.js';
 
 // The config module's public surface, wherever each part lives.
 export { argvOrigin } from './located.js';
@@ -139,7 +140,11 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
     },
     compile,
     rejectEncodedSlashes: compile.rejectEncodedSlashes === true,
-    decisionLog: { destination: get('decisionLog'), maxBufferedEvents: get('decisionLogBuffer') },
+    decisionLog: {
+      destination: get('decisionLog'),
+      maxBufferedEvents: get('decisionLogBuffer'),
+      capture: { mode: get<CaptureMode>('decisionLogCapture'), redactHeaders: (get<string[] | undefined>('decisionLogRedactHeaders') ?? []).map((h) => h.trim().toLowerCase()) },
+    },
     logLevel: get('logLevel'),
     concurrency: get('concurrency'),
     limits: assembleLimits(get),

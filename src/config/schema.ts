@@ -130,6 +130,10 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'decisionLog', flag: 'decision-log', kind: 'decisionLog', default: 'stdout', type: 'stdout|stderr|off|path', help: 'where decision events (NDJSON, one line per request) go' },
   { key: 'decisionLogBuffer', flag: 'decision-log-buffer', kind: 'integer', default: '10000', min: 1, max: 10_000_000, type: 'integer',
     help: 'events buffered for a slow destination before new ones are dropped (and counted in portcullis_decision_log_dropped_total)' },
+  { key: 'decisionLogCapture', flag: 'decision-log-capture', kind: 'enum', values: ['minimal', 'replayable'], default: 'replayable', type: 'minimal|replayable',
+    help: '`replayable` adds what `portcullis replay` needs to decide a request again (raw path, query parameter names, request headers with credential values replaced by `[redacted]`, JWT claims, destination IP, SNI); `minimal` logs the decision only (docs/replay.md weighs the privacy trade-off)' },
+  { key: 'decisionLogRedactHeaders', flag: 'decision-log-redact-headers', kind: 'stringList', default: '', type: 'list of string',
+    help: 'request headers whose values are never logged (replaced by `[redacted]`), in addition to authorization, cookie, proxy-authorization and every header a RequestAuthentication reads a token from' },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', type: 'debug|info|warn|error', help: 'operational log level (stderr)' },
   // --- limits
   { key: 'limits.maxHeaderBytes', flag: 'max-header-bytes', kind: 'size', default: '60KiB', min: 1 * KiB, max: 1 * MiB, type: 'size', help: 'request header bytes before 431' },

@@ -2,6 +2,7 @@
 // Every module is built from this one object by app.ts; nothing else reads flags or files for settings.
 
 import type { CompileOptions } from '../policy/ir.js';
+import type { CaptureSettings } from '../observe/capture.js';
 
 export interface HostPort {
   host: string;
@@ -99,6 +100,8 @@ export interface Config {
     destination: string;
     /** Events buffered before new ones are dropped (and counted). */
     maxBufferedEvents: number;
+    /** What each event records for `portcullis replay`, and the headers whose values are never logged. */
+    capture: CaptureSettings;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Worker processes sharing the listeners (1 = this process serves alone). */

@@ -5,7 +5,7 @@ import { compactVerify } from 'jose';
 import type { JwtProviderSpec } from '../policy/ir.js';
 import type { VerifiedJwt } from '../policy/context-types.js';
 import type { AuthnResult, JwtAuthenticator, JwtAuthenticatorOptions, JwtHeaderEdits, JwtRequestView } from './types.js';
-import { extractTokens, planLocations, type ExtractedToken } from './extract.js';
+import { extractTokens, planLocations, type ExtractedToken, type TokenLocation } from './extract.js';
 import { candidateKeys, importPinned, parseKeySet, type KeySet } from './keys.js';
 import { JwksCache } from './jwks-cache.js';
 import { isFailure, JwtMessage, jwtFailure, parseJwt, type JwtFailure, type ParsedJwt } from './token.js';
@@ -51,7 +51,7 @@ function keySourceFor(spec: JwtProviderSpec, warnings: string[]): KeySource {
   }
 }
 
-function isCorsPreflight(request: JwtRequestView): boolean {
+export function isCorsPreflight(request: JwtRequestView): boolean {
   const present = (name: string): boolean => {
     const value = request.headers[name];
     return Array.isArray(value) ? value.some((v) => v.length > 0) : value !== undefined && value.length > 0;
@@ -94,17 +94,17 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator {
-  const warnings: string[] = [];
-  const providers: Provider[] = providerSpecs.map((spec) => ({
-    spec,
-    keys: keySourceFor(spec, warnings),
-    spaceDelimitedClaims: [...new Set([...ALWAYS_SPACE_DELIMITED, ...spec.spaceDelimitedClaims])],
-  }));
-  const plans = planLocations(providerSpecs);
-  // Every header a provider writes is stripped from client requests, so a client can never pose as the
-  // verified token's claims (whether or not a token is present).
-  const outputHeaders = [
+/** The claims whose string values policy matching splits on spaces, for one provider. */
+export function spaceDelimitedClaimsOf(spec: JwtProviderSpec): string[] {
+  return [...new Set([...ALWAYS_SPACE_DELIMITED, ...spec.spaceDelimitedClaims])];
+}
+
+/**
+ * Every header a provider writes: stripped from client requests, so a client can never pose as the verified
+ * token's claims (whether or not a token is present). Invalid names are reported and never written.
+ */
+export function outputHeaderNames(providerSpecs: readonly JwtProviderSpec[], warnings: string[]): string[] {
+  return [
     ...new Set(
       providerSpecs.flatMap((spec) => [
         ...(spec.outputPayloadToHeader ? [spec.outputPayloadToHeader.toLowerCase()] : []),
@@ -116,6 +116,65 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     warnings.push(`output header ${JSON.stringify(name)} is not a valid HTTP header name; it is never written`);
     return false;
   });
+}
+
+/** Envoy's audience check: a provider with audiences wants one of them in `aud` (a string or a list). */
+export function audienceAllowed(spec: JwtProviderSpec, aud: unknown): boolean {
+  const wanted = spec.audiences;
+  if (wanted.length === 0) return true;
+  const tokenAudiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
+  return tokenAudiences.some((a) => wanted.includes(a));
+}
+
+/**
+ * The verified outcome of a token `spec` accepted: the claims policy sees and the header edits (claim outputs,
+ * token removal unless forwardOriginalToken). Shared with `portcullis replay`, which re-decides recorded claims.
+ */
+export function verifiedOutcome(
+  spec: JwtProviderSpec,
+  spaceDelimitedClaims: readonly string[],
+  outputHeaders: readonly string[],
+  payload: Record<string, unknown>,
+  payloadSegment: string,
+  locations: readonly TokenLocation[],
+): AuthnResult {
+  const set: Record<string, string> = {};
+  const writable = (name: string | undefined): name is string => name !== undefined && outputHeaders.includes(name.toLowerCase());
+  if (writable(spec.outputPayloadToHeader)) set[spec.outputPayloadToHeader.toLowerCase()] = payloadSegment;
+  for (const { header, claim } of spec.outputClaimToHeaders) {
+    const value = writable(header) ? claimHeaderValue(payload, claim) : undefined;
+    if (value !== undefined) set[header.toLowerCase()] = value;
+  }
+  const remove = new Set(outputHeaders);
+  const removeQueryParams: string[] = [];
+  if (!spec.forwardOriginalToken) {
+    // As Envoy: the token header is dropped, a query-borne token is cut from the target, cookies stay.
+    for (const location of locations) {
+      if (location.kind === 'header') remove.add(location.name);
+      else if (location.kind === 'param') removeQueryParams.push(location.name);
+    }
+  }
+  for (const name of Object.keys(set)) remove.delete(name);
+  const iss = payload['iss'];
+  const sub = payload['sub'];
+  const jwt: VerifiedJwt = {
+    issuer: typeof iss === 'string' ? iss : '',
+    subject: typeof sub === 'string' ? sub : '',
+    claims: deepFreeze(payload),
+  };
+  const edits: JwtHeaderEdits = { remove: [...remove], set, ...(removeQueryParams.length > 0 ? { removeQueryParams } : {}) };
+  return { kind: 'verified', jwt, edits, spaceDelimitedClaims: [...spaceDelimitedClaims] };
+}
+
+export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator {
+  const warnings: string[] = [];
+  const providers: Provider[] = providerSpecs.map((spec) => ({
+    spec,
+    keys: keySourceFor(spec, warnings),
+    spaceDelimitedClaims: spaceDelimitedClaimsOf(spec),
+  }));
+  const plans = planLocations(providerSpecs);
+  const outputHeaders = outputHeaderNames(providerSpecs, warnings);
   const cache = new JwksCache({
     now: options.now,
     fetchJwks: options.fetchJwks,
@@ -181,13 +240,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     if (nbf !== undefined && nowSeconds + skew < nbf) return jwtFailure('jwt_not_yet_valid', JwtMessage.notYetValid);
     if (exp === undefined && (options.requireExpiration || provider.spec.requireExpiration === true)) return jwtFailure('jwt_expired', JwtMessage.verificationFails);
     if (exp !== undefined && nowSeconds > exp + skew) return jwtFailure('jwt_expired', JwtMessage.expired);
-    const wanted = provider.spec.audiences;
-    if (wanted.length > 0) {
-      const tokenAudiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-      if (!tokenAudiences.some((a) => wanted.includes(a))) {
-        return jwtFailure('jwt_bad_audience', JwtMessage.audienceNotAllowed, 403);
-      }
-    }
+    if (!audienceAllowed(provider.spec, aud)) return jwtFailure('jwt_bad_audience', JwtMessage.audienceNotAllowed, 403);
     return undefined;
   }
 
@@ -214,33 +267,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
   }
 
   function verifiedResult(ok: Verified): AuthnResult {
-    const { spec } = ok.provider;
-    const set: Record<string, string> = {};
-    const writable = (name: string | undefined): name is string => name !== undefined && outputHeaders.includes(name.toLowerCase());
-    if (writable(spec.outputPayloadToHeader)) set[spec.outputPayloadToHeader.toLowerCase()] = ok.parsed.payloadSegment;
-    for (const { header, claim } of spec.outputClaimToHeaders) {
-      const value = writable(header) ? claimHeaderValue(ok.parsed.payload, claim) : undefined;
-      if (value !== undefined) set[header.toLowerCase()] = value;
-    }
-    const remove = new Set(outputHeaders);
-    const removeQueryParams: string[] = [];
-    if (!spec.forwardOriginalToken) {
-      // As Envoy: the token header is dropped, a query-borne token is cut from the target, cookies stay.
-      for (const location of ok.token.locations) {
-        if (location.kind === 'header') remove.add(location.name);
-        else if (location.kind === 'param') removeQueryParams.push(location.name);
-      }
-    }
-    for (const name of Object.keys(set)) remove.delete(name);
-    const iss = ok.parsed.payload['iss'];
-    const sub = ok.parsed.payload['sub'];
-    const jwt: VerifiedJwt = {
-      issuer: typeof iss === 'string' ? iss : '',
-      subject: typeof sub === 'string' ? sub : '',
-      claims: deepFreeze(ok.parsed.payload),
-    };
-    const edits: JwtHeaderEdits = { remove: [...remove], set, ...(removeQueryParams.length > 0 ? { removeQueryParams } : {}) };
-    return { kind: 'verified', jwt, edits, spaceDelimitedClaims: [...ok.provider.spaceDelimitedClaims] };
+    return verifiedOutcome(ok.provider.spec, ok.provider.spaceDelimitedClaims, outputHeaders, ok.parsed.payload, ok.parsed.payloadSegment, ok.token.locations);
   }
 
   async function authenticate(request: JwtRequestView): Promise<AuthnResult> {

@@ -9,6 +9,9 @@ import type { Decision } from '../policy/decision.js';
 import { createDecisionLog } from './decision-log.js';
 import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decision-event.js';
 import { createMetrics } from './metrics.js';
+import { redactionFor } from './capture.js';
+import type { RequestContext } from '../policy/context-types.js';
+import type { PolicySnapshot } from '../policy/ir.js';
 
 const decision: Decision = {
   verdict: 'allow', reason: 'allow_policy_matched', dialect: 'istio',
@@ -21,6 +24,27 @@ const input: DecisionRecord = {
   peer: { spiffeId: 'spiffe://cluster.local/ns/shop/sa/web', ip: '10.0.0.7' },
   request: { protocol: 'HTTP/1.1', method: 'GET', authority: 'orders.shop:8443', path: '/orders/123', listener: 'inbound-8443', port: 8080 },
   jwt: null, status: 200, grpcStatus: null, latencyUs: 35,
+};
+
+// A request as a replayable event records it: typical browser/service headers, a bearer token, verified claims.
+const claims = { iss: 'https://issuer.example', sub: 'alice', aud: 'orders', exp: 1_900_000_000, iat: 1_800_000_000, scope: 'orders:read orders:write' };
+const context = {
+  protocol: 'http', method: 'GET', path: '/orders/123', query: 'page=2', authority: 'orders.shop:8443', host: 'orders.shop', headers: {},
+  peer: null, sourceIp: '10.0.0.7', remoteIp: '10.0.0.7', destinationIp: undefined, port: 8080, sni: undefined,
+  jwt: { issuer: claims.iss, subject: claims.sub, claims },
+} as unknown as RequestContext;
+const originalHeaders = {
+  host: 'orders.shop:8443', authorization: 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl',
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+  accept: 'application/json, text/plain, */*', 'accept-language': 'en-US,en;q=0.9',
+  'x-request-id': '4bf92f35-77b3-4da6-a3ce-929d0e0e4736', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  cookie: 'session=6a1f0c9e2b7d4e11; theme=dark',
+};
+const snapshot = { jwtProviders: [] } as unknown as PolicySnapshot;
+const withJwt: DecisionRecord = { ...input, jwt: { iss: claims.iss, sub: claims.sub } };
+const captured: DecisionRecord = {
+  ...withJwt,
+  capture: { context, target: '/orders/123?page=2', headers: originalHeaders, redaction: redactionFor(snapshot, { mode: 'replayable', redactHeaders: [] }) },
 };
 
 function measure(name: string, iterations: number, fn: (i: number) => void): void {
@@ -39,6 +63,8 @@ async function main(): Promise<void> {
   measure('newDecisionId', 1_000_000, () => newDecisionId());
   measure('buildDecisionEvent', 500_000, () => buildDecisionEvent(input));
   measure('buildDecisionEvent + JSON.stringify', 500_000, () => JSON.stringify(buildDecisionEvent(input)));
+  measure('  same, minimal capture (JWT request)', 500_000, () => JSON.stringify(buildDecisionEvent(withJwt)));
+  measure('  same, replayable capture (7 headers + claims)', 500_000, () => JSON.stringify(buildDecisionEvent(captured)));
 
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-'));
   const log = createDecisionLog({ destination: join(dir, 'd.ndjson'), maxBufferedEvents: 10_000, metrics });

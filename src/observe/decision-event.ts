@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Decision } from '../policy/decision.js';
 import type { DecisionEventV1 } from './types.js';
+import { capturedHeaders, queryKeys, rawPathOf, type CaptureFacts } from './capture.js';
 
 type PolicyRef = { kind: string; namespace: string; name: string };
 
@@ -29,6 +30,8 @@ export interface DecisionRecord {
   /** Epoch ms of the decision (default Date.now()). */
   time?: number;
   decisionId?: string;
+  /** The request as policy saw it, for a replayable event (absent: minimal capture, or refused before policy). */
+  capture?: CaptureFacts;
 }
 
 const idPrefix = randomBytes(6).toString('hex');
@@ -76,5 +79,24 @@ export function buildDecisionEvent(r: DecisionRecord): DecisionEventV1 {
     if (u.bytesSent !== undefined) event.upstream.bytes_sent = u.bytesSent;
     if (u.bytesReceived !== undefined) event.upstream.bytes_received = u.bytesReceived;
   }
+  if (r.capture) addCapture(event, r.capture);
   return event;
+}
+
+/** The replay attributes (additive v1 fields, docs/replay.md): what any dialect's policies can test. */
+function addCapture(event: DecisionEventV1, c: CaptureFacts): void {
+  const ctx = c.context;
+  const request = event.request;
+  if (ctx.protocol !== 'tcp') {
+    const target = c.target ?? ctx.path;
+    const rawPath = rawPathOf(target);
+    if (rawPath !== ctx.path) request.raw_path = rawPath;
+    request.query_keys = queryKeys(target);
+    request.headers = c.headers ? capturedHeaders(c.headers, c.redaction) : {};
+  }
+  if (ctx.destinationIp !== undefined) request.destination_ip = ctx.destinationIp;
+  if (ctx.sni !== undefined) request.sni = ctx.sni;
+  if (ctx.remoteIp !== ctx.sourceIp) event.peer.remote_ip = ctx.remoteIp;
+  if (ctx.jwt && event.jwt) event.jwt.claims = ctx.jwt.claims;
+  event.capture = 'replayable';
 }

@@ -5,6 +5,9 @@ import type { Decision } from '../policy/decision.js';
 import { buildDecisionEvent, type DecisionRecord } from './decision-event.js';
 import { decisionEventJson } from './decision-json.js';
 import type { DecisionEventV1 } from './types.js';
+import { redactionFor, type CaptureFacts } from './capture.js';
+import type { RequestContext } from '../policy/context-types.js';
+import type { PolicySnapshot } from '../policy/ir.js';
 
 // Strings with what JSON must escape: quotes, backslashes, controls, paired and lone surrogates, DEL, non-ASCII.
 const text = fc.oneof(
@@ -64,4 +67,24 @@ test('a field of another type than the schema says is still written as JSON.stri
     { ...event, rule: { nested: [1, 'x'] } },
   ] as unknown as DecisionEventV1[];
   for (const e of odd) assert.equal(decisionEventJson(e), JSON.stringify(e));
+});
+
+test('replayable events (headers, query names, claims, addresses) are written exactly as JSON.stringify writes them', () => {
+  const redaction = redactionFor({ jwtProviders: [] } as unknown as PolicySnapshot, { mode: 'replayable', redactHeaders: ['x-secret'] });
+  const json: fc.Arbitrary<unknown> = fc.jsonValue();
+  const capture: fc.Arbitrary<CaptureFacts> = fc.record({
+    context: fc.record({
+      protocol: fc.constantFrom('http', 'grpc', 'tcp'), path: text, sourceIp: text, remoteIp: text,
+      destinationIp: fc.option(text, { nil: undefined }), sni: fc.option(text, { nil: undefined }),
+      jwt: maybe(fc.record({ issuer: text, subject: text, claims: fc.dictionary(text, json) })),
+    }).map((c) => c as unknown as RequestContext),
+    target: fc.option(text, { nil: undefined }),
+    headers: fc.option(fc.dictionary(fc.oneof(text, fc.constantFrom('authorization', 'cookie', 'x-secret', ':path', 'host')), fc.oneof(text, fc.array(text))), { nil: undefined }),
+    redaction: fc.constant(redaction),
+  }, { requiredKeys: ['context', 'redaction'] });
+  fc.assert(fc.property(record, capture, (r, c) => {
+    const jwt = c.context.jwt ? { iss: c.context.jwt.issuer, sub: c.context.jwt.subject } : r.jwt;
+    const event = buildDecisionEvent({ ...r, jwt, capture: c });
+    assert.equal(decisionEventJson(event), JSON.stringify(event));
+  }), { numRuns: 2000 });
 });

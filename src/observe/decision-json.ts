@@ -43,9 +43,9 @@ function fixedShape(e: DecisionEventV1): string {
     + `,"reason":${str(e.reason)}`
     + `,"audit":${objectOrNull(e.audit, (a) => `{"policy":${objectOrNull(a.policy, policy)},"rule":${strOrNull(a.rule)}}`)}`
     + `,"shadow":${objectOrNull(e.shadow, (s) => `{"verdict":${str(s.verdict)},"action":${str(s.action)},"policy":${policyOrNull(s.policy)},"rule":${strOrNull(s.rule)}}`)}`
-    + `,"peer":{"spiffe_id":${strOrNull(peer.spiffe_id)},"ip":${str(peer.ip)}}`
-    + `,"request":{"protocol":${str(r.protocol)},"method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)},"listener":${str(r.listener)},"port":${num(r.port)}}`
-    + `,"jwt":${objectOrNull(e.jwt, (j) => `{"iss":${str(j.iss)},"sub":${str(j.sub)}}`)}`
+    + `,"peer":{"spiffe_id":${strOrNull(peer.spiffe_id)},"ip":${str(peer.ip)}${peer.remote_ip === undefined ? '' : `,"remote_ip":${str(peer.remote_ip)}`}}`
+    + `,"request":{"protocol":${str(r.protocol)},"method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)},"listener":${str(r.listener)},"port":${num(r.port)}${captured(r)}}`
+    + `,"jwt":${objectOrNull(e.jwt, (j) => `{"iss":${str(j.iss)},"sub":${str(j.sub)}${j.claims === undefined ? '' : `,"claims":${anyJson(j.claims)}`}}`)}`
     + `,"status":${num(e.status)},"grpc_status":${numOrNull(e.grpc_status)},"policy_revision":${str(e.policy_revision)},"latency_us":${num(e.latency_us)}`;
   const u = e.upstream;
   if (u !== undefined) {
@@ -55,7 +55,28 @@ function fixedShape(e: DecisionEventV1): string {
     if (u.bytes_received !== undefined) line += `,"bytes_received":${num(u.bytes_received)}`;
     line += '}';
   }
+  if (e.capture !== undefined) line += `,"capture":${str(e.capture)}`;
   return `${line}}`;
+}
+
+/** Headers and JWT claims have no fixed shape: written by JSON.stringify (an object is required). */
+function anyJson(v: unknown): string {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw unexpected;
+  return JSON.stringify(v);
+}
+
+/** The replay attributes of `request` (observe/capture.ts), in the order the event builder adds them. */
+function captured(r: DecisionEventV1['request']): string {
+  let out = '';
+  if (r.raw_path !== undefined) out += `,"raw_path":${str(r.raw_path)}`;
+  if (r.query_keys !== undefined) {
+    if (!Array.isArray(r.query_keys)) throw unexpected;
+    out += `,"query_keys":[${r.query_keys.map(str).join(',')}]`;
+  }
+  if (r.headers !== undefined) out += `,"headers":${anyJson(r.headers)}`;
+  if (r.destination_ip !== undefined) out += `,"destination_ip":${str(r.destination_ip)}`;
+  if (r.sni !== undefined) out += `,"sni":${str(r.sni)}`;
+  return out;
 }
 
 /**
@@ -75,13 +96,13 @@ export function decisionEventJson(event: DecisionEventV1): string {
 type Written<T, K extends readonly string[]> = Exclude<keyof T, K[number]> extends never ? true : { missing: Exclude<keyof T, K[number]> };
 type Event = DecisionEventV1;
 const complete: [
-  Written<Event, ['v', 'decision_id', 'time', 'mode', 'verdict', 'would_deny', 'dialect', 'policy', 'rule', 'authorization', 'reason', 'audit', 'shadow', 'peer', 'request', 'jwt', 'status', 'grpc_status', 'policy_revision', 'latency_us', 'upstream']>,
+  Written<Event, ['v', 'decision_id', 'time', 'mode', 'verdict', 'would_deny', 'dialect', 'policy', 'rule', 'authorization', 'reason', 'audit', 'shadow', 'peer', 'request', 'jwt', 'status', 'grpc_status', 'policy_revision', 'latency_us', 'upstream', 'capture']>,
   Written<PolicyRef, ['kind', 'namespace', 'name']>,
   Written<NonNullable<Event['audit']>, ['policy', 'rule']>,
   Written<NonNullable<Event['shadow']>, ['verdict', 'action', 'policy', 'rule']>,
-  Written<Event['peer'], ['spiffe_id', 'ip']>,
-  Written<Event['request'], ['protocol', 'method', 'authority', 'path', 'listener', 'port']>,
-  Written<NonNullable<Event['jwt']>, ['iss', 'sub']>,
+  Written<Event['peer'], ['spiffe_id', 'ip', 'remote_ip']>,
+  Written<Event['request'], ['protocol', 'method', 'authority', 'path', 'listener', 'port', 'raw_path', 'query_keys', 'headers', 'destination_ip', 'sni']>,
+  Written<NonNullable<Event['jwt']>, ['iss', 'sub', 'claims']>,
   Written<NonNullable<Event['upstream']>, ['outcome', 'status', 'duration_us', 'bytes_sent', 'bytes_received']>,
 ] = [true, true, true, true, true, true, true, true];
 void complete;

@@ -15,15 +15,23 @@ export interface DecisionEventV1 {
   reason: string;
   audit: { policy: { kind: string; namespace: string; name: string }; rule: string | null } | null;
   shadow: { verdict: string; action: string; policy: { kind: string; namespace: string; name: string } | null; rule: string | null } | null;
-  peer: { spiffe_id: string | null; ip: string };
-  request: { protocol: string; method: string; authority: string; path: string; listener: string; port: number };
-  jwt: { iss: string; sub: string } | null;
+  /** `remote_ip`: replayable capture, only when it differs from `ip`. */
+  peer: { spiffe_id: string | null; ip: string; remote_ip?: string };
+  /** `raw_path` .. `sni`: replayable capture (observe/capture.ts); `raw_path` only when it differs from `path`. */
+  request: {
+    protocol: string; method: string; authority: string; path: string; listener: string; port: number;
+    raw_path?: string; query_keys?: string[]; headers?: Record<string, string | string[]>; destination_ip?: string; sni?: string;
+  };
+  /** `claims`: replayable capture, the verified payload (the token itself is never logged). */
+  jwt: { iss: string; sub: string; claims?: Readonly<Record<string, unknown>> } | null;
   status: number;
   grpc_status: number | null;
   policy_revision: string;
   latency_us: number;
   /** `bytes_sent`/`bytes_received` (optional, opaque TCP listeners): bytes piped to / from the workload. */
   upstream?: { outcome: string; status: number | null; duration_us: number; bytes_sent?: number; bytes_received?: number };
+  /** `replayable` when the event carries what `portcullis replay` needs to decide the request again; else absent. */
+  capture?: 'replayable';
 }
 
 export interface DecisionSink {

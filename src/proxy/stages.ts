@@ -9,6 +9,7 @@ import type { PolicySnapshot } from '../policy/ir.js';
 import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
+import { defaultCaptureSettings, redactionFor } from '../observe/capture.js';
 import { sendReply, type Exchange } from './exchange.js';
 import { cleanRequestHeaders, connectionForwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
@@ -234,6 +235,7 @@ function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grp
   const ctx = state.ctx;
   const conn: ConnectionInfo = state.ex.conn;
   const jwt = ctx?.jwt ?? null;
+  const capture = deps.capture ?? defaultCaptureSettings;
   return buildDecisionEvent({
     decision: state.decision ?? null,
     override,
@@ -255,6 +257,10 @@ function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grp
     latencyUs: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
     ...(upstream ? { upstream } : {}),
     time: (deps.now ?? Date.now)(),
+    // Only a request that reached a context can be decided again; one refused earlier has nothing to replay.
+    ...(ctx && state.scanned && state.snapshot && capture.mode === 'replayable'
+      ? { capture: { context: ctx, target: state.ex.target, headers: state.scanned.original, redaction: redactionFor(state.snapshot, capture) } }
+      : {}),
   });
 }
 

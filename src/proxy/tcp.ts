@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import type { InboundListenerConfig } from '../config/types.js';
 import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
+import { defaultCaptureSettings, redactionFor } from '../observe/capture.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
@@ -101,6 +102,9 @@ function connectionEvent(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, st
     latencyUs: micros(startNs, j.decidedNs),
     ...(upstream ? { upstream } : {}),
     time: (deps.now ?? Date.now)(),
+    ...(j.context && (deps.capture ?? defaultCaptureSettings).mode === 'replayable'
+      ? { capture: { context: j.context, redaction: redactionFor(j.snapshot, deps.capture ?? defaultCaptureSettings) } }
+      : {}),
   });
 }
 

@@ -8,6 +8,7 @@ import type { PeerIdentity } from '../policy/context-types.js';
 import type { PeerVerification } from '../identity/types.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
 import type { DecisionSink } from '../observe/types.js';
+import type { CaptureSettings } from '../observe/capture.js';
 import type { DecisionEffects } from '../policy/decision.js';
 import type { LimitsConfig, InboundListenerConfig } from '../config/types.js';
 
@@ -59,6 +60,8 @@ export interface ProxyDeps {
   verifyPeer: PeerVerifier;
   jwtFor: JwtAuthenticatorFor;
   sink: DecisionSink;
+  /** What decision events record for replay (default: replayable, no extra redacted headers). */
+  capture?: CaptureSettings;
   rateLimiter?: RateLimiter;
   metrics?: ProxyMetrics;
   /** Injected clock (ms since epoch) so the pure parts stay testable. */
