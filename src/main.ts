@@ -8,6 +8,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMai
   run: { summary: 'run the sidecar: mTLS listeners, policy enforcement, forwarding, admin endpoints', load: async () => (await import('./cli/run.js')).main },
   validate: { summary: 'report every problem in policy files (file:line:col severity code message)', load: async () => (await import('./cli/validate.js')).main },
   check: { summary: 'decide one request (or an NDJSON stream) against policies; prints JSON', load: async () => (await import('./cli/check.js')).main },
+  replay: { summary: 'decide recorded decision-log traffic again under candidate policies; report what would change', load: async () => (await import('./cli/replay.js')).main },
   explain: { summary: 'show, for a person, which policies and rules decided a request and why', load: async () => (await import('./cli/explain.js')).main },
   inject: { summary: 'add the Portcullis native sidecar to Kubernetes manifests (-f FILE|-)', load: async () => (await import('./cli/inject.js')).main },
   webhook: { summary: 'serve the sidecar-injecting admission webhook (HTTPS), or print its manifests', load: async () => (await import('./cli/webhook.js')).main },

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { readPolicySources } from '../config/policy-files.js';
 import { compilePolicies } from '../policy/compile.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
 import type { PolicySource } from '../policy/documents-types.js';
 import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { CheckInputError, createCheckAuthenticator, decideRequest, type CheckRequest } from '../check/decide.js';
@@ -71,6 +71,30 @@ function parseCheckArgs(argv: string[]) {
   return parseArgs({ args: argv, options: checkFlagSpec, allowPositionals: false, strict: true });
 }
 
+/** A did-you-mean for an unknown flag among the workload flags and `commandFlags` (or ''). */
+export function unknownFlagHint(error: Error, commandFlags: readonly string[]): string {
+  const unknown = /Unknown option '(--?[^']+)'/.exec(error.message)?.[1];
+  return unknown ? flagHint(unknown.replace(/^-+/, ''), [...configSchema.filter((k) => k.workload), ...commandFlags.map((f) => ({ key: f, flag: f }))]) : '';
+}
+
+/**
+ * Reads and compiles one policy set for the workload the flags describe (check, explain and replay compile
+ * alike). Writes problems to stderr and returns 2 when nothing can be decided with it.
+ */
+export async function compilePolicySet(command: string, paths: string[], options: CompileOptions): Promise<{ snapshot: PolicySnapshot; sources: PolicySource[] } | number> {
+  let sources;
+  try {
+    sources = await readPolicySources(paths);
+  } catch (e) {
+    process.stderr.write(`portcullis ${command}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const { snapshot, diagnostics } = compilePolicies(sources, options);
+  for (const d of diagnostics) if (d.severity === 'error' || !snapshot) process.stderr.write(formatDiagnostic(d) + '\n');
+  if (!snapshot) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
+  return { snapshot, sources };
+}
+
 /** Shared by check and explain: parse flags, read and compile policies. Writes problems to stderr. */
 export async function prepareCheck(command: string, argv: string[], usage: string): Promise<PreparedCheck | number> {
   const workload = parseWorkloadFlags(argv);
@@ -78,9 +102,7 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
   try {
     parsed = parseCheckArgs(workload.rest);
   } catch (e) {
-    const unknown = /Unknown option '(--?[^']+)'/.exec((e as Error).message)?.[1];
-    const hint = unknown ? flagHint(unknown.replace(/^-+/, ''), [...configSchema.filter((k) => k.workload), ...Object.keys(checkFlagSpec).map((f) => ({ key: f, flag: f }))]) : '';
-    process.stderr.write(`portcullis ${command}: ${(e as Error).message}${hint}\n\n${usage}`);
+    process.stderr.write(`portcullis ${command}: ${(e as Error).message}${unknownFlagHint(e as Error, Object.keys(checkFlagSpec))}\n\n${usage}`);
     return 2;
   }
   const values = parsed.values;
@@ -104,17 +126,9 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
     const problem = await jwksFileProblem(item.slice(eq + 1));
     if (problem) { process.stderr.write(`${item.slice(eq + 1)}:1:1 error ${Code.CHECK_JWKS_FILE} ${problem} (--jwks ${item.slice(0, eq)})\n`); return 2; }
   }
-  let sources;
-  try {
-    sources = await readPolicySources(values.policies);
-  } catch (e) {
-    process.stderr.write(`portcullis ${command}: ${(e as Error).message}\n`);
-    return 2;
-  }
-  const { snapshot, diagnostics } = compilePolicies(sources, workload.options);
-  for (const d of diagnostics) if (d.severity === 'error' || !snapshot) process.stderr.write(formatDiagnostic(d) + '\n');
-  if (!snapshot) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
-  return { snapshot, sources, now, jwksFiles, values };
+  const compiled = await compilePolicySet(command, values.policies, workload.options);
+  if (typeof compiled === 'number') return compiled;
+  return { ...compiled, now, jwksFiles, values };
 }
 
 export async function readRequestJson(source: string): Promise<unknown> {

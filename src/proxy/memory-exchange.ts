@@ -26,27 +26,36 @@ export interface RecordedResponse {
 /** A bodyless request with nobody on the other end: the response is recorded instead of written. */
 export function memoryExchange(request: MemoryRequest): { ex: Exchange; response: RecordedResponse } {
   const response: RecordedResponse = { status: 0, headers: {}, body: '', trailers: undefined };
-  const body = new PassThrough();
-  body.on('data', (c: Buffer) => { response.body += c.toString('utf8'); });
+  // Streams are made when first used: most decisions never touch them, and replay makes a million exchanges.
+  let body: PassThrough | undefined;
+  const responseBody = (): PassThrough => {
+    if (!body) {
+      body = new PassThrough();
+      body.on('data', (c: Buffer) => { response.body += c.toString('utf8'); });
+    }
+    return body;
+  };
   let started = false;
-  const requestBody = new PassThrough();
-  requestBody.end();
+  let requestBody: PassThrough | undefined;
   const ex: Exchange = {
     conn: request.conn,
     httpVersion: request.httpVersion,
     method: request.method,
     target: request.target,
     rawHeaders: request.rawHeaders,
-    body: requestBody,
+    get body() {
+      if (!requestBody) { requestBody = new PassThrough(); requestBody.end(); }
+      return requestBody;
+    },
     contentLength: undefined,
     bodyless: true,
     response: {
       get started() { return started; },
       start(status, headers) { started = true; response.status = status; response.headers = headers; },
-      body,
-      endWithTrailers(trailers) { response.trailers = trailers; body.end(); },
-      end() { body.end(); },
-      abort() { body.end(); },
+      get body() { return responseBody(); },
+      endWithTrailers(trailers) { response.trailers = trailers; responseBody().end(); },
+      end() { responseBody().end(); },
+      abort() { responseBody().end(); },
     },
     onAbort() { /* an in-memory client never goes away */ },
     aborted: false,
