@@ -35,7 +35,7 @@ test('path patterns collapse ids: numbers, UUIDs, hex, long tokens; gRPC methods
 test('the tally counts every change and keeps a bounded number of groups and samples', () => {
   const tally = new ChangeTally(2);
   let built = 0;
-  const sample = () => { built++; return { at: 'f:1', decisionId: 'd', time: '', method: 'GET', path: '/p', authority: 'a', peer: null, baseline: '', candidate: '' }; };
+  const sample = () => { built++; return { at: 'f:1', decisionId: 'd', time: '', method: 'GET', path: '/p', authority: 'a', port: 8080, peer: null, baseline: '', candidate: '' }; };
   for (let i = 0; i < MAX_GROUPS + 50; i++) tally.add({ kind: 'newly_denied', baseline: allow, candidate: deny, peer: `spiffe://td/ns/n/sa/s${i}`, path: '/api/orders/1', request: `GET /api/orders/${i}`, sample });
   tally.add({ kind: 'unchanged', baseline: allow, candidate: allow, peer: null, path: '/', request: 'GET /', sample });
   assert.equal(tally.counts.newly_denied, MAX_GROUPS + 50);

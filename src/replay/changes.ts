@@ -48,6 +48,8 @@ export interface Sample {
   method: string;
   path: string;
   authority: string;
+  /** The workload port (the only place an opaque TCP connection has). */
+  port: number;
   peer: string | null;
   baseline: string;
   candidate: string;

@@ -1,7 +1,7 @@
 // Owns how a replay is shown: a report for people, JSON for machines and a short Markdown report for a
 // pull-request comment; every form has the same counts and groups (changes.ts).
 
-import { changeKinds, type ChangeKind, type Group } from './changes.js';
+import { changeKinds, type ChangeKind, type Group, type Sample } from './changes.js';
 import type { ReplayResult } from './replay.js';
 
 export interface ReplayHeader {
@@ -78,10 +78,13 @@ export function renderText(h: ReplayHeader, r: ReplayResult): string {
 function renderGroup(g: Group, detailed: boolean, out: string[]): void {
   out.push(`    ${String(g.count).padStart(6)}  ${g.key}`);
   for (const s of g.samples) {
-    out.push(`            e.g. ${s.method ? `${s.method} ` : ''}${s.path} (authority "${s.authority}") from ${s.peer ?? 'a plaintext caller'} at ${s.at}`);
+    out.push(`            e.g. ${requestText(s)} from ${s.peer ?? 'a plaintext caller'} at ${s.at}`);
     if (detailed && s.failing) for (const f of s.failing) out.push(`                 failing: ${f}`);
   }
 }
+
+/** `GET /api/orders (authority "b:8443")`, or for an opaque TCP connection its port. */
+const requestText = (s: Sample): string => (s.method ? `${s.method} ${s.path} (authority "${s.authority}")` : `TCP connection to port ${s.port}`);
 
 const md = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -101,7 +104,7 @@ export function renderMarkdown(h: ReplayHeader, r: ReplayResult): string {
     out.push('| requests | baseline -> candidate | example |', '|---:|---|---|');
     for (const g of groups.slice(0, SHOWN_GROUPS)) {
       const s = g.samples[0];
-      const example = s ? `\`${s.method ? `${s.method} ` : ''}${s.path}\` from \`${s.peer ?? 'plaintext'}\`${s.failing ? `<br>failing: ${s.failing.join('; ')}` : ''}` : '';
+      const example = s ? `\`${s.method ? `${s.method} ${s.path}` : `TCP :${s.port}`}\` from \`${s.peer ?? 'plaintext'}\`${s.failing ? `<br>failing: ${s.failing.join('; ')}` : ''}` : '';
       out.push(`| ${g.count} | ${md(g.key)} | ${md(example)} |`);
     }
     if (groups.length > SHOWN_GROUPS) out.push('', `... and ${groups.length - SHOWN_GROUPS} more groups.`);

@@ -118,7 +118,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         sample: (): Sample => ({
           at, decisionId: r.decisionId, time: r.time,
           method: q.method ?? '', path: now.context ? now.context.path + (now.context.query ? `?${now.context.query}` : '') : (q.path ?? ''),
-          authority: q.host ?? '', peer: q.peer ?? null,
+          authority: q.host ?? '', port: q.port ?? 0, peer: q.peer ?? null,
           baseline: describeOutcome(before), candidate: describeOutcome(after),
           ...(kind === 'newly_denied' ? { failing: failingConditions(candidate.snapshot, now) } : {}),
         }),

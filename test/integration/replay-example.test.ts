@@ -18,9 +18,9 @@ interface Report {
   changes: Record<string, { by_rule: { key: string; count: number; samples: { method: string; path: string; failing?: string[] }[] }[] }>;
 }
 
-function replay(policies: string[]): Promise<Report> {
+function replay(policies: string[], logFile = log): Promise<Report> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [join(root, 'dist/src/main.js'), 'replay', '--log', log, ...policies.flatMap((p) => ['--policies', p]), ...workload, '--format', 'json'],
+    execFile(process.execPath, [join(root, 'dist/src/main.js'), 'replay', '--log', logFile, ...policies.flatMap((p) => ['--policies', p]), ...workload, '--format', 'json'],
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as Report)));
   });
 }
@@ -63,6 +63,14 @@ spec:
       assert.deepEqual([r.counts['newly_denied'], r.counts['newly_allowed']], [8, 0]);
       const failing = r.changes['newly_denied']!.by_rule[0]!.samples[0]!.failing ?? [];
       assert.ok(failing.some((f) => f.includes('source.ip wants in ["10.0.0.0/8"]')), JSON.stringify(failing));
+      // An opaque TCP connection's event (protocol tcp: peer, addresses and port only) replays the same way.
+      const tcp = { v: 1, decision_id: 't-1', time: '2026-12-06T20:00:00.000Z', mode: 'enforce', verdict: 'allow', would_deny: false, dialect: null, policy: null, rule: null,
+        authorization: null, reason: 'no_policies', audit: null, shadow: null, peer: { spiffe_id: 'spiffe://cluster.local/ns/demo/sa/service-a', ip: '192.0.2.2' },
+        request: { protocol: 'tcp', method: '', authority: '', path: '', listener: 'db', port: 8080, destination_ip: '192.0.2.9' }, jwt: null, status: 0, grpc_status: null,
+        policy_revision: 'r', latency_us: 3, upstream: { outcome: 'ok', status: null, duration_us: 9, bytes_sent: 1, bytes_received: 2 }, capture: 'replayable' };
+      writeFileSync(join(dir, 'tcp.ndjson'), JSON.stringify(tcp) + '\n');
+      const t = await replay([join(dir, 'np.yaml')], join(dir, 'tcp.ndjson'));
+      assert.deepEqual(keys(t, 'newly_denied'), [['allow (no_policies) -> deny (networkpolicy_isolated) by kubernetes NetworkPolicy demo/service-b-ingress', 1]]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
