@@ -8,7 +8,7 @@ import { logLines, MAX_LINE_BYTES } from './log-lines.js';
 
 async function collect(file: string) {
   const out: { line: number; text: string | null }[] = [];
-  for await (const l of logLines(file)) out.push(l);
+  for await (const batch of logLines(file)) out.push(...batch);
   return out;
 }
 

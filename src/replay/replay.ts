@@ -87,7 +87,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
 
   for (const file of options.logs) {
     const name = basename(file);
-    for await (const { line, text } of logLines(file)) {
+    for await (const batch of logLines(file)) for (const { line, text } of batch) {
       events++;
       const at = `${name}:${line}`;
       if (text === null) { bad(at, 'line longer than 1 MiB: not a decision event'); continue; }
