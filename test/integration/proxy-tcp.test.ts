@@ -136,7 +136,9 @@ test('Istio ALLOW by principal on the port: a few hundred KB echo both ways, hal
     assert.equal(e.would_deny, false);
     assert.deepEqual(e.policy, { kind: 'AuthorizationPolicy', namespace: 'foo', name: 'allow-frontend-db' });
     assert.equal(e.peer.spiffe_id, 'spiffe://cluster.local/ns/foo/sa/frontend');
-    assert.deepEqual(e.request, { protocol: 'tcp', method: '', authority: '', path: '', listener: 'db', port: WORKLOAD_PORT });
+    // destination_ip and sni: the replayable capture of a connection (what TCP-level policies test).
+    assert.deepEqual(e.request, { protocol: 'tcp', method: '', authority: '', path: '', listener: 'db', port: WORKLOAD_PORT, destination_ip: '127.0.0.1', sni: 'localhost' });
+    assert.equal(e.capture, 'replayable');
     assert.equal(e.upstream?.bytes_sent, payload.length);
     assert.equal(e.upstream?.bytes_received, payload.length);
 
