@@ -261,6 +261,7 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
         outbound.push(await startOutboundListener(o, {
           credentials: creds,
           trustDomains: config.tls.trustDomains,
+          revocation: () => crls.current(),
           decisionSink: deps.sink,
           metrics: deps.metrics,
           logger,

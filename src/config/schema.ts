@@ -93,7 +93,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'key', flag: 'key', kind: 'path', default: undefined, required: true, type: 'path', help: 'private key of the SVID (PEM)' },
   { key: 'trustBundle', flag: 'trust-bundle', kind: 'path', default: undefined, required: true, type: 'path', help: 'CA certificates peers must chain to (PEM)' },
   { key: 'crls', flag: 'crl', kind: 'pathList', default: undefined, repeatable: true, type: 'list of path',
-    help: 'certificate revocation lists (PEM, several blocks allowed, or DER), checked for the peer leaf and its intermediates at every handshake; watched like the bundle, a file that stops parsing keeps its last good lists' },
+    help: 'certificate revocation lists (PEM, several blocks allowed, or DER), checked for the peer leaf and its intermediates at every handshake (inbound callers and outbound destinations); watched like the bundle, a file that stops parsing keeps its last good lists' },
   { key: 'trustDomains', flag: 'trust-domains', kind: 'stringList', default: undefined, type: 'list of string',
     help: 'peer trust domains accepted at the handshake; default trustDomain plus trustDomainAliases' },
   { key: 'jwksCa', flag: 'jwks-ca', kind: 'path', default: undefined, type: 'path',

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { PeerVerifier, type TrustBundle } from './peer.js';
+import type { RevocationList } from './crl.js';
 import { parseSpiffeId } from './spiffe.js';
 import { stderrOpLogger } from '../observe/op-log.js';
 import { decodeSubjectAltNames, OID, parseCertificate } from './x509-parse.js';
@@ -175,7 +176,7 @@ export class PeerIdentityError extends Error {
  */
 export function clientTlsOptions(
   c: Credentials,
-  opts: { expectIdentity: string; trustDomains: readonly string[]; verifier?: PeerVerifier; now?: () => number },
+  opts: { expectIdentity: string; trustDomains: readonly string[]; verifier?: PeerVerifier; now?: () => number; revocation?: () => RevocationList },
 ): ConnectionOptions {
   const verifier = opts.verifier ?? new PeerVerifier();
   const now = opts.now ?? Date.now;
@@ -192,7 +193,8 @@ export function clientTlsOptions(
         if (!next || next === current) break;
         current = next;
       }
-      const r = verifier.verify(chain, c.bundle, { now: now(), trustDomains: opts.trustDomains, role: 'server' });
+      // The same CRLs as inbound, read per handshake so a reloaded list applies to the next connection.
+      const r = verifier.verify(chain, c.bundle, { now: now(), trustDomains: opts.trustDomains, role: 'server', ...(opts.revocation ? { revocation: opts.revocation() } : {}) });
       if (!r.ok) return new PeerIdentityError(r.reason, `server certificate refused (${r.reason}): ${r.detail}`);
       if (r.peer.spiffeId !== opts.expectIdentity) {
         return new PeerIdentityError('identity_mismatch', `server identity ${r.peer.spiffeId} is not the expected ${opts.expectIdentity}`);

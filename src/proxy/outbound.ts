@@ -20,6 +20,7 @@ import type { OutboundListenerConfig } from '../config/types.js';
 import type { DecisionSink } from '../observe/types.js';
 import { buildDecisionEvent } from '../observe/decision-event.js';
 import { PeerVerifier } from '../identity/peer.js';
+import type { RevocationList } from '../identity/crl.js';
 import { clientTlsOptions, PeerIdentityError, type Credentials } from '../identity/credentials.js';
 import type { ProxyMetrics } from './types.js';
 import { createProtocolSniffer } from './protocol-sniff.js';
@@ -42,6 +43,8 @@ export interface OutboundDeps {
   decisionSink: DecisionSink;
   metrics?: ProxyMetrics;
   logger?: OutboundLogger;
+  /** The CRLs in force (the same store as inbound), checked for the destination's leaf and intermediates. */
+  revocation?: () => RevocationList;
   /** Defaults: connect 5 s, response headers 300 s, idle 60 s. */
   timeouts?: { connectMs?: number; headersMs?: number; idleMs?: number };
   now?: () => number;
@@ -99,7 +102,7 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
   // checkServerIdentity (src/identity) replaces hostname checks: X509-SVID rules + exact SPIFFE ID.
   const verifier = new PeerVerifier({ maxEntries: 64 });
   const tlsOptions = (alpn: string[]): ConnectionOptions => ({
-    ...clientTlsOptions(deps.credentials.current(), { expectIdentity: config.expectIdentity, trustDomains: deps.trustDomains, verifier, now }),
+    ...clientTlsOptions(deps.credentials.current(), { expectIdentity: config.expectIdentity, trustDomains: deps.trustDomains, verifier, now, ...(deps.revocation ? { revocation: deps.revocation } : {}) }),
     servername: /^[\d.]+$|:/.test(serverName) ? undefined : serverName,
     ALPNProtocols: alpn,
   });
