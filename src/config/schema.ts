@@ -141,7 +141,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'limits.headersTimeout', flag: 'headers-timeout', kind: 'duration', default: '10s', min: 1, max: hour, type: 'duration', help: 'time to receive the complete request head (slowloris)' },
   { key: 'limits.requestTimeout', flag: 'request-timeout', kind: 'duration', default: '300s', min: 1, max: 24 * hour, type: 'duration', help: 'time to receive the whole request' },
   { key: 'limits.bodyTimeout', flag: 'body-timeout', kind: 'duration', default: '30s', min: 1, max: hour, type: 'duration',
-    help: 'longest wait for the next request body byte (slow body): 408 and the upstream request aborted' },
+    help: 'longest wait for the next request body byte before the workload answers (slow body): 408 and the upstream request aborted' },
   { key: 'limits.idleTimeout', flag: 'idle-timeout', kind: 'duration', default: '1h', min: 1, max: 24 * hour, type: 'duration', help: 'idle connection lifetime' },
   { key: 'limits.tlsHandshakeTimeout', flag: 'tls-handshake-timeout', kind: 'duration', default: '10s', min: 1, max: 120_000, type: 'duration', help: 'TLS handshake deadline' },
   { key: 'limits.h2MaxConcurrentStreams', flag: 'h2-max-concurrent-streams', kind: 'integer', default: '100', min: 1, max: 10_000, type: 'integer', help: 'HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS' },

@@ -92,18 +92,12 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * The caller stopped sending its body (limits.bodyTimeout): the upstream request is aborted, so the
-   * workload sees a reset connection and never a complete request; the caller gets 408 unless the
-   * workload already answered (then its response is cut).
+   * The caller stopped sending its body (limits.bodyTimeout) before the workload answered: the upstream
+   * request is aborted, so the workload sees a reset connection and never a complete request; the caller gets 408.
    */
   bodyStalled(upstreamBody: PassThrough): void {
-    if (this.done) return;
-    if (this.headersSent) {
-      this.settle({ ok: true, status: this.status, outcome: 'body_timeout' });
-      this.ex.response.abort();
-    } else {
-      this.settle({ ok: false, refusal: { kind: 'body_timeout' } });
-    }
+    if (this.done || this.headersSent) return;
+    this.settle({ ok: false, refusal: { kind: 'body_timeout' } });
     this.ex.body.unpipe(upstreamBody);
     upstreamBody.destroy(new BodyTimeoutError());
     this.abortUpstream?.(new BodyTimeoutError());
@@ -142,6 +136,9 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     // 1xx informational responses are not relayed (as before: undici's request API skips them too).
     if (statusCode < 200) return true;
     this.clearHeadersTimer();
+    // The workload answered: from here the exchange is live (a bidirectional stream may idle legitimately),
+    // and the caller's pauses are no longer a slow body holding a request hostage.
+    this.stopBodyWatch?.();
     this.status = statusCode;
     this.resumeUpstream = resume;
     const ex = this.ex;

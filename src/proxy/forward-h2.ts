@@ -121,15 +121,13 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       let stopBodyWatch: (() => void) | null = null;
       const finish = (o: ForwardOutcome): void => { if (!settled) { settled = true; clearTimeout(timer); stopBodyWatch?.(); resolve(o); } };
       if (!ex.bodyless) {
-        // Slow body (limits.bodyTimeout): the upstream stream is reset without END_STREAM, the caller gets 408
-        // (or its started response is cut).
+        // Slow body (limits.bodyTimeout) before the workload answered: the upstream stream is reset without
+        // END_STREAM and the caller gets 408.
         stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => {
           if (settled) return;
           ex.body.unpipe(upstream);
           resetWithoutEnd(upstream);
-          if (status === 0 || !res.started) { finish({ ok: false, refusal: { kind: 'body_timeout' } }); return; }
-          res.abort();
-          finish({ ok: true, status, outcome: 'body_timeout' });
+          finish({ ok: false, refusal: { kind: 'body_timeout' } });
         });
       }
       const timer = setTimeout(() => {
@@ -139,6 +137,8 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       }, request.headersTimeoutMs);
       upstream.on('response', (resHeaders, flags) => {
         clearTimeout(timer);
+        // The workload answered: a bidirectional stream (gRPC) may now idle in either direction.
+        stopBodyWatch?.();
         status = Number(resHeaders[':status'] ?? 502);
         const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
         const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;

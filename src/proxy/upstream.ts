@@ -21,7 +21,7 @@ export interface UpstreamRequest {
 
 export type ForwardOutcome =
   /** `grpcStatus`: the workload's grpc-status (trailers, or headers of a trailers-only answer) for gRPC calls. */
-  | { ok: true; status: number; outcome: 'ok' | 'client_aborted' | 'reset_after_headers' | 'body_timeout'; grpcStatus?: number }
+  | { ok: true; status: number; outcome: 'ok' | 'client_aborted' | 'reset_after_headers'; grpcStatus?: number }
   /** Nothing was sent downstream yet: the caller answers through respond.ts. */
   | { ok: false; refusal: Refusal };
 

@@ -1,9 +1,12 @@
 // Integration: the request body progress timeout (limits.bodyTimeout). A caller that stops sending its body
-// gets 408, the workload's request is aborted (HTTP/1.1: reset connection; h2c: RST_STREAM without
-// END_STREAM), and the decision line says `body_timeout`. A slow but steady body is not cut.
+// before the workload answered gets 408, the workload's request is aborted (HTTP/1.1: reset connection; h2c:
+// RST_STREAM without END_STREAM), and the decision line says `body_timeout`. A slow but steady body is not
+// cut, nor is a bidirectional stream the workload already answered.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { ALLOW_FRONTEND_POLICY, h2Client, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
 import { rawH2cUpstream } from '../helpers/h2-raw.js';
@@ -133,6 +136,47 @@ describe('slow request body to an h2c workload', () => {
     } finally {
       await proxy.stop();
       await upstream.close();
+    }
+  });
+});
+
+describe('a bidirectional stream the workload already answered', () => {
+  it('idles longer than bodyTimeout without being cut (gRPC-style streaming)', async () => {
+    const received: { bytes: number; ended: boolean }[] = [];
+    // An h2c workload that answers at once and echoes every chunk, like a bidirectional gRPC handler.
+    const workload = http2.createServer();
+    workload.on('stream', (stream) => {
+      const rec = { bytes: 0, ended: false };
+      received.push(rec);
+      stream.respond({ ':status': 200 });
+      stream.on('data', (c: Buffer) => { rec.bytes += c.length; stream.write(c); });
+      stream.on('end', () => { rec.ended = true; stream.end(); });
+    });
+    await new Promise<void>((r) => workload.listen(0, '127.0.0.1', r));
+    const proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: `h2c://127.0.0.1:${(workload.address() as AddressInfo).port}`, flags: ['--body-timeout', `${BODY_TIMEOUT_MS}ms`] });
+    const session = h2Client(proxy, proxy.svids.frontend);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/echo' }, { endStream: false });
+      let status = 0;
+      let echoed = '';
+      req.on('response', (h) => { status = Number(h[':status']); });
+      req.on('data', (c: Buffer) => { echoed += c.toString(); });
+      let closed = false;
+      req.on('close', () => { closed = true; });
+      req.write('a');
+      await until(() => echoed === 'a');
+      await new Promise((r) => setTimeout(r, BODY_TIMEOUT_MS * 3));
+      req.end('b');
+      await until(() => closed, 5000);
+      assert.ok(closed, 'the stream completed');
+      assert.equal(status, 200);
+      assert.equal(echoed, 'ab');
+      assert.equal(req.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+      assert.deepEqual(received, [{ bytes: 2, ended: true }]);
+    } finally {
+      session.destroy();
+      await proxy.stop();
+      await new Promise<void>((r) => workload.close(() => r()));
     }
   });
 });

@@ -1,6 +1,8 @@
 // Integration: each timeout fires at its configured value, never early and not a check interval late.
-// Limits of 1 s; the lower bound is strict (5% allows for where the client starts its clock), the upper
-// bound generous for a loaded machine. The measured figures are printed (`# timeout precision: …`).
+// Limits of 1 s. The lower bound is strict (5% allows for where the client starts its clock). The upper
+// bound is relative and generous: the proxy runs in this process, so a plain timer armed at the same moment
+// is late by the same event-loop lag; a timeout may fire at most 500 ms after it (request handling before a
+// timer starts also counts on a busy machine). The precise figures are printed (`# timeout precision: …`).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -25,55 +27,64 @@ describe('timeouts fire at their configured value', () => {
     await upstream.close();
   });
 
-  /** Connects with mTLS, writes `bytes`, and resolves with the first answer and the ms since the write completed. */
-  function answerAfter(bytes: string): Promise<{ ms: number; answer: string }> {
+  /** A plain timer of LIMIT_MS armed now: how late it fires is the event-loop lag the proxy's timers share. */
+  function referenceLag(): Promise<number> {
+    const armed = performance.now();
+    return new Promise((resolve) => setTimeout(() => resolve(performance.now() - armed - LIMIT_MS), LIMIT_MS));
+  }
+
+  /** Connects with mTLS, writes `bytes`, and resolves with the first answer, the ms since the write completed and the reference lag. */
+  function answerAfter(bytes: string): Promise<{ ms: number; lag: number; answer: string }> {
     return new Promise((resolve, reject) => {
       const c = proxy.svids.frontend;
       let start = 0;
+      let lag: Promise<number> = Promise.resolve(0);
       const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: proxy.caPem, cert: c.chainPem, key: c.keyPem, ALPNProtocols: ['http/1.1'] }, () => {
         start = performance.now();
-        s.write(bytes, () => { start = performance.now(); });
+        s.write(bytes, () => { start = performance.now(); lag = referenceLag(); });
       });
-      s.once('data', (d: Buffer) => { resolve({ ms: performance.now() - start, answer: d.toString('latin1') }); s.destroy(); });
+      s.once('data', (d: Buffer) => { const ms = performance.now() - start; void lag.then((l) => resolve({ ms, lag: l, answer: d.toString('latin1') })); s.destroy(); });
       s.on('error', reject);
       setTimeout(() => reject(new Error('no answer in 10 s')), 10_000).unref();
     });
   }
 
-  function check(name: string, ms: number): void {
-    figures.push(`${name} ${ms.toFixed(0)} ms`);
+  function check(name: string, ms: number, lag: number): void {
+    figures.push(`${name} ${ms.toFixed(0)} ms (plain timer lag ${lag.toFixed(0)} ms)`);
     assert.ok(ms >= LIMIT_MS * 0.95, `${name} fired early: ${ms.toFixed(0)} ms for ${LIMIT_MS} ms`);
-    assert.ok(ms < LIMIT_MS * 1.5, `${name} fired late: ${ms.toFixed(0)} ms for ${LIMIT_MS} ms`);
+    assert.ok(ms <= LIMIT_MS + Math.max(0, lag) + 500, `${name} fired late: ${ms.toFixed(0)} ms for ${LIMIT_MS} ms (a plain timer was ${lag.toFixed(0)} ms late)`);
   }
 
   it('slow request head (headersTimeout): 408', async () => {
-    const { ms, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\nX-Slow: ');
+    const { ms, lag, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\nX-Slow: ');
     assert.match(answer, /^HTTP\/1\.1 408 /);
-    check('headers', ms);
+    check('headers', ms, lag);
   });
 
   it('slow request body (bodyTimeout): 408', async () => {
-    const { ms, answer } = await answerAfter('POST /upload HTTP/1.1\r\nHost: api\r\ncontent-length: 10\r\n\r\nabc');
+    const { ms, lag, answer } = await answerAfter('POST /upload HTTP/1.1\r\nHost: api\r\ncontent-length: 10\r\n\r\nabc');
     assert.match(answer, /^HTTP\/1\.1 408 /);
-    check('body', ms);
+    check('body', ms, lag);
   });
 
   it('workload that never answers (upstreamTimeout): 504', async () => {
-    const { ms, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\n\r\n');
+    const { ms, lag, answer } = await answerAfter('GET /public/a HTTP/1.1\r\nHost: api\r\n\r\n');
     assert.match(answer, /^HTTP\/1\.1 504 /);
-    check('upstream', ms);
+    check('upstream', ms, lag);
   });
 
   it('TLS handshake that never completes (tlsHandshakeTimeout): connection closed', async () => {
+    let lag: Promise<number> = Promise.resolve(0);
     const ms = await new Promise<number>((resolve, reject) => {
       const s = net.connect(proxy.port, '127.0.0.1', () => {
         const start = performance.now();
+        lag = referenceLag();
         s.write(Buffer.from([0x16, 0x03, 0x01]));
         s.on('close', () => resolve(performance.now() - start));
       });
       s.on('error', () => undefined);
       setTimeout(() => reject(new Error('not closed in 10 s')), 10_000).unref();
     });
-    check('TLS handshake', ms);
+    check('TLS handshake', ms, await lag);
   });
 });
