@@ -1,0 +1,62 @@
+// Measures when each inbound timeout fires against its configured limit: slow request head (headersTimeout),
+// stalled body (bodyTimeout), silent workload (upstreamTimeout) and a TLS handshake that never completes
+// (tlsHandshakeTimeout), over real sockets against `portcullis run` built by the test harness.
+// Usage: npx tsc -p . && node loadtest/timeouts.mjs [--limit 10s] [--samples 3]
+import { parseArgs } from 'node:util';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const { values } = parseArgs({ options: { limit: { type: 'string', default: '1s' }, samples: { type: 'string', default: '5' } } });
+const limit = values.limit;
+const limitMs = limit.endsWith('ms') ? Number(limit.slice(0, -2)) : Number(limit.slice(0, -1)) * 1000;
+const samples = Number(values.samples);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { startProxy, startH1Upstream, ALLOW_FRONTEND_POLICY } = await import(join(root, 'dist/test/integration/harness.js'));
+
+// A workload that reads every request and never answers.
+const workload = await startH1Upstream(() => undefined);
+const proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: workload.url, flags: ['--headers-timeout', limit, '--body-timeout', limit, '--upstream-timeout', limit, '--tls-handshake-timeout', limit] });
+const svid = proxy.svids.frontend;
+
+/** ms from the moment `bytes` were written until the first answer byte. */
+function firstAnswer(bytes) {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: proxy.caPem, cert: svid.chainPem, key: svid.keyPem, ALPNProtocols: ['http/1.1'] }, () => {
+      let start = performance.now();
+      s.write(bytes, () => { start = performance.now(); });
+      s.once('data', () => { resolve(performance.now() - start); s.destroy(); });
+    });
+    s.on('error', () => undefined);
+  });
+}
+/** ms from a partial TLS record until the connection is closed. */
+function handshakeCut() {
+  return new Promise((resolve) => {
+    const s = net.connect(proxy.port, '127.0.0.1', () => {
+      const start = performance.now();
+      s.write(Buffer.from([0x16, 0x03, 0x01]));
+      s.on('close', () => resolve(performance.now() - start));
+    });
+    s.on('error', () => undefined);
+  });
+}
+const cases = {
+  headersTimeout: () => firstAnswer('GET /public/a HTTP/1.1\r\nHost: api\r\nX-Slow: '),
+  bodyTimeout: () => firstAnswer('POST /upload HTTP/1.1\r\nHost: api\r\ncontent-length: 10\r\n\r\nabc'),
+  upstreamTimeout: () => firstAnswer('GET /public/a HTTP/1.1\r\nHost: api\r\n\r\n'),
+  tlsHandshakeTimeout: handshakeCut,
+};
+const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+for (const [name, run] of Object.entries(cases)) {
+  const ratios = [];
+  for (let i = 0; i < samples; i++) ratios.push((await run()) / limitMs);
+  process.stdout.write(`${name.padEnd(20)} limit ${limit}: fired at ${ratios.map((r) => `${r.toFixed(3)}x`).join(' ')}\n`);
+}
+process.stdout.write(`load average before: ${load}; after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+await proxy.stop();
+await workload.close();
+process.exit(0);
