@@ -53,6 +53,8 @@ export interface CheckOutput {
   rule: string | null;
   reason: string;
   authorization: string | null;
+  /** True when a `log` rule (Istio AUDIT, Calico Log) recorded the request; absent otherwise. */
+  log?: true;
   /** Response body text for JWT failures (Envoy's wording), else absent. */
   message?: string;
 }
@@ -173,6 +175,7 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
     rule: d.rule,
     reason: d.reason,
     authorization: d.authorization,
+    ...(d.audit?.log === true ? { log: true as const } : {}),
   };
 }
 

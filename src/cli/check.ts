@@ -34,7 +34,8 @@ const help = `usage: portcullis check --policies PATH [--policies PATH...] (--re
 
 Decides a request the way the sidecar would and prints one JSON object:
   verdict (allow | deny | unauthenticated | bad_request | not_found | rate_limited), status, grpcStatus,
-  audit, shadow, policy {dialect, kind, namespace, name}, rule, reason, authorization.
+  audit, shadow, policy {dialect, kind, namespace, name}, rule, reason, authorization, and log: true when a
+  log rule (Istio AUDIT, Calico Log) recorded the request.
 The request JSON: method, path (raw target, query included), host, headers (string or string[]),
 peer (SPIFFE ID, or null for a plaintext caller), sourceIp, remoteIp, port, sni, protocol (http|grpc|tcp).
 

@@ -37,8 +37,11 @@ export interface Decision {
   rule: string | null;
   /** Linkerd: the authorization that admitted (`authorizationpolicy/<name>`, `default/probe`). */
   authorization: string | null;
-  /** Istio AUDIT matched (the policy named here), or Linkerd audit admitted a would-deny. */
-  audit: { policy: PolicyRef; rule: string | null } | null;
+  /**
+   * A `log` rule matched (Istio AUDIT, Calico Log: `log` is true; the request is recorded, the verdict unchanged), or
+   * Linkerd audit admitted a would-deny (no `log`).
+   */
+  audit: { policy: PolicyRef; rule: string | null; log?: true } | null;
   /** Dry-run result, or null when no dry-run policy applies. */
   shadow: ShadowResult | null;
   /** Linkerd route filters to apply when forwarding (header modifiers) or the redirect to send. */

@@ -97,7 +97,7 @@ test('AUDIT marks without changing the verdict', () => {
   const snap = snapshot(chain([audit, rule('DENY', 'd', pathIs('/admin'))]));
   const d = evaluate(snap, ctx({ path: '/admin' }));
   assert.equal(d.verdict, 'deny');
-  assert.deepEqual(d.audit, { policy: audit.policy, rule: audit.id });
+  assert.deepEqual(d.audit, { policy: audit.policy, rule: audit.id, log: true });
   const onlyAudit = evaluate(snapshot(chain([audit])), ctx({ path: '/admin' }));
   assert.equal(onlyAudit.verdict, 'allow');
   assert.equal(onlyAudit.audit?.rule, audit.id);

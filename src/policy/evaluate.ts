@@ -101,8 +101,11 @@ function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult 
   return { verdict: shadow.otherwise.verdict, action: shadow.otherwise.action, policy: null, rule: null };
 }
 
-/** Whether the last tier's allow came from a rule (not from its default): such an allow names the decision. */
-const lastTier = { positive: false };
+/**
+ * Whether the last tier's allow came from a rule (not from its default): such an allow names the decision; and the
+ * `log` mark of a tier that passed (a Calico Log before a Pass still records the request).
+ */
+const lastTier: { positive: boolean; passMark: Decision['audit'] } = { positive: false, passMark: null };
 
 function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, scope: TierScope): Decision {
   return {
@@ -117,6 +120,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   const cs: CompiledScope = ct.ports.size === 0 ? ct.anyPort : ct.ports.get(ctx.port) ?? ct.anyPort;
   const scope = cs.scope;
   lastTier.positive = false;
+  lastTier.passMark = null;
   tracer?.scope(tier, scope);
   if (ctx.protocol === 'tcp' && scope.refuseConnections !== undefined) {
     // A scope that only speaks HTTP skips protocol detection: a non-HTTP stream fails to parse and is closed.
@@ -135,7 +139,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   const { decided: d, fallback, mark, shadowHit } = scan(list, ctx, tracer);
   // An external authorizer's deny ends the evaluation before any mark or shadow result.
   if (d !== null && d.rule.action === 'custom') return named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
-  if (d !== null && d.rule.action === 'pass') return 'pass';
+  if (d !== null && d.rule.action === 'pass') return passWith(mark);
   let out: Decision;
   if (d !== null && d.rule.action === 'deny') {
     out = named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
@@ -143,14 +147,19 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     out = admitted(tier, cs, (d ?? fallback) as CompiledRule, d === null, hit, routeLabel, ctx, tracer);
   } else {
     const otherwise = scope.otherwise;
-    if (otherwise.verdict === 'pass') return 'pass';
+    if (otherwise.verdict === 'pass') return passWith(mark);
     out = result(tier, otherwise.verdict, otherwise.reason, scope);
     out.policy = otherwise.policy;
     out.rule = routeLabel;
   }
-  if (mark !== null) out.audit = { policy: mark.rule.policy, rule: mark.rule.id };
+  if (mark !== null) out.audit = { policy: mark.rule.policy, rule: mark.rule.id, log: true };
   out.shadow = shadowResult(scope, shadowHit);
   return out;
+}
+
+function passWith(mark: CompiledRule | null): 'pass' {
+  if (mark !== null) lastTier.passMark = { policy: mark.rule.policy, rule: mark.rule.id, log: true };
+  return 'pass';
 }
 
 function named(out: Decision, rule: TierRule, routeLabel: string | null): Decision {
@@ -201,6 +210,8 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
   let effects: Decision['effects'] = null;
   let authorization: string | null = null;
   let allows = 0;
+  /** The first `log` mark of a tier that passed: it stays on whatever decides later. */
+  let passed: Decision['audit'] = null;
   let i = 0;
   while (i < tiers.length) {
     const ct = tiers[i] as CompiledTier;
@@ -208,6 +219,7 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
     const r = evaluateTier(ct, ctx, tracer);
     if (r === 'pass') {
       tracer?.outcome(ct.tier, 'pass', 'pass');
+      passed ??= lastTier.passMark;
       i++;
       continue;
     }
@@ -218,6 +230,7 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
         r.audit ??= audit;
         r.shadow ??= shadow;
       }
+      r.audit ??= passed;
       return r;
     }
     allows++;
@@ -231,7 +244,8 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
     authorization ??= r.authorization;
     i = ct.nextGroup;
   }
-  if (chosen === null) return { ...NO_POLICIES };
-  if (allows === 1) return chosen;
+  audit ??= passed;
+  if (chosen === null) return passed === null ? { ...NO_POLICIES } : { ...NO_POLICIES, audit: passed };
+  if (allows === 1 && chosen.audit === audit) return chosen;
   return { ...chosen, authorization, audit, shadow, effects };
 }
