@@ -157,9 +157,6 @@ function lowerDestination(e: Obj, at: string, use: Use, env: RuleEnv): Matcher {
   return and(...parts);
 }
 
-/** Port sets larger than this are matched by their complement when that is small. */
-const MAX_LISTED_PORTS = 1024;
-
 /** The workload port is one of `entries`; a port name the workload does not declare reads by `use`. */
 function portsMatcher(entries: JsonValue[], at: string, use: Use, env: RuleEnv): Matcher {
   const ranges: [number, number][] = [];
@@ -178,16 +175,12 @@ function portsMatcher(entries: JsonValue[], at: string, use: Use, env: RuleEnv):
 }
 
 function portRanges(ranges: [number, number][]): Matcher {
-  const ports = new Set<number>();
-  for (const [min, max] of ranges) for (let p = min; p <= max; p++) ports.add(p);
-  if (ports.size === 0) return NONE;
-  // A wide range ("1024:65535") is matched as "not one of the few ports outside it".
-  if (ports.size > MAX_LISTED_PORTS && 65536 - ports.size <= MAX_LISTED_PORTS) {
-    const outside: number[] = [];
-    for (let p = 0; p <= 65535; p++) if (!ports.has(p)) outside.push(p);
-    return outside.length === 0 ? ANY : not({ type: 'destination.port', ports: outside });
-  }
-  return { type: 'destination.port', ports: [...ports].sort((a, b) => a - b) };
+  const single = [...new Set(ranges.filter(([min, max]) => min === max).map(([p]) => p))].sort((a, b) => a - b);
+  const spans = ranges.filter(([min, max]) => min !== max);
+  return or(
+    single.length > 0 ? { type: 'destination.port', ports: single } : NONE,
+    ...spans.map(([from, to]): Matcher => ({ type: 'destination.portRange', from, to })),
+  );
 }
 
 function lowerHttp(http: Obj): Matcher {
