@@ -139,6 +139,7 @@ export function lowerCalico(docs: PolicyDocument[], options: CompileOptions): { 
   const policyKey = (s: Selected) => `${s.doc.metadata.name}\0${s.doc.kind}\0${s.doc.metadata.namespace ?? ''}`;
   const out: PolicyTier[] = [];
   const used = [...tiers.values()].filter((t) => selected.some((s) => s.tier === t.name)).sort(byOrder((t) => t.order, (t) => t.name));
+  for (const doc of docs) if (doc.kind === 'Tier' && used.some((t) => t.name === doc.metadata.name)) applied.add(doc);
   for (const tier of used) {
     const rules: TierRule[] = [];
     for (const s of selected.filter((x) => x.tier === tier.name).sort(byOrder((x) => x.order, policyKey))) {
