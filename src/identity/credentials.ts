@@ -2,8 +2,7 @@
 // hot-swapped on rotation (keep last good; security.md §5 and Envoy CVE-2022-21654 on stale resumption).
 
 import { createHash, createPrivateKey, randomBytes, X509Certificate, constants as cryptoConstants } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
 import { PeerVerifier, type TrustBundle } from './peer.js';
@@ -403,7 +402,10 @@ function safeCall(fn: () => void, logger: IdentityLogger): void {
   }
 }
 
+/**
+ * Read synchronously: three small local files (a secret volume), read on every safety poll. Asynchronous
+ * reads cost four thread-pool round trips per file, i.e. a dozen wake-ups of an otherwise idle sidecar.
+ */
 async function readAll(files: CredentialFiles): Promise<{ cert: string; key: string; bundle: string }> {
-  const [cert, key, bundle] = await Promise.all([readFile(files.certFile, 'utf8'), readFile(files.keyFile, 'utf8'), readFile(files.trustBundleFile, 'utf8')]);
-  return { cert, key, bundle };
+  return { cert: readFileSync(files.certFile, 'utf8'), key: readFileSync(files.keyFile, 'utf8'), bundle: readFileSync(files.trustBundleFile, 'utf8') };
 }
