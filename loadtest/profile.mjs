@@ -1,16 +1,18 @@
-// Owns profiling Portcullis under load: starts one setup with `node --cpu-prof`, drives a point through
-// loader.mjs, stops the sidecar (which writes the .cpuprofile) and prints top self time by function and module.
-// Usage: node loadtest/profile.mjs [--setup pc-10] [--point h1-get-sat] [--seconds 10] [--dist dist] [--out DIR]
+// Owns profiling under load: starts setups with `node --cpu-prof` (Portcullis and the bare reference proxy),
+// drives a point through loader.mjs against each in turn, stops them (each writes its .cpuprofile) and prints
+// self time by category, module and function within the measured window, per request and as a share.
+// Usage: node loadtest/profile.mjs [--setup pc-10[,bare,...]] [--point h1-get-sat] [--seconds 10] [--dist dist] [--out DIR]
 //        node loadtest/profile.mjs --analyze DIR   (re-analyze profiles written earlier; no load)
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEnvironment } from './lib/env.mjs';
 import { POINTS } from './lib/plan.mjs';
+import { cpuSeconds, loadAverage } from './lib/procfs.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values: args } = parseArgs({
@@ -26,42 +28,64 @@ const { values: args } = parseArgs({
 });
 const log = (msg) => process.stderr.write(`[profile] ${msg}\n`);
 const profDir = resolve(args.analyze ?? args.out ?? join(mkdtempSync(join(os.tmpdir(), 'portcullis-profile-')), 'cpuprofiles'));
-let result = null;
+/** Per setup: the loader's result, the measured window (monotonic µs, the profiles' clock), /proc CPU and load. */
+const runs = {};
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 if (!args.analyze) {
+  const setups = args.setup.split(',');
   const tmp = mkdtempSync(join(os.tmpdir(), 'portcullis-profile-'));
   mkdirSync(profDir, { recursive: true });
-  const env = await createEnvironment({ dist: resolve(args.dist), tmp, setups: [args.setup], log, cpuProfDir: profDir });
+  const env = await createEnvironment({ dist: resolve(args.dist), tmp, setups, log, cpuProfDir: profDir });
   try {
-    const setup = env.info.setups[args.setup];
     const point = POINTS[args.point];
-    const endpoint = setup.endpoints[point.endpoint];
-    const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 1 };
-    log(`driving ${args.point} against ${args.setup} for ${args.seconds} s`);
-    result = await new Promise((res, rej) => {
-      const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (d) => { out += d; });
-      const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
-      child.once('exit', (code) => {
-        clearTimeout(timeout);
-        if (code === 0) res(JSON.parse(out.split('\n').reverse().find((l) => l.startsWith('{'))));
-        else rej(new Error(`loader exited ${code}`));
+    for (const name of setups) {
+      const setup = env.info.setups[name];
+      const endpoint = setup.endpoints[point.endpoint];
+      const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 1 };
+      log(`driving ${args.point} against ${name} for ${args.seconds} s`);
+      const load = loadAverage();
+      const pids = setup.pids();
+      const run = { window: {}, load_average_1m: load?.one };
+      run.result = await new Promise((res, rej) => {
+        const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        let cpu0 = 0;
+        child.stdout.on('data', (d) => {
+          out += d;
+          if (run.window.from === undefined && out.includes('MEASURE_START\n')) { run.window.from = monotonicUs(); cpu0 = pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0); }
+          if (run.window.to === undefined && out.includes('MEASURE_END\n')) { run.window.to = monotonicUs(); run.proc_cpu_s = pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0) - cpu0; }
+        });
+        const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
+        child.once('exit', (code) => {
+          clearTimeout(timeout);
+          if (code === 0) res(JSON.parse(out.split('\n').reverse().find((l) => l.startsWith('{'))));
+          else rej(new Error(`loader exited ${code}`));
+        });
       });
-    });
-    log(`${Math.round(result.rps)} requests/s, p50 ${result.latency.p50_ms} ms, p99 ${result.latency.p99_ms} ms`);
+      runs[name] = run;
+      log(`${name}: ${Math.round(run.result.rps)} requests/s, p50 ${run.result.latency.p50_ms} ms, p99 ${run.result.latency.p99_ms} ms, `
+        + `/proc CPU ${(run.proc_cpu_s * 1e6 / run.result.requests).toFixed(1)} µs per request, load ${load?.one}`);
+    }
   } finally {
-    // The sidecar writes its .cpuprofile when it exits: stop it (bounded) even when the loader failed.
+    // Each process writes its .cpuprofile when it exits: stop them (bounded) even when a loader failed.
     await env.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
+  writeFileSync(join(profDir, 'runs.json'), JSON.stringify({ point: args.point, runs }, null, 1));
+} else if (existsSync(join(profDir, 'runs.json'))) {
+  Object.assign(runs, JSON.parse(readFileSync(join(profDir, 'runs.json'), 'utf8')).runs);
 }
 
 /** Self time per function and per module from a V8 .cpuprofile (samples x interval). */
-export function analyze(profile) {
+export function analyze(profile, window) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
+  let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    // Only the measured window when it is known (startup, pre-warm and shutdown are not per-request work).
+    if (window && (t < window.from || t > window.to)) continue;
     self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + dt);
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0);
@@ -102,15 +126,22 @@ export function analyze(profile) {
 const reports = {};
 for (const dir of readdirSync(profDir).filter((d) => statSync(join(profDir, d)).isDirectory())) {
   for (const f of readdirSync(join(profDir, dir)).filter((x) => x.endsWith('.cpuprofile'))) {
-    const a = analyze(JSON.parse(readFileSync(join(profDir, dir, f), 'utf8')));
+    const run = runs[dir];
+    const a = analyze(JSON.parse(readFileSync(join(profDir, dir, f), 'utf8')), run?.window);
     reports[`${dir}/${f}`] = a;
-    process.stdout.write(`\n## ${dir}/${f}: ${a.total_ms.toFixed(0)} ms sampled\n\nSelf time by category:\n`);
-    for (const m of a.categories) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${m.name}\n`);
+    // Main-thread time per request (idle excluded); /proc counts every thread (GC helpers, thread pool) too.
+    const requests = run?.result?.requests;
+    const perRequest = (ms) => (requests ? `${((ms * 1000) / requests).toFixed(1).padStart(6)} µs/req  ` : '');
+    const busy = a.categories.filter((c) => !c.name.startsWith('idle')).reduce((x, c) => x + c.ms, 0);
+    process.stdout.write(`\n## ${dir}/${f}: ${a.total_ms.toFixed(0)} ms sampled${run?.window ? ' in the measured window' : ''}`
+      + (requests ? `; ${requests} requests, main thread busy ${((busy * 1000) / requests).toFixed(1)} µs per request, /proc CPU ${((run.proc_cpu_s * 1e6) / requests).toFixed(1)} µs per request, load ${run.load_average_1m}` : '')
+      + '\n\nSelf time by category:\n');
+    for (const m of a.categories) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${perRequest(m.ms)}${m.name}\n`);
     process.stdout.write('\nTop modules by self time:\n');
-    for (const m of a.modules) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${m.name}\n`);
+    for (const m of a.modules) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${perRequest(m.ms)}${m.name}\n`);
     process.stdout.write('\nTop functions by self time:\n');
-    for (const m of a.functions) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${m.name}\n`);
+    for (const m of a.functions) process.stdout.write(`  ${(m.share * 100).toFixed(1).padStart(5)}%  ${m.ms.toFixed(0).padStart(6)} ms  ${perRequest(m.ms)}${m.name}\n`);
   }
 }
-writeFileSync(join(profDir, 'analysis.json'), JSON.stringify({ setup: args.setup, point: args.point, result, reports }, null, 1));
+writeFileSync(join(profDir, 'analysis.json'), JSON.stringify({ setups: args.setup, point: args.point, runs, reports }, null, 1));
 log(`profiles and analysis.json in ${profDir}`);

@@ -112,9 +112,11 @@ try {
       log(`pre-warm ${setupName} failed: ${err.message}`);
     }
   }
-  // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left).
+  // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left). The
+  // settle time lets V8's memory reducer finish the collections it starts once traffic stops (a one-off
+  // after every busy period, not what an idle sidecar costs); the window spans one 30 s safety poll.
   if (profile.idleS > 0) {
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, profile.idleSettleS * 1000));
     const load0 = loadAverage();
     const measured = await Promise.all(Object.entries(env.info.setups).filter(([, s]) => s.pids().length > 0)
       .map(async ([name, s]) => [name, await measureIdle(s.pids, profile.idleS)]));

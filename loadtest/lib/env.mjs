@@ -225,7 +225,8 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
       } else if (def.kind === 'bare') {
         const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
         const cfg = { cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts };
-        const child = start('bare', process.execPath, [...nodeOptions, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
+        const profArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] : [];
+        const child = start('bare', process.execPath, [...nodeOptions, ...profArgs, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
         await waitFor(async () => {
           if (child.exitInfo) throw exited(`bare proxy exited (see ${tmp}/bare.stderr.log)`);
           return readFileSync(join(tmp, 'bare.stdout.log'), 'utf8').includes('READY');

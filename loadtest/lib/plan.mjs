@@ -51,7 +51,8 @@ export const PROFILES = {
   quick: {
     repetitions: 3,
     prewarmS: 1.5,
-    idleS: 10,
+    idleSettleS: 20,
+    idleS: 30,
     points: [
       { point: 'h1-get-sat', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 2, warmupS: 0.3 },
       { point: 'h1-get-rate1000', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 3, warmupS: 0.5 },
@@ -71,7 +72,8 @@ export const PROFILES = {
   full: {
     repetitions: 3,
     prewarmS: 3,
-    idleS: 10,
+    idleSettleS: 20,
+    idleS: 30,
     points: [
       { point: 'h1-get-sat', setups: [...ALL, 'pc-10-c2'], durationS: 5, warmupS: 0.5 },
       { point: 'h1-post64k-sat', setups: PROTOCOLS, durationS: 5, warmupS: 0.5 },
