@@ -48,7 +48,8 @@ const plan = profile.points
   .filter((p) => !onlyPoints || onlyPoints.has(p.point))
   // --baseline-dist runs the same build's predecessor beside pc-10 in every round (before/after in one run).
   .map((p) => ({ ...p, setups: args['baseline-dist'] ? p.setups.flatMap((s) => (s === 'pc-10' ? [s, 'pc-10-baseline'] : [s])) : p.setups }))
-  .map((p) => ({ ...p, ...(args.duration ? { durationS: Number(args.duration) } : {}), setups: p.setups.filter((s) => !onlySetups || onlySetups.has(s)) }))
+  // --setups names the setups to keep; pc-10 brings its --baseline-dist twin along.
+  .map((p) => ({ ...p, ...(args.duration ? { durationS: Number(args.duration) } : {}), setups: p.setups.filter((s) => !onlySetups || onlySetups.has(s) || (s === 'pc-10-baseline' && onlySetups.has('pc-10'))) }))
   .filter((p) => p.setups.length > 0);
 const setupNames = [...new Set(plan.flatMap((p) => p.setups))];
 const startedAt = new Date();
@@ -102,7 +103,7 @@ try {
   // One untimed pass per setup first, so V8 has compiled the hot paths before any measured run.
   for (const setupName of setupNames) {
     const setup = env.info.setups[setupName];
-    if (!setup || profile.prewarmS <= 0) continue;
+    if (!setup || profile.prewarmS <= 0 || interrupted) continue;
     const point = POINTS['h1-get-sat'];
     const spec = { ...point.loader, url: setup.endpoints.h1.url + point.path, tls: setup.endpoints.h1.tls, headers: setup.headers, durationS: profile.prewarmS, warmupS: 0 };
     try {
@@ -115,7 +116,7 @@ try {
   // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left). The
   // settle time lets V8's memory reducer finish the collections it starts once traffic stops (a one-off
   // after every busy period, not what an idle sidecar costs); the window spans one 30 s safety poll.
-  if (profile.idleS > 0) {
+  if (profile.idleS > 0 && !interrupted) {
     await new Promise((r) => setTimeout(r, profile.idleSettleS * 1000));
     const load0 = loadAverage();
     const measured = await Promise.all(Object.entries(env.info.setups).filter(([, s]) => s.pids().length > 0)
