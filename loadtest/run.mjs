@@ -113,17 +113,35 @@ try {
       log(`pre-warm ${setupName} failed: ${err.message}`);
     }
   }
-  // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left). The
-  // settle time lets V8's memory reducer finish the collections it starts once traffic stops (a one-off
-  // after every busy period, not what an idle sidecar costs); the window spans one 30 s safety poll.
+  // Idle: every server at once, no traffic, after the pre-warm (timers and polls are what is left), in
+  // 10 s windows over one 30 s safety-poll cycle. V8's memory reducer collects once traffic has stopped,
+  // a one-off after every busy period that can land in any window: the median window is the headline,
+  // the mean over all windows is recorded beside it.
   if (profile.idleS > 0 && !interrupted) {
     await new Promise((r) => setTimeout(r, profile.idleSettleS * 1000));
     const load0 = loadAverage();
-    const measured = await Promise.all(Object.entries(env.info.setups).filter(([, s]) => s.pids().length > 0)
-      .map(async ([name, s]) => [name, await measureIdle(s.pids, profile.idleS)]));
-    for (const [name, r] of measured) {
+    const servers = Object.entries(env.info.setups).filter(([, s]) => s.pids().length > 0);
+    const windows = Object.fromEntries(servers.map(([name]) => [name, []]));
+    for (let w = 0; w < Math.max(1, Math.round(profile.idleS / 10)) && !interrupted; w++) {
+      const measured = await Promise.all(servers.map(async ([name, s]) => [name, await measureIdle(s.pids, Math.min(10, profile.idleS))]));
+      for (const [name, r] of measured) windows[name].push(r);
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const [name, ws] of Object.entries(windows)) {
+      if (ws.length === 0) continue;
+      const r = {
+        seconds: ws.reduce((a, w) => a + w.seconds, 0),
+        cpu_ms_per_s: median(ws.map((w) => w.cpu_ms_per_s)),
+        wakeups_per_s: median(ws.map((w) => w.wakeups_per_s)),
+        involuntary_per_s: median(ws.map((w) => w.involuntary_per_s)),
+        mean_cpu_ms_per_s: mean(ws.map((w) => w.cpu_ms_per_s)),
+        mean_wakeups_per_s: mean(ws.map((w) => w.wakeups_per_s)),
+        windows: ws,
+      };
       idle[name] = { ...r, load_average_1m: load0?.one };
-      log(`idle ${name}: ${r.cpu_ms_per_s.toFixed(2)} ms CPU/s, ${r.wakeups_per_s.toFixed(1)} wake-ups/s (all threads), load ${load0?.one}`);
+      log(`idle ${name}: median 10 s window ${r.cpu_ms_per_s.toFixed(2)} ms CPU/s, ${r.wakeups_per_s.toFixed(1)} wake-ups/s (all threads); `
+        + `mean over ${r.seconds.toFixed(0)} s ${r.mean_cpu_ms_per_s.toFixed(2)} ms/s, ${r.mean_wakeups_per_s.toFixed(1)}/s; load ${load0?.one}`);
     }
   }
   const total = plan.reduce((a, p) => a + p.setups.filter((s) => env.info.setups[s]).length, 0) * profile.repetitions;

@@ -51,7 +51,7 @@ export const PROFILES = {
   quick: {
     repetitions: 3,
     prewarmS: 1.5,
-    idleSettleS: 20,
+    idleSettleS: 10,
     idleS: 30,
     points: [
       { point: 'h1-get-sat', setups: ['direct', 'nginx', 'bare', 'pc-10', 'pc-1000'], durationS: 2, warmupS: 0.3 },
@@ -72,7 +72,7 @@ export const PROFILES = {
   full: {
     repetitions: 3,
     prewarmS: 3,
-    idleSettleS: 20,
+    idleSettleS: 10,
     idleS: 30,
     points: [
       { point: 'h1-get-sat', setups: [...ALL, 'pc-10-c2'], durationS: 5, warmupS: 0.5 },

@@ -208,8 +208,8 @@ export function renderMarkdown(summary, { chart, prefix }) {
     L.push('');
   }
   if (meta.idle && Object.keys(meta.idle).length > 0) {
-    L.push('## Idle (no traffic, after the pre-warm; all threads)', '', '| Setup | CPU ms per s | wake-ups per s (voluntary context switches) | involuntary per s | window s | load avg 1m |', '|---|---|---|---|---|---|');
-    for (const [s, r] of Object.entries(meta.idle)) L.push(`| \`${s}\` | ${fmt(r.cpu_ms_per_s)} | ${fmt(r.wakeups_per_s, 1)} | ${fmt(r.involuntary_per_s, 1)} | ${fmt(r.seconds, 1)} | ${r.load_average_1m ?? '-'} |`);
+    L.push('## Idle (no traffic, after the pre-warm; all threads; median 10 s window, mean over all windows)', '', '| Setup | CPU ms per s | wake-ups per s (voluntary context switches) | involuntary per s | mean CPU ms per s / wake-ups per s | seconds | load avg 1m |', '|---|---|---|---|---|---|---|');
+    for (const [s, r] of Object.entries(meta.idle)) L.push(`| \`${s}\` | ${fmt(r.cpu_ms_per_s)} | ${fmt(r.wakeups_per_s, 1)} | ${fmt(r.involuntary_per_s, 1)} | ${r.mean_cpu_ms_per_s === undefined ? '-' : `${fmt(r.mean_cpu_ms_per_s)} / ${fmt(r.mean_wakeups_per_s, 1)}`} | ${fmt(r.seconds, 1)} | ${r.load_average_1m ?? '-'} |`);
     L.push('');
   }
   L.push('## Throughput at saturation (requests/s, median)', '');
