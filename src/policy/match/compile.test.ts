@@ -266,3 +266,16 @@ test('destination.portRange is inclusive at both ends', () => {
   for (const port of [32000, 32500, 32768]) assert.ok(run(m, ctx({ port })), String(port));
   for (const port of [31999, 32769, 80]) assert.ok(!run(m, ctx({ port })), String(port));
 });
+
+test('peer.namespace: pod identities of the listed trust domains, by namespace', () => {
+  const m: Matcher = { type: 'peer.namespace', trustDomains: ['cluster.local', 'old.local'], namespaces: ['web'] };
+  assert.ok(run(m, ctx({ peer: peer('spiffe://cluster.local/ns/web/sa/fe') })));
+  assert.ok(run(m, ctx({ peer: peer('spiffe://old.local/ns/web/sa/fe') })));
+  for (const id of ['spiffe://cluster.local/ns/webx/sa/fe', 'spiffe://other.example/ns/web/sa/fe', 'spiffe://cluster.local/ns/web/sa/fe/extra', 'spiffe://cluster.local/web']) {
+    assert.ok(!run(m, ctx({ peer: peer(id) })), id);
+  }
+  assert.ok(!run(m, ctx({ peer: null })));
+  const any: Matcher = { type: 'peer.namespace', trustDomains: ['cluster.local'] };
+  assert.ok(run(any, ctx({ peer: peer('spiffe://cluster.local/ns/zzz/sa/a') })));
+  assert.ok(!run(any, ctx({ peer: peer('spiffe://cluster.local/gateway') })));
+});

@@ -105,6 +105,15 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       }
       return (ctx) => ports.has(ctx.port);
     }
+    case 'peer.namespace': {
+      const trustDomains = new Set(m.trustDomains);
+      const namespaces = m.namespaces === undefined ? null : new Set(m.namespaces);
+      return (ctx) => {
+        const p = ctx.peer;
+        return p !== null && p.namespace !== undefined && p.serviceAccount !== undefined && trustDomains.has(p.trustDomain)
+          && (namespaces === null || namespaces.has(p.namespace));
+      };
+    }
     case 'destination.portRange': {
       const { from, to } = m;
       return (ctx) => ctx.port >= from && ctx.port <= to;

@@ -52,7 +52,7 @@ test('namespace names are matched on the SPIFFE ID of every trust domain of the 
   assert.deepEqual(match, {
     type: 'and',
     of: [
-      { type: 'peer.principal', match: { kind: 'regex', pattern: '(?:cluster\\.local|old\\.local)/ns/(?:web)/sa/[^/]+' } },
+      { type: 'peer.namespace', trustDomains: ['cluster.local', 'old.local'], namespaces: ['web'] },
       { type: 'or', of: [{ type: 'destination.port', ports: [8080] }, { type: 'destination.portRange', from: 9000, to: 9010 }] },
     ],
   });

@@ -60,11 +60,6 @@ export function describeSelector(sel: JsonValue | undefined): string {
 
 export const isEmptySelector = (sel: JsonValue | undefined): boolean => requirements(sel).length === 0;
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-const alternatives = (values: readonly string[]): string => `(?:${values.map(escapeRegex).join('|')})`;
 
 /** What the dialect knows about the workload and its mesh. */
 export interface PeerEnv {
@@ -79,8 +74,7 @@ export function peerEnv(options: CompileOptions): PeerEnv {
 
 /** A verified peer whose SPIFFE ID names a namespace of this cluster: `<td>/ns/<ns>/sa/<sa>` (ns in `namespaces`, or any). */
 function podOfNamespaces(env: PeerEnv, namespaces: readonly string[] | 'any'): Matcher {
-  const ns = namespaces === 'any' ? '[^/]+' : alternatives(namespaces);
-  return { type: 'peer.principal', match: { kind: 'regex', pattern: `${alternatives(env.trustDomains)}/ns/${ns}/sa/[^/]+` } };
+  return namespaces === 'any' ? { type: 'peer.namespace', trustDomains: env.trustDomains } : { type: 'peer.namespace', trustDomains: env.trustDomains, namespaces: [...namespaces] };
 }
 
 /** Which namespaces a selector allows, read from the SPIFFE ID: only requirements on the namespace-name label. */
