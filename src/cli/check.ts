@@ -91,8 +91,10 @@ export async function compilePolicySet(command: string, paths: string[], options
     return 2;
   }
   const { snapshot, diagnostics } = compilePolicies(sources, options);
-  for (const d of diagnostics) if (d.severity === 'error' || !snapshot) process.stderr.write(formatDiagnostic(d) + '\n');
-  if (!snapshot) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
+  // Any error refuses the set, as `run` refuses it: a file that did not parse must never decide as "no policies".
+  const refused = !snapshot || diagnostics.some((d) => d.severity === 'error');
+  for (const d of diagnostics) if (d.severity === 'error' || refused) process.stderr.write(formatDiagnostic(d) + '\n');
+  if (refused) { process.stderr.write(`portcullis ${command}: the policy set has errors; nothing was decided\n`); return 2; }
   return { snapshot, sources };
 }
 

@@ -217,6 +217,13 @@ describe('portcullis replay of traffic recorded by portcullis run', () => {
     const r = await replay(['--log', older, '--policies', files.candidate]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no event could be decided again: 11 not replayable \(no replay attributes/);
+    // A candidate that does not parse is refused, never replayed as "no policies" (which would allow everything).
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, candidate(key).replace('values: [auditor]}]', 'values: [auditor]}'));
+    const refused = await replay(['--log', log, '--policies', broken]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /error PRT_YAML_SYNTAX[\s\S]*the policy set has errors; nothing was decided/);
+    assert.equal(refused.stdout, '');
     const missing = await replay(['--log', join(dir, 'nope.ndjson'), '--policies', files.candidate]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read the log .*nope\.ndjson: no such file/);
