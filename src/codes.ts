@@ -159,6 +159,28 @@ export const Code = {
   K8S_NAMESPACE_LABELS_UNKNOWN: 'PRT_K8S_NAMESPACE_LABELS_UNKNOWN', // info: a subject reads namespace labels not configured
   K8S_HETEROGENEOUS_PEER: 'PRT_K8S_HETEROGENEOUS_PEER', // warning: a Pass peer selects some pods of a registered identity only
 
+  // --- Cilium CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy (policy/dialects/cilium)
+  CILIUM_UNSUPPORTED_VERSION: 'PRT_CILIUM_UNSUPPORTED_VERSION',
+  CILIUM_UNKNOWN_FIELD: 'PRT_CILIUM_UNKNOWN_FIELD',
+  CILIUM_WRONG_TYPE: 'PRT_CILIUM_WRONG_TYPE',
+  CILIUM_NULL_FIELD: 'PRT_CILIUM_NULL_FIELD',
+  CILIUM_BAD_VALUE: 'PRT_CILIUM_BAD_VALUE',
+  CILIUM_MISSING_FIELD: 'PRT_CILIUM_MISSING_FIELD',
+  CILIUM_TOO_FEW: 'PRT_CILIUM_TOO_FEW',
+  CILIUM_TOO_MANY: 'PRT_CILIUM_TOO_MANY',
+  CILIUM_NO_RULE: 'PRT_CILIUM_NO_RULE', // neither spec nor specs, or a rule with no section at all
+  CILIUM_SELECTOR: 'PRT_CILIUM_SELECTOR', // endpointSelector/nodeSelector shape, bad match expression
+  CILIUM_BAD_PORT: 'PRT_CILIUM_BAD_PORT',
+  CILIUM_BAD_CIDR: 'PRT_CILIUM_BAD_CIDR',
+  CILIUM_BAD_ENTITY: 'PRT_CILIUM_BAD_ENTITY',
+  CILIUM_BAD_REGEX: 'PRT_CILIUM_BAD_REGEX',
+  CILIUM_L7_MIXED: 'PRT_CILIUM_L7_MIXED', // http and kafka/dns/l7proto rules on one port rule
+  CILIUM_HEADER_FORMAT: 'PRT_CILIUM_HEADER_FORMAT', // `headers` entry that reads as a presence check by accident
+  CILIUM_NOT_ENFORCED: 'PRT_CILIUM_NOT_ENFORCED', // a field a sidecar cannot enforce (egress, toFQDNs, Kafka, ICMP, nodes)
+  CILIUM_APPROXIMATED: 'PRT_CILIUM_APPROXIMATED', // enforced with a documented approximation (entities, secrets)
+  CILIUM_NAMESPACE_IGNORED: 'PRT_CILIUM_NAMESPACE_IGNORED', // a CNP endpointSelector naming another namespace
+  CILIUM_PORT_NAME_UNRESOLVED: 'PRT_CILIUM_PORT_NAME_UNRESOLVED',
+
   // --- data plane errors (proxy/): mapped to a reply by respond.ts
   UPSTREAM_TIMEOUT: 'PRT_UPSTREAM_TIMEOUT',
 } as const;

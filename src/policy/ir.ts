@@ -337,6 +337,8 @@ export interface CompileOptions {
    * Absent = empty: every label-based allow fails closed. A registry change recompiles the snapshot.
    */
   peers?: PeerRegistry;
+  /** Cilium agent settings: `policyEnforcement` default (a selecting policy isolates), always (every pod), never. */
+  cilium?: { policyEnforcement?: 'default' | 'always' | 'never' };
   linkerd: {
     /** Cluster default inbound policy, default `all-unauthenticated`. */
     defaultPolicy: string;

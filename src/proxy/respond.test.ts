@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, linkerdError, renderHttp1Reply, replyFor } from './respond.js';
+import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, linkerdError, refusalForDecision, renderHttp1Reply, replyFor } from './respond.js';
+import type { Decision } from '../policy/decision.js';
 
 describe('respond table', () => {
   it('maps refusals to Istio/Envoy statuses and gRPC codes', () => {
@@ -31,6 +32,19 @@ describe('respond table', () => {
     assert.equal(replyFor({ kind: 'not_found', reason: 'route_not_found' }).grpcStatus, 5);
     const limited = replyFor({ kind: 'rate_limited', reason: 'rate_limited', linkerd: linkerdError('rate_limited', conn) });
     assert.deepEqual([limited.status, limited.grpcStatus, limited.body], [429, 8, '']);
+  });
+
+  it('renders a Cilium deny as Cilium\'s Envoy filter does: 403 text/plain "Access denied" + CRLF, gRPC 7', () => {
+    const decision: Decision = {
+      verdict: 'deny', reason: 'http_rule_not_matched', dialect: 'cilium', policy: { dialect: 'cilium', kind: 'CiliumNetworkPolicy', namespace: 'shop', name: 'l7' },
+      rule: 'spec.ingress[0].toPorts[0].rules', authorization: null, audit: null, shadow: null, effects: null,
+    };
+    const conn = { peer: null, sourceIp: '10.0.0.1', sourcePort: 5000, destinationIp: '10.0.0.2' };
+    const reply = replyFor(refusalForDecision(decision, conn));
+    assert.deepEqual([reply.status, reply.grpcStatus, reply.body, reply.grpcMessage, reply.reason], [403, 7, 'Access denied\r\n', 'Access denied', 'http_rule_not_matched']);
+    assert.match(renderHttp1Reply(reply), /^HTTP\/1\.1 403 Forbidden\r\n.*content-type: text\/plain\r\ncontent-length: 15\r\n/s);
+    // Another dialect's deny keeps its own body.
+    assert.equal(replyFor(refusalForDecision({ ...decision, dialect: 'istio' }, conn)).body, 'RBAC: access denied');
   });
 
   it('classifies network errors without ever exposing their text', () => {

@@ -11,7 +11,7 @@ export type Refusal =
   | { kind: 'headers_too_large'; reason: 'too_many_headers' | 'headers_too_large' }
   | { kind: 'method_not_allowed'; reason: 'connect_not_allowed' }
   | { kind: 'unauthenticated'; reason: string; status: 401 | 403; message: string; realm: string }
-  | { kind: 'denied'; reason: string; linkerd?: LinkerdError }
+  | { kind: 'denied'; reason: string; linkerd?: LinkerdError; cilium?: true }
   | { kind: 'peer_rejected'; reason: string }
   | { kind: 'not_found'; reason: string; linkerd?: LinkerdError }
   | { kind: 'rate_limited'; reason: string; linkerd?: LinkerdError }
@@ -70,6 +70,9 @@ export interface Reply {
 
 const denyBody = 'RBAC: access denied';
 
+/** cilium/proxy l7policy.cc: the default `denied_403_body`, answered as text/plain (cni-dialects.md §0). */
+const ciliumDenyBody = 'Access denied\r\n';
+
 export function replyFor(refusal: Refusal): Reply {
   switch (refusal.kind) {
     case 'bad_request':
@@ -89,6 +92,7 @@ export function replyFor(refusal: Refusal): Reply {
       };
     case 'denied':
       if (refusal.linkerd) return linkerdReply(403, 7, refusal.linkerd, refusal.reason, 'deny');
+      if (refusal.cilium) return { status: 403, grpcStatus: 7, body: ciliumDenyBody, headers: {}, reason: refusal.reason, verdict: 'deny', grpcMessage: 'Access denied' };
       return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
     case 'peer_rejected':
       return { status: 403, grpcStatus: 7, body: denyBody, headers: {}, reason: refusal.reason, verdict: 'deny' };
@@ -129,7 +133,8 @@ export interface RefusalConnection {
 
 /**
  * The refusal for an engine decision that carries no permit: the core says what it concluded (verdict and
- * reason), this table says what the caller sees. A Linkerd decision is rendered as linkerd2-proxy does (linkerd.md §8).
+ * reason), this table says what the caller sees. A Linkerd decision is rendered as linkerd2-proxy does (linkerd.md §8),
+ * a Cilium deny as Cilium's Envoy filter does (403 `Access denied`, for L3/L4 denies too: a sidecar cannot drop).
  */
 export function refusalForDecision(decision: Decision, conn: RefusalConnection): Refusal {
   const linkerd = decision.dialect === 'linkerd';
@@ -137,7 +142,9 @@ export function refusalForDecision(decision: Decision, conn: RefusalConnection):
     case 'not_found': return { kind: 'not_found', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('not_found', conn) } : {}) };
     case 'rate_limited': return { kind: 'rate_limited', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('rate_limited', conn) } : {}) };
     case 'bad_request': return { kind: 'bad_request', reason: 'bad_request' };
-    default: return { kind: 'denied', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('denied', conn) } : {}) };
+    default:
+      if (decision.dialect === 'cilium') return { kind: 'denied', reason: decision.reason, cilium: true };
+      return { kind: 'denied', reason: decision.reason, ...(linkerd ? { linkerd: linkerdError('denied', conn) } : {}) };
   }
 }
 
