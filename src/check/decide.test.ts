@@ -130,3 +130,26 @@ spec:
   const none = compilePolicies([{ file: 'p.yaml', text: '' }], parseWorkloadFlags([], '/').options);
   if (none.snapshot) assert.equal((await decide(none.snapshot, http('/x'))).reason, 'no_policies');
 });
+
+test('check prints "log": true when a log rule marked the decision (Istio AUDIT), never for a Linkerd audit would-deny', async () => {
+  const audited = compile(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit-admin, namespace: shop}
+spec:
+  action: AUDIT
+  rules: [{to: [{operation: {paths: ["/admin"]}}]}]
+`);
+  const marked = await decide(audited, http('/admin'));
+  assert.equal(marked.verdict, 'allow');
+  assert.equal(marked.log, true);
+  assert.equal(marked.audit?.policy.name, 'audit-admin');
+  assert.equal((await decide(audited, http('/other'))).log, undefined);
+  const linkerd = compile(`apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {namespace: shop, name: api}
+spec: {podSelector: {matchLabels: {app: api}}, port: 8080, accessPolicy: audit}
+`);
+  const wouldDeny = await decide(linkerd, http('/x'));
+  assert.notEqual(wouldDeny.audit, null);
+  assert.equal(wouldDeny.log, undefined);
+});

@@ -124,6 +124,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'probePaths', flag: 'probe-paths', kind: 'probePaths', default: '', workload: true, type: 'map port=path,...', help: 'HTTP probe paths per port, e.g. `8080=/live,8080=/ready`' },
   { key: 'portNames', flag: 'port-names', kind: 'portMap', default: '', workload: true, type: 'map name=port,...', help: 'named container ports, e.g. `http=8080,grpc=9090`' },
   { key: 'controlPlaneNamespace', flag: 'control-plane-namespace', kind: 'string', default: 'linkerd', workload: true, type: 'string', help: 'Linkerd control-plane namespace used in identity names' },
+  { key: 'ciliumPolicyEnforcement', flag: 'cilium-policy-enforcement', kind: 'enum', values: ['default', 'always', 'never'], default: 'default', workload: true, type: 'default|always|never',
+    help: 'Cilium agent policy enforcement mode: default (a Cilium policy selecting the pod isolates it), always (the pod is in default deny even with no policy), never (Cilium policies are not enforced)' },
   { key: 'concurrency', flag: 'concurrency', kind: 'integer', default: '1', min: 1, max: 64, type: 'integer',
     help: 'worker processes sharing the listeners (node:cluster); each compiles the policies itself; the admin listener aggregates their metrics' },
   // --- observability

@@ -48,6 +48,7 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>, configured:
       portNames: get<Record<string, number>>('portNames'),
       controlPlaneNamespace: get<string>('controlPlaneNamespace'),
     },
+    cilium: { policyEnforcement: get<'default' | 'always' | 'never'>('ciliumPolicyEnforcement') },
   }, compatibility, settings);
 }
 

@@ -174,6 +174,7 @@ function portMatcher(ports: JsonValue | undefined, portNames: Record<string, num
   const entries = objects(ports);
   if (entries.length === 0) return ANY;
   const numbers = new Set<number>();
+  const ranges: Matcher[] = [];
   let anyPort = false;
   entries.forEach((pp, i) => {
     const protocol = typeof pp.protocol === 'string' ? pp.protocol : 'ANY';
@@ -181,8 +182,8 @@ function portMatcher(ports: JsonValue | undefined, portNames: Record<string, num
     const parsed = parsePortText(pp.port);
     if (parsed.kind === 'any') anyPort = true;
     else if (parsed.kind === 'number') {
-      const end = typeof pp.endPort === 'number' && pp.endPort > parsed.port ? pp.endPort : parsed.port;
-      for (let p = parsed.port; p <= end; p++) numbers.add(p);
+      if (typeof pp.endPort === 'number' && pp.endPort > parsed.port) ranges.push({ type: 'destination.portRange', from: parsed.port, to: pp.endPort });
+      else numbers.add(parsed.port);
     } else if (parsed.kind === 'name') {
       const resolved = portNames[parsed.name];
       if (resolved === undefined) warn(`ports[${i}].port`, `named port "${parsed.name}" is not a container port of this workload (--port-names); it opens nothing`);
@@ -190,7 +191,8 @@ function portMatcher(ports: JsonValue | undefined, portNames: Record<string, num
     }
   });
   if (anyPort) return ANY;
-  return numbers.size === 0 ? NONE : { type: 'destination.port', ports: [...numbers].sort((a, b) => a - b) };
+  const listed: Matcher = numbers.size === 0 ? NONE : { type: 'destination.port', ports: [...numbers].sort((a, b) => a - b) };
+  return or(listed, ...ranges);
 }
 
 function serverNames(v: JsonValue | undefined): Matcher {
