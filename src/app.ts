@@ -4,6 +4,8 @@
 import { createRequire } from 'node:module';
 import type { Config } from './config/types.js';
 import { createPolicyStore, type PolicyStore } from './config/policy-store.js';
+import { filePeerSource } from './config/peer-source.js';
+import { isPeerDiagnostic } from './config/peers-file.js';
 import { CredentialStore } from './identity/credentials.js';
 import { verifyPeerCertificate } from './identity/peer.js';
 import { CrlStore } from './identity/crl-store.js';
@@ -201,11 +203,11 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
     }
     const crls = crlStore;
     metrics.setCertificateNotAfter(() => creds.current().notAfter.getTime());
-    const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, metrics });
+    const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, metrics, ...(config.peersFile ? { peers: filePeerSource(config.peersFile) } : {}) });
     if ('diagnostics' in created) {
       const lines = created.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
       creds.close();
-      throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`);
+      throw new StartupError(`${created.diagnostics.some(isPeerDiagnostic) ? 'peer registry' : 'policies'} refused, nothing started:\n${lines.join('\n')}`);
     }
     const store = created.store;
     policyStore = store;

@@ -41,6 +41,15 @@ export const Code = {
   POLICY_UNSETTLED: 'PRT_POLICY_UNSETTLED', // files kept changing while being read
   POLICY_INTERNAL: 'PRT_POLICY_INTERNAL', // the compiler threw: a bug, the last good snapshot stays
 
+  // --- the peer registry file (config/peers-file, config/peer-source)
+  PEERS_READ: 'PRT_PEERS_READ', // the registry file cannot be read
+  PEERS_YAML: 'PRT_PEERS_YAML', // not valid YAML or JSON
+  PEERS_UNKNOWN_FIELD: 'PRT_PEERS_UNKNOWN_FIELD',
+  PEERS_FIELD_TYPE: 'PRT_PEERS_FIELD_TYPE', // a value of the wrong shape, or a required field missing
+  PEERS_BAD_VALUE: 'PRT_PEERS_BAD_VALUE', // a malformed SPIFFE ID, IP address or label
+  PEERS_IDENTITY_MISMATCH: 'PRT_PEERS_IDENTITY_MISMATCH', // namespace/serviceAccount disagree with the SPIFFE ID
+  PEERS_CONFLICT: 'PRT_PEERS_CONFLICT', // one namespace with two label sets, one IP for two identities
+
   // --- Istio AuthorizationPolicy / RequestAuthentication (policy/dialects/istio)
   ISTIO_UNSUPPORTED_VERSION: 'PRT_ISTIO_UNSUPPORTED_VERSION',
   ISTIO_UNKNOWN_KIND: 'PRT_ISTIO_UNKNOWN_KIND',

@@ -15,15 +15,22 @@ import { parseRequestJson, RequestJsonError } from '../check/request-json.js';
 import { Code } from '../codes.js';
 import { flagHint } from '../config/flags.js';
 import { configSchema } from '../config/schema.js';
+import { readPeerFile } from '../config/peer-source.js';
 
 export const checkFlagSpec = {
   policies: { type: 'string', multiple: true },
+  peers: { type: 'string' },
   request: { type: 'string' },
   requests: { type: 'string' },
   jwks: { type: 'string', multiple: true },
   now: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The peer registry flag check and explain share (validate too). */
+export const peersFlagHelp = `  --peers FILE             peer registry (YAML or JSON, docs/cni.md): the labels behind each SPIFFE ID;
+                           without it every label-based allow fails closed
+`;
 
 /** The JWT flags check and explain share. */
 export const jwtFlagsHelp = `  --jwks URI=FILE          verify tokens of a jwksUri issuer against a local JWKS file (repeatable)
@@ -40,7 +47,7 @@ The request JSON: method, path (raw target, query included), host, headers (stri
 peer (SPIFFE ID, or null for a plaintext caller), sourceIp, remoteIp, port, sni, protocol (http|grpc|tcp).
 
   --policies PATH          policy file or directory (repeatable)
-  --request FILE|-         one request as JSON (- reads standard input)
+${peersFlagHelp}  --request FILE|-         one request as JSON (- reads standard input)
   --requests FILE.ndjson   many requests, one per line, against one compiled set; one decision per line
                            (an optional "time" field in ms drives Linkerd rate limits)
 ${jwtFlagsHelp}
@@ -129,7 +136,14 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
     const problem = await jwksFileProblem(item.slice(eq + 1));
     if (problem) { process.stderr.write(`${item.slice(eq + 1)}:1:1 error ${Code.CHECK_JWKS_FILE} ${problem} (--jwks ${item.slice(0, eq)})\n`); return 2; }
   }
-  const compiled = await compilePolicySet(command, values.policies, workload.options);
+  let options = workload.options;
+  if (values.peers !== undefined) {
+    const peers = await readPeerFile(values.peers);
+    for (const d of peers.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+    if (!peers.registry) { process.stderr.write(`portcullis ${command}: the peer registry has errors; nothing was decided\n`); return 2; }
+    options = { ...options, peers: peers.registry };
+  }
+  const compiled = await compilePolicySet(command, values.policies, options);
   if (typeof compiled === 'number') return compiled;
   return { ...compiled, now, jwksFiles, values };
 }

@@ -3,7 +3,7 @@
 
 import { decideRequestDetailed, CheckInputError, createCheckAuthenticator, type CheckOutput, type CheckRequest } from '../check/decide.js';
 import { explain, type ExplainReport, type MatchTrace } from '../policy/explain.js';
-import { jwtFlagsHelp, prepareCheck, readRequestJson } from './check.js';
+import { jwtFlagsHelp, peersFlagHelp, prepareCheck, readRequestJson } from './check.js';
 import { RequestJsonError } from '../check/request-json.js';
 import { compareWithIstioExact, type CompatibilityOutcome } from '../check/compatibility-diff.js';
 import { workloadFlagsHelp } from './workload-flags.js';
@@ -14,7 +14,7 @@ Takes the same input as \`portcullis check\` and prints, for a person, which pol
 workload and why each rule and field matched or not.
 
   --policies PATH          policy file or directory (repeatable)
-  --request FILE|-         one request as JSON (- reads standard input)
+${peersFlagHelp}  --request FILE|-         one request as JSON (- reads standard input)
 ${jwtFlagsHelp}
 ${workloadFlagsHelp}`;
 

@@ -5,6 +5,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from '../config/types.js';
 import { createPolicyStore, type PolicyStore } from '../config/policy-store.js';
+import { filePeerSource } from '../config/peer-source.js';
+import { isPeerDiagnostic } from '../config/peers-file.js';
 import { packageVersion, StartupError, type AppLogger } from '../app.js';
 import { startAdminServer, type AdminServer } from '../observe/admin.js';
 import { createDecisionLog, type DecisionLog } from '../observe/decision-log.js';
@@ -36,10 +38,10 @@ function sendTo(worker: Worker, message: PrimaryMessage): void {
  */
 export async function startPrimary(config: Config, logger: AppLogger): Promise<Primary> {
   const metrics = createMetrics();
-  const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger });
+  const created = await createPolicyStore({ paths: config.policies, options: config.compile, logger, ...(config.peersFile ? { peers: filePeerSource(config.peersFile) } : {}) });
   if ('diagnostics' in created) {
     const lines = created.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.origin?.file ?? '<policies>'}:${d.origin?.line ?? 0}: ${d.code} ${d.message}`);
-    throw new StartupError(`policies refused, nothing started:\n${lines.join('\n')}`);
+    throw new StartupError(`${created.diagnostics.some(isPeerDiagnostic) ? 'peer registry' : 'policies'} refused, nothing started:\n${lines.join('\n')}`);
   }
   const store: PolicyStore = created.store;
   const decisionLog: DecisionLog = createDecisionLog({

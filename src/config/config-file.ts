@@ -51,22 +51,29 @@ function fromYamlNode(node: YamlNode | null | undefined, doc: Document, lines: L
   return problems.error(where(node), Code.CONFIG_TYPE, 'unsupported YAML node');
 }
 
+/**
+ * One YAML (or JSON) text as located values, YAML problems reported under `code`; undefined when the text
+ * does not parse. An empty document is a null scalar.
+ */
+export function parseLocatedYaml(text: string, file: string, problems: Problems, code: string): Located | undefined {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const pos = lines.linePos(e.pos[0]);
+    problems.list.push({
+      code, severity: doc.errors.includes(e as never) ? 'error' : 'warning',
+      message: e.message.split('\n')[0] ?? e.message, origin: { file, line: pos.line, column: pos.col }, fieldPath: '',
+    });
+  }
+  if (doc.errors.length > 0) return undefined;
+  return fromYamlNode(doc.contents as YamlNode | null, doc, lines, file, '', dirname(file), problems);
+}
+
 // Config file
 
 export function readConfigDocument(text: string, file: string, problems: Problems): Map<string, Located> {
   const values = new Map<string, Located>();
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
-  const baseDir = dirname(file);
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const pos = lines.linePos(e.pos[0]);
-    problems.list.push({
-      code: Code.CONFIG_YAML, severity: doc.errors.includes(e as never) ? 'error' : 'warning',
-      message: e.message.split('\n')[0] ?? e.message, origin: { file, line: pos.line, column: pos.col }, fieldPath: '',
-    });
-  }
-  if (doc.errors.length > 0) return values;
-  const root = fromYamlNode(doc.contents as YamlNode | null, doc, lines, file, '', baseDir, problems);
+  const root = parseLocatedYaml(text, file, problems, Code.CONFIG_YAML);
   if (!root || (root.type === 'scalar' && root.value === null)) return values;
   if (root.type !== 'map') { problems.error(root.where, Code.CONFIG_TYPE, 'the config file must be a YAML map of keys'); return values; }
   for (const entry of root.entries) {

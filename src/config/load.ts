@@ -130,6 +130,7 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
     statusListen: get<HostPort | undefined>('statusListen'),
     workloadFrom: get<string | undefined>('workloadFrom'),
     policies: get('policies'),
+    peersFile: get<string | undefined>('peers'),
     jwksCaFile: get<string | undefined>('jwksCa'),
     tls: {
       certFile: get('cert'),

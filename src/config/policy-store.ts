@@ -1,5 +1,6 @@
-// Owns the one mutable cell of the data plane: the current PolicySnapshot, its file watch and reloads.
-// PC-29 (security.md): validate before swap, swap whole, keep the last good snapshot on any reload error.
+// Owns the one mutable cell of the data plane: the current PolicySnapshot, its file watch and reloads, and the
+// peer registry compiled into it (docs/cni.md). PC-29 (security.md): validate before swap, swap whole, keep
+// the last good snapshot (and the last good registry) on any reload error.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -8,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { compilePolicies, type StageTiming } from '../policy/compile.js';
 import { hasErrors, type Diagnostic } from '../policy/diagnostics.js';
 import type { PolicySource } from '../policy/documents-types.js';
-import type { CompileOptions, LoadedDocumentSummary, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions, LoadedDocumentSummary, PeerRegistry, PolicySnapshot } from '../policy/ir.js';
+import type { PeerSource } from './peer-source.js';
 import { isPolicyFileName, listPolicyFiles, readPolicySources } from './policy-files.js';
 import { Code } from '../codes.js';
 import { logDiagnostics } from '../observe/op-log.js';
@@ -27,6 +29,20 @@ export type ReloadResult = 'success' | 'failure' | 'unchanged';
 export interface ReloadRecorder {
   recordPolicyReload: (result: ReloadResult) => void;
   setPolicyRevision: (revision: string) => void;
+  /** Every read of the peer registry: a new registry, the same one again, or a refused one (the last good stays). */
+  recordPeerReload?: (result: ReloadResult) => void;
+}
+
+/** The peer registry on /policy: its source, the registry in force, and the last read. */
+export interface PeerRegistryStatus {
+  source: string;
+  /** Identities and pods of the registry in force. */
+  identities: number;
+  pods: number;
+  /** ISO time the registry in force was read. */
+  loadedAt: string;
+  /** The last read: `failure` means the registry in force is the last good one and the source is refused. */
+  lastReload: { result: ReloadResult; time: string; diagnostics: Diagnostic[] };
 }
 
 export interface ReloadReport {
@@ -51,6 +67,8 @@ export interface PolicyStoreStatus {
   /** Warnings/infos of the snapshot in force. */
   diagnostics: Diagnostic[];
   lastReload: ReloadReport;
+  /** Present when a peer registry source is configured. */
+  peers?: PeerRegistryStatus;
 }
 
 export type SwapListener = (next: PolicySnapshot, previous: PolicySnapshot) => void;
@@ -63,7 +81,7 @@ export interface PolicyStore {
   onSwap(listener: SwapListener): () => void;
   /** Re-reads and recompiles now (SIGHUP, tests); concurrent calls coalesce into one more run. */
   reload(): Promise<ReloadReport>;
-  /** Recompiles with new workload facts (relabelled pod); the last good snapshot stays on failure. */
+  /** Recompiles with new workload facts (relabelled pod); the last good snapshot stays on failure. The peer registry of a configured source stays the store's. */
   setOptions(options: CompileOptions): Promise<ReloadReport>;
   close(): Promise<void>;
 }
@@ -88,6 +106,11 @@ export interface PolicyStoreOptions {
   allowEmpty?: boolean;
   /** Injected reader (default readPolicySources). */
   readSources?: (paths: readonly string[]) => Promise<PolicySource[]>;
+  /**
+   * The peer registry's source: read before every compile, watched like the policy files. A refused registry
+   * keeps the last good one in force; at creation it refuses the store. Absent: `options.peers` as given.
+   */
+  peers?: PeerSource;
 }
 
 const SAFETY_POLL_MS = 30_000;
@@ -162,11 +185,37 @@ async function attemptLoad(opts: PolicyStoreOptions, read: (paths: readonly stri
   return { snapshot: hasErrors(diagnostics) ? undefined : snapshot, diagnostics, durationMs: performance.now() - t0, fingerprint: before, stages: result.timings };
 }
 
+// Registries are compared by content: reading the same file again is no change.
+const registryDigest = (r: PeerRegistry): string => JSON.stringify([...r.byId]);
+const podCount = (r: PeerRegistry): number => {
+  let n = 0;
+  for (const pods of r.byId.values()) n += pods.length;
+  return n;
+};
+const withPeers = (options: CompileOptions, peers: PeerRegistry | undefined): CompileOptions => (peers === undefined ? options : { ...options, peers });
+
 /** Initial load (refuses on errors: returns the diagnostics), then watches and hot-reloads. */
 export async function createPolicyStore(opts: PolicyStoreOptions): Promise<CreatePolicyStoreResult> {
   const clock = opts.clock ?? Date.now;
   const read = opts.readSources ?? readPolicySources;
-  const first = await attemptLoad(opts, read);
+  // The registry in force and its digest; a newer one read from the source is committed with the snapshot it compiled into.
+  let peers: PeerRegistry | undefined = opts.options.peers;
+  let peerDigest = peers === undefined ? '' : registryDigest(peers);
+  let peerStatus: PeerRegistryStatus | undefined;
+  if (opts.peers) {
+    const r = await opts.peers.read();
+    if (!r.registry) {
+      opts.metrics?.recordPeerReload?.('failure');
+      return { diagnostics: r.diagnostics };
+    }
+    peers = r.registry;
+    peerDigest = registryDigest(peers);
+    const time = new Date(clock()).toISOString();
+    peerStatus = { source: opts.peers.description, identities: peers.byId.size, pods: podCount(peers), loadedAt: time, lastReload: { result: 'success', time, diagnostics: r.diagnostics } };
+    opts.metrics?.recordPeerReload?.('success');
+    opts.logger?.info({ event: 'peers_loaded', source: opts.peers.description, identities: peerStatus.identities, pods: peerStatus.pods }, 'peer registry loaded');
+  }
+  const first = await attemptLoad({ ...opts, options: withPeers(opts.options, peers) }, read);
   if (!first.snapshot) {
     opts.metrics?.recordPolicyReload('failure');
     return { diagnostics: first.diagnostics };
@@ -185,8 +234,42 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
   let closed = false;
   let running: Promise<ReloadReport> | undefined;
 
+  /** Reads the peer source: the registry to compile with (a new one, or the one in force). */
+  async function readPeers(): Promise<{ registry: PeerRegistry | undefined; digest: string }> {
+    const source = opts.peers;
+    if (!source || !peerStatus) return { registry: peers, digest: peerDigest };
+    const r = await source.read();
+    const time = new Date(clock()).toISOString();
+    if (!r.registry) {
+      peerStatus = { ...peerStatus, lastReload: { result: 'failure', time, diagnostics: r.diagnostics } };
+      opts.metrics?.recordPeerReload?.('failure');
+      opts.logger?.error({ event: 'peers_reload_failed', source: source.description, diagnostics: r.diagnostics.filter((d) => d.severity === 'error').slice(0, 50) }, 'peer registry refused; keeping the last good registry');
+      logDiagnostics(opts.logger, r.diagnostics, 'peers_reload_diagnostic');
+      return { registry: peers, digest: peerDigest };
+    }
+    const digest = registryDigest(r.registry);
+    if (digest === peerDigest) {
+      peerStatus = { ...peerStatus, lastReload: { result: 'unchanged', time, diagnostics: r.diagnostics } };
+      opts.metrics?.recordPeerReload?.('unchanged');
+      return { registry: peers, digest: peerDigest };
+    }
+    return { registry: r.registry, digest };
+  }
+
+  /** The new registry compiled into the snapshot in force: it is in force too. */
+  function commitPeers(registry: PeerRegistry | undefined, digest: string): void {
+    if (!opts.peers || !peerStatus || registry === undefined || digest === peerDigest) return;
+    const time = new Date(clock()).toISOString();
+    peers = registry;
+    peerDigest = digest;
+    peerStatus = { source: opts.peers.description, identities: registry.byId.size, pods: podCount(registry), loadedAt: time, lastReload: { result: 'success', time, diagnostics: [] } };
+    opts.metrics?.recordPeerReload?.('success');
+    opts.logger?.info({ event: 'peers_reloaded', source: opts.peers.description, identities: peerStatus.identities, pods: peerStatus.pods, revision: snapshot.revision }, 'peer registry reloaded; policies recompiled');
+  }
+
   async function runOnce(): Promise<ReloadReport> {
-    const attempt = await attemptLoad({ ...opts, options: compileOptions }, read);
+    const nextPeers = await readPeers();
+    const attempt = await attemptLoad({ ...opts, options: withPeers(compileOptions, nextPeers.registry) }, read);
     const time = new Date(clock()).toISOString();
     lastFingerprint = attempt.fingerprint;
     if (closed) return lastReload;
@@ -200,6 +283,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     if (attempt.snapshot.revision === snapshot.revision) {
       lastReload = { result: 'unchanged', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
       opts.metrics?.recordPolicyReload('unchanged');
+      commitPeers(nextPeers.registry, nextPeers.digest);
       return lastReload;
     }
     const previous = snapshot;
@@ -208,6 +292,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     lastReload = { result: 'success', time, diagnostics: attempt.diagnostics, revision: snapshot.revision, durationMs: attempt.durationMs, stages: attempt.stages ?? [] };
     opts.metrics?.recordPolicyReload('success');
     opts.metrics?.setPolicyRevision(snapshot.revision);
+    commitPeers(nextPeers.registry, nextPeers.digest);
     opts.logger?.info({ revision: snapshot.revision, previous: previous.revision, documents: snapshot.documents.length, durationMs: Math.round(attempt.durationMs), warnings: attempt.diagnostics.length }, 'policy reloaded');
     logDiagnostics(opts.logger, attempt.diagnostics, 'policy_warning');
     for (const l of listeners) {
@@ -229,6 +314,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
 
   // --- watching
   const watchers: FSWatcher[] = [];
+  let stopPeerWatch: (() => void) | undefined;
   let debounce: NodeJS.Timeout | undefined;
   let firstPendingAt: number | undefined;
   let poll: NodeJS.Timeout | undefined;
@@ -244,6 +330,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
     debounce.unref();
   };
   if (opts.watch !== false) {
+    stopPeerWatch = opts.peers?.watch(schedule);
     let unwatched = 0;
     for (const p of opts.paths) {
       try {
@@ -281,7 +368,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
 
   const store: PolicyStore = {
     current: () => snapshot,
-    status: () => ({ revision: snapshot.revision, loadedAt, documents: snapshot.documents, diagnostics: snapshot.diagnostics, lastReload }),
+    status: () => ({ revision: snapshot.revision, loadedAt, documents: snapshot.documents, diagnostics: snapshot.diagnostics, lastReload, ...(peerStatus ? { peers: peerStatus } : {}) }),
     onSwap(listener) { listeners.add(listener); return () => { listeners.delete(listener); }; },
     reload,
     setOptions(options) { compileOptions = options; return reload(); },
@@ -290,6 +377,7 @@ export async function createPolicyStore(opts: PolicyStoreOptions): Promise<Creat
       if (debounce) clearTimeout(debounce);
       if (poll) clearInterval(poll);
       for (const w of watchers) w.close();
+      stopPeerWatch?.();
       listeners.clear();
       if (queued) await queued.catch(() => undefined);
       if (running) await running.catch(() => undefined);

@@ -88,6 +88,8 @@ export const configSchema: readonly KeySpec[] = [
     help: 'optional read-only status listener (/ready, /live, /metrics; never /policy) for kubelet probes and Prometheus on the pod IP while admin stays on loopback' },
   { key: 'policies', flag: 'policies', kind: 'pathList', default: undefined, required: true, repeatable: true, type: 'list of path',
     help: 'policy files or directories (*.yaml, *.yml, *.json, recursive); watched and hot-reloaded' },
+  { key: 'peers', flag: 'peers', kind: 'path', default: undefined, type: 'path',
+    help: 'peer registry file (YAML or JSON, docs/cni.md): the labels behind each SPIFFE ID, for label-based peer selectors; watched and hot-reloaded, a refused file keeps the last good registry. Without it every label-based allow fails closed' },
   // --- TLS
   { key: 'cert', flag: 'cert', kind: 'path', default: undefined, required: true, type: 'path', help: 'own X509-SVID certificate chain (PEM); reloaded on change' },
   { key: 'key', flag: 'key', kind: 'path', default: undefined, required: true, type: 'path', help: 'private key of the SVID (PEM)' },
@@ -104,6 +106,8 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'namespace', flag: 'namespace', kind: 'string', default: undefined, required: true, workload: true, type: 'string',
     help: 'namespace of the workload; selects policies (`portcullis check` defaults it to `default`)' },
   { key: 'labels', flag: 'labels', kind: 'stringMap', default: '', workload: true, type: 'map k=v,...', help: 'workload labels, matched by Istio selectors and Linkerd podSelectors' },
+  { key: 'namespaceLabels', flag: 'namespace-labels', kind: 'stringMap', default: '', workload: true, type: 'map k=v,...',
+    help: 'labels of the workload\'s namespace, matched by namespace selectors that pick the workload (kubernetes.io/metadata.name is always the namespace)' },
   { key: 'annotations', flag: 'annotations', kind: 'stringMap', default: '', workload: true, type: 'map k=v,...', help: 'workload annotations (e.g. config.linkerd.io/default-inbound-policy)' },
   { key: 'serviceAccount', flag: 'service-account', kind: 'string', default: 'default', workload: true, type: 'string', help: 'service account of the workload (its own SPIFFE ID)' },
   { key: 'trustDomain', flag: 'trust-domain', kind: 'string', default: 'cluster.local', workload: true, type: 'string', help: 'mesh trust domain' },

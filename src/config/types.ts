@@ -80,6 +80,8 @@ export interface Config {
   /** Downward API directory of the workload facts (watched by run); absent = facts from keys. */
   workloadFrom?: string | undefined;
   policies: string[];
+  /** Peer registry file (docs/cni.md); absent = no registry: label-based allows fail closed. */
+  peersFile?: string | undefined;
   /** PEM CAs trusted for https JWKS fetches in addition to the system roots; absent = system roots only. */
   jwksCaFile?: string | undefined;
   tls: {

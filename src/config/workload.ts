@@ -34,6 +34,8 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>, configured:
       serviceAccount: get<string>('serviceAccount'),
       trustDomain: get<string>('trustDomain'),
       trustDomainAliases: get<string[]>('trustDomainAliases'),
+      // Kubernetes labels every namespace with its own name (immutable), so selectors on it always see it.
+      namespaceLabels: { ...get<Record<string, string> | undefined>('namespaceLabels'), 'kubernetes.io/metadata.name': get<string>('namespace') },
     },
     rootNamespace: get<string>('rootNamespace'),
     pathNormalization: settings.pathNormalization,

@@ -18,6 +18,8 @@ export interface PolicyStatus {
   documents: unknown;
   diagnostics: unknown;
   lastReload: unknown;
+  /** The peer registry's status, when one is configured. */
+  peers?: unknown;
 }
 
 export interface Readiness {
@@ -93,6 +95,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
           documents: st.documents,
           diagnostics: st.diagnostics,
           lastReload: st.lastReload,
+          ...(st.peers !== undefined ? { peers: st.peers } : {}),
         }, head);
         return;
       }

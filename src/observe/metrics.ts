@@ -33,6 +33,8 @@ export interface Metrics {
   recordDecision(sample: DecisionSample): void;
   recordUpstream(outcome: UpstreamOutcome | string, seconds: number): void;
   recordPolicyReload(result: ReloadResult): void;
+  /** Every read of the peer registry; `failure` keeps the last good registry. */
+  recordPeerReload(result: ReloadResult): void;
   setPolicyRevision(revision: string): void;
   recordDecisionLogDropped(count?: number): void;
   /** The own SVID's notAfter (epoch ms) is read at every scrape; undefined = no certificate loaded. */
@@ -160,6 +162,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const reloads = new Counter({ name: 'portcullis_policy_reload_total', help: 'Policy loads and reloads by result (failure keeps the last good snapshot).', labelNames: ['result'] as const, registers: [registry] });
   // Aggregators say how the `concurrency` primary combines workers' values (default: sum).
   const revisionInfo = new Gauge({ name: 'portcullis_policy_revision_info', help: 'The revision of the policy snapshot in force (value 1).', labelNames: ['revision'] as const, registers: [registry], aggregator: 'max' });
+  const peerReloads = new Counter({ name: 'portcullis_peer_registry_reload_total', help: 'Peer registry reads by result: success (a new registry), unchanged, failure (refused; the last good registry stays).', labelNames: ['result'] as const, registers: [registry] });
+  const peerRefused = new Gauge({ name: 'portcullis_peer_registry_refused', help: '1 while the peer registry source is refused and the last good registry is in force, else 0.', registers: [registry], aggregator: 'max' });
   const dropped = new Counter({ name: 'portcullis_decision_log_dropped_total', help: 'Decision events dropped because the destination could not keep up.', registers: [registry] });
   let notAfter: () => number | undefined = () => undefined;
   new Gauge({
@@ -194,6 +198,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     recordUpstream(outcome, seconds) { upstreamDuration.record(upstreamDuration.series(outcome), seconds); },
     recordPolicyReload(result) { reloads.labels(result).inc(); },
+    recordPeerReload(result) { peerReloads.labels(result).inc(); peerRefused.set(result === 'failure' ? 1 : 0); },
     setPolicyRevision(revision) { revisionInfo.reset(); revisionInfo.labels(revision).set(1); },
     recordDecisionLogDropped(count = 1) { dropped.inc(count); },
     setCertificateNotAfter(source) { notAfter = source; },
