@@ -94,6 +94,8 @@ outbound:
 admin: "[::1]:9901"
 trustDomains: [cluster.local, old.example]
 labels: {app: web, version: 1.10}
+namespaceLabels: {team: shop}
+peers: registry/peers.yaml
 annotations:
   config.linkerd.io/default-inbound-policy: deny
 serviceAccount: web
@@ -127,7 +129,11 @@ jwks:
   assert.deepEqual(c.outbound, [{ name: 'outbound-15001', listen: { host: '127.0.0.1', port: 15001 }, target: 'https://orders.shop:8443', expectIdentity: 'spiffe://cluster.local/ns/shop/sa/orders' }]);
   assert.deepEqual(c.admin, { host: '::1', port: 9901 });
   assert.deepEqual(c.tls.trustDomains, ['cluster.local', 'old.example']);
-  assert.deepEqual(c.compile.workload, { namespace: 'shop', labels: { app: 'web', version: '1.10' }, annotations: { 'config.linkerd.io/default-inbound-policy': 'deny' }, serviceAccount: 'web', trustDomain: 'prod.example', trustDomainAliases: ['old.example'] });
+  assert.deepEqual(c.compile.workload, {
+    namespace: 'shop', labels: { app: 'web', version: '1.10' }, annotations: { 'config.linkerd.io/default-inbound-policy': 'deny' }, serviceAccount: 'web', trustDomain: 'prod.example', trustDomainAliases: ['old.example'],
+    namespaceLabels: { team: 'shop', 'kubernetes.io/metadata.name': 'shop' },
+  });
+  assert.equal(c.peersFile, '/etc/pc/registry/peers.yaml');
   assert.equal(c.compile.rootNamespace, 'mesh-root');
   assert.equal(c.compile.pathNormalization, 'DECODE_AND_MERGE_SLASHES');
   assert.equal(c.rejectEncodedSlashes, true);
