@@ -132,7 +132,8 @@ test('the file source is watched: replacing the file (rename, as a ConfigMap doe
     await rename(join(peersDir, 'next.tmp'), file);
     await until('the new registry is in force', () => s.status().peers?.identities === 3);
     assert.equal(s.current().options.peers?.byId.size, 3);
-    await writeFile(file, 'peers: [\n');
+    await writeFile(join(peersDir, 'next.tmp'), 'peers: [\n');
+    await rename(join(peersDir, 'next.tmp'), file);
     await until('the refused file is reported', () => s.status().peers?.lastReload.result === 'failure');
     assert.equal(s.current().options.peers?.byId.size, 3);
     assert.equal(s.status().peers?.lastReload.diagnostics[0]?.code, 'PRT_PEERS_YAML');
