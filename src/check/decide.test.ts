@@ -55,6 +55,7 @@ spec:
   assert.deepEqual([(await decide(snapshot, http('/other'))).status, (await decide(snapshot, http('/other'))).grpcStatus], [403, null]);
   const allowed = await decide(snapshot, grpc('/ok.Svc/Call'));
   assert.deepEqual([allowed.verdict, allowed.status, allowed.grpcStatus], ['allow', 200, 0]);
+  assert.deepEqual([allowed.policy?.dialect, allowed.tier], ['istio', 'http'], 'check names the dialect and tier that decided');
 
   const expired = await mint(key, { iss: 'https://issuer.example', sub: 'a', exp: Math.floor(Date.now() / 1000) - 3600 });
   const unauth = await decide(snapshot, grpc('/ok.Svc/Call', { headers: { 'content-type': 'application/grpc', authorization: `Bearer ${expired}` } }));

@@ -50,6 +50,8 @@ export interface CheckOutput {
   audit: { policy: PolicyName; rule: string | null } | null;
   shadow: { verdict: string; action: string; policy: PolicyName | null; rule: string | null } | null;
   policy: PolicyName | null;
+  /** The dialect's tier that decided (`http`, a Calico tier, `admin`, ...), or null. */
+  tier: string | null;
   rule: string | null;
   reason: string;
   authorization: string | null;
@@ -157,7 +159,7 @@ function rawHeadersOf(input: RequestInput): string[] {
 function refused(reply: Reply, isGrpc: boolean): CheckOutput {
   return {
     verdict: reply.verdict as Verdict, ...statusOnWire(reply, isGrpc),
-    audit: null, shadow: null, policy: null, rule: null, reason: reply.reason, authorization: null,
+    audit: null, shadow: null, policy: null, tier: null, rule: null, reason: reply.reason, authorization: null,
   };
 }
 
@@ -172,6 +174,7 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
     audit: d.audit ? { policy: name(d.audit.policy)!, rule: d.audit.rule } : null,
     shadow: d.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: name(d.shadow.policy), rule: d.shadow.rule } : null,
     policy: name(d.policy),
+    tier: d.tier,
     rule: d.rule,
     reason: d.reason,
     authorization: d.authorization,

@@ -64,7 +64,7 @@ function renderReport(r: ExplainReport, status: string, out: string[]): void {
   out.push(`  from ${q.peer ?? 'a plaintext caller (no mTLS identity)'} at ${q.sourceIp}${q.jwt ? `, JWT ${q.jwt.issuer}/${q.jwt.subject}` : ', no JWT'}`);
   const d = r.decision;
   const by = d.policy ? ` by ${d.policy.dialect} ${d.policy.kind} ${d.policy.namespace}/${d.policy.name}` : '';
-  out.push(`Decision: ${d.verdict.toUpperCase()} ${status} (${d.reason})${by}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
+  out.push(`Decision: ${d.verdict.toUpperCase()} ${status} (${d.reason})${by}${d.tier ? ` in tier ${d.tier}` : ''}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
   if (d.audit) out.push(`  AUDIT marked by ${d.audit.policy.namespace}/${d.audit.policy.name}${d.audit.rule ? ` (${d.audit.rule})` : ''}`);
   if (d.shadow) out.push(`  dry-run (${d.shadow.action}) would ${d.shadow.verdict}${d.shadow.policy ? ` by ${d.shadow.policy.namespace}/${d.shadow.policy.name}` : ''}`);
   out.push('', `Policies (revision ${r.revision}):`);

@@ -14,7 +14,7 @@ import type { RequestContext } from '../policy/context-types.js';
 import type { PolicySnapshot } from '../policy/ir.js';
 
 const decision: Decision = {
-  verdict: 'allow', reason: 'allow_policy_matched', dialect: 'istio',
+  verdict: 'allow', reason: 'allow_policy_matched', dialect: 'istio', tier: 'http',
   policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' },
   rule: 'ns[shop]-policy[allow-get]-rule[0]', authorization: null, audit: null, shadow: null, effects: null,
 };

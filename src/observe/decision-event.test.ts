@@ -4,7 +4,7 @@ import type { Decision } from '../policy/decision.js';
 import { buildDecisionEvent, type DecisionRecord } from './decision-event.js';
 
 const decision = {
-  verdict: 'deny', reason: 'no_allow_policy_matched', dialect: 'istio',
+  verdict: 'deny', reason: 'no_allow_policy_matched', dialect: 'istio', tier: 'http',
   policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' },
   rule: null, authorization: null, audit: null, shadow: null, effects: null,
 } as unknown as Decision;
@@ -19,7 +19,7 @@ const base: DecisionRecord = {
 test('an inbound HTTP event has every v1 field, in the order every line has', () => {
   assert.equal(JSON.stringify(buildDecisionEvent(base)),
     '{"v":1,"decision_id":"d-1","time":"2026-01-02T03:04:05.006Z","mode":"enforce","verdict":"deny","would_deny":false,'
-    + '"dialect":"istio","policy":{"kind":"AuthorizationPolicy","namespace":"shop","name":"allow-get"},"rule":null,"authorization":null,'
+    + '"dialect":"istio","tier":"http","policy":{"kind":"AuthorizationPolicy","namespace":"shop","name":"allow-get"},"rule":null,"authorization":null,'
     + '"reason":"no_allow_policy_matched","audit":null,"shadow":null,"peer":{"spiffe_id":"spiffe://cluster.local/ns/shop/sa/web","ip":"10.0.0.7"},'
     + '"request":{"protocol":"http1","method":"GET","authority":"shop","path":"/admin","listener":"inbound-8443","port":8080},'
     + '"jwt":null,"status":403,"grpc_status":null,"policy_revision":"rev-1","latency_us":42}');

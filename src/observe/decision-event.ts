@@ -59,6 +59,7 @@ export function buildDecisionEvent(r: DecisionRecord): DecisionEventV1 {
     verdict: r.override?.verdict ?? d?.verdict ?? 'error',
     would_deny: r.wouldDeny,
     dialect: d?.dialect ?? null,
+    tier: d?.tier ?? null,
     policy: policyOf(d?.policy),
     rule: d?.rule ?? null,
     authorization: d?.authorization ?? null,

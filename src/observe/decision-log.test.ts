@@ -11,7 +11,7 @@ import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decisi
 import { createMetrics } from './metrics.js';
 
 const deny: Decision = {
-  verdict: 'deny', reason: 'no_allow_policy_matched', dialect: 'istio',
+  verdict: 'deny', reason: 'no_allow_policy_matched', dialect: 'istio', tier: 'http',
   policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' },
   rule: null, authorization: null, audit: null,
   shadow: { verdict: 'allow', action: 'ALLOW', policy: { dialect: 'istio', kind: 'AuthorizationPolicy', namespace: 'shop', name: 'dry' }, rule: 'ns[shop]-policy[dry]-rule[0]' },
@@ -37,7 +37,7 @@ async function dropped(metrics: ReturnType<typeof createMetrics>): Promise<numbe
 test('buildDecisionEvent fills every v1 field', () => {
   const e = buildDecisionEvent(input(1, { decisionId: 'd-1' }));
   assert.deepEqual(e, {
-    v: 1, decision_id: 'd-1', time: '2026-01-02T03:04:05.006Z', mode: 'audit', verdict: 'deny', would_deny: true, dialect: 'istio',
+    v: 1, decision_id: 'd-1', time: '2026-01-02T03:04:05.006Z', mode: 'audit', verdict: 'deny', would_deny: true, dialect: 'istio', tier: 'http',
     policy: { kind: 'AuthorizationPolicy', namespace: 'shop', name: 'allow-get' }, rule: null, authorization: null, reason: 'no_allow_policy_matched',
     audit: null, shadow: { verdict: 'allow', action: 'ALLOW', policy: { kind: 'AuthorizationPolicy', namespace: 'shop', name: 'dry' }, rule: 'ns[shop]-policy[dry]-rule[0]' },
     peer: { spiffe_id: 'spiffe://cluster.local/ns/shop/sa/web', ip: '10.0.0.7' },

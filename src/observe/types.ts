@@ -9,6 +9,8 @@ export interface DecisionEventV1 {
   verdict: string;
   would_deny: boolean;
   dialect: string | null;
+  /** The dialect's tier that decided (`http`, a Calico tier, `admin`, ...), or null. */
+  tier: string | null;
   policy: { kind: string; namespace: string; name: string } | null;
   rule: string | null;
   authorization: string | null;

@@ -123,6 +123,10 @@ test('tcp requests use the tcp chain', () => {
   const snap = snapshot(chain([rule('ALLOW', 'http', methodIs('GET'))]), chain([], { hasEnforcedAllow: true }));
   assert.equal(evaluate(snap, ctx({ protocol: 'tcp', method: '', path: '' })).verdict, 'deny');
   assert.equal(evaluate(snap, ctx()).verdict, 'allow');
+  // The decision names the tier that decided; no policy at all names none.
+  assert.equal(evaluate(snap, ctx({ protocol: 'tcp', method: '', path: '' })).tier, 'tcp');
+  assert.equal(evaluate(snap, ctx()).tier, 'http');
+  assert.equal(evaluate(snapshot(undefined), ctx()).tier, null);
 });
 
 test('the compiled program is built with the snapshot, not on first use', () => {

@@ -109,7 +109,7 @@ const lastTier: { positive: boolean; passMark: Decision['audit'] } = { positive:
 
 function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, scope: TierScope): Decision {
   return {
-    verdict, reason, dialect: tier.dialect, policy: scope.ref, rule: null, authorization: null,
+    verdict, reason, dialect: tier.dialect, tier: tier.name, policy: scope.ref, rule: null, authorization: null,
     audit: null, shadow: null, effects: null,
   };
 }
@@ -192,7 +192,7 @@ function admitted(tier: PolicyTier, cs: CompiledScope, r: CompiledRule, audited:
 }
 
 const NO_POLICIES: Decision = Object.freeze({
-  verdict: 'allow', reason: 'no_policies', dialect: null, policy: null, rule: null, authorization: null, audit: null, shadow: null, effects: null,
+  verdict: 'allow', reason: 'no_policies', dialect: null, tier: null, policy: null, rule: null, authorization: null, audit: null, shadow: null, effects: null,
 }) as Decision;
 
 /**
