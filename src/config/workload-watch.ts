@@ -47,8 +47,9 @@ export function watchWorkloadFacts(opts: {
     const w = current.workload;
     const f = read.facts;
     if (f.namespace === w.namespace && sameMap(f.labels, w.labels) && sameMap(f.annotations, w.annotations)) return;
-    const namespaceLabels = { ...w.namespaceLabels, 'kubernetes.io/metadata.name': f.namespace };
-    const next: CompileOptions = { ...current, workload: { ...w, namespace: f.namespace, labels: f.labels, annotations: f.annotations, namespaceLabels } };
+    const workload = { ...w, namespace: f.namespace, labels: f.labels, annotations: f.annotations };
+    if (w.namespaceLabels !== undefined) workload.namespaceLabels = { ...w.namespaceLabels, 'kubernetes.io/metadata.name': f.namespace };
+    const next: CompileOptions = { ...current, workload };
     const report = await opts.store.setOptions(next);
     if (report.result === 'failure') {
       opts.logger.error({ event: 'workload_facts_rejected', dir: opts.dir, revision: report.revision }, 'policies do not compile for the new workload facts; keeping the last good snapshot');

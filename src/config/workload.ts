@@ -34,8 +34,9 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>, configured:
       serviceAccount: get<string>('serviceAccount'),
       trustDomain: get<string>('trustDomain'),
       trustDomainAliases: get<string[]>('trustDomainAliases'),
-      // Kubernetes labels every namespace with its own name (immutable), so selectors on it always see it.
-      namespaceLabels: { ...get<Record<string, string> | undefined>('namespaceLabels'), 'kubernetes.io/metadata.name': get<string>('namespace') },
+      // Left unset unless given, so dialects can tell "no labels" from "not configured". Kubernetes labels
+      // every namespace with its own name (immutable), so selectors on it always see it.
+      ...(configured.has('namespaceLabels') ? { namespaceLabels: { ...get<Record<string, string>>('namespaceLabels'), 'kubernetes.io/metadata.name': get<string>('namespace') } } : {}),
     },
     rootNamespace: get<string>('rootNamespace'),
     pathNormalization: settings.pathNormalization,
