@@ -20,7 +20,7 @@ const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 1e21, 
 const policyRef = fc.record({ dialect: text, kind: text, namespace: text, name: text });
 
 const decision: fc.Arbitrary<Decision | null> = maybe(fc.record({
-  verdict: text, reason: text, dialect: text, policy: maybe(policyRef), rule: maybe(text), authorization: maybe(text),
+  verdict: text, reason: text, dialect: text, tier: maybe(text), policy: maybe(policyRef), rule: maybe(text), authorization: maybe(text),
   audit: maybe(fc.record({ policy: policyRef, rule: maybe(text) })),
   shadow: maybe(fc.record({ verdict: text, action: text, policy: maybe(policyRef), rule: maybe(text) })),
   effects: fc.constant(null),

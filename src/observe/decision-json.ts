@@ -38,7 +38,7 @@ function fixedShape(e: DecisionEventV1): string {
   const peer = e.peer;
   const r = e.request;
   let line = `{"v":${num(e.v)},"decision_id":${str(e.decision_id)},"time":${str(e.time)},"mode":${str(e.mode)}`
-    + `,"verdict":${str(e.verdict)},"would_deny":${bool(e.would_deny)},"dialect":${strOrNull(e.dialect)}`
+    + `,"verdict":${str(e.verdict)},"would_deny":${bool(e.would_deny)},"dialect":${strOrNull(e.dialect)},"tier":${strOrNull(e.tier)}`
     + `,"policy":${policyOrNull(e.policy)},"rule":${strOrNull(e.rule)},"authorization":${strOrNull(e.authorization)}`
     + `,"reason":${str(e.reason)}`
     + `,"audit":${objectOrNull(e.audit, (a) => `{"policy":${objectOrNull(a.policy, policy)},"rule":${strOrNull(a.rule)}}`)}`
@@ -96,7 +96,7 @@ export function decisionEventJson(event: DecisionEventV1): string {
 type Written<T, K extends readonly string[]> = Exclude<keyof T, K[number]> extends never ? true : { missing: Exclude<keyof T, K[number]> };
 type Event = DecisionEventV1;
 const complete: [
-  Written<Event, ['v', 'decision_id', 'time', 'mode', 'verdict', 'would_deny', 'dialect', 'policy', 'rule', 'authorization', 'reason', 'audit', 'shadow', 'peer', 'request', 'jwt', 'status', 'grpc_status', 'policy_revision', 'latency_us', 'upstream', 'capture']>,
+  Written<Event, ['v', 'decision_id', 'time', 'mode', 'verdict', 'would_deny', 'dialect', 'tier', 'policy', 'rule', 'authorization', 'reason', 'audit', 'shadow', 'peer', 'request', 'jwt', 'status', 'grpc_status', 'policy_revision', 'latency_us', 'upstream', 'capture']>,
   Written<PolicyRef, ['kind', 'namespace', 'name']>,
   Written<NonNullable<Event['audit']>, ['policy', 'rule']>,
   Written<NonNullable<Event['shadow']>, ['verdict', 'action', 'policy', 'rule']>,
