@@ -1,18 +1,16 @@
 // Benchmark of the policy engine's hot path: realistic Istio AuthorizationPolicy sets written as YAML
 // (10 to 10,000 rules), compiled with compilePolicies, then ns/decision over allowed/denied/unmatched mixes.
 // Run: npm run bench:policy. Targets: >=500k decisions/s at 1,000 rules, <=4x slowdown 10 -> 10,000, compile <1 s.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { compatibilities, DEFAULT_COMPATIBILITY, withCompatibility, type Compatibility } from '../policy/compatibility.js';
 import { compilePolicies } from '../policy/compile.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import { cpuMs, measure, MEASURE_MS, rng, ROUNDS } from './measure.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RULES_PER_POLICY = 10;
-const MEASURE_MS = Number(process.env.BENCH_MS ?? 1500);
 
 // Measured as Portcullis ships: the default compatibility setting (secure) widens DENY paths and hosts.
 // BENCH_COMPATIBILITY=istio-exact measures the upstream-exact setting instead.
@@ -26,14 +24,6 @@ const options: CompileOptions = withCompatibility({
   linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
 }, compatibility);
 
-/** Deterministic pseudo-random numbers so every run measures the same sets. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 0x100000000;
-  };
-}
 
 interface RuleShape {
   kind: 'allow-exact' | 'allow-prefix' | 'allow-ns' | 'allow-header' | 'deny-prefix' | 'deny-exact' | 'allow-principal-only';
@@ -144,38 +134,7 @@ function buildRequests(shapes: RuleShape[], count: number): RequestInput[] {
   return out;
 }
 
-/** Process CPU time in ms: steadier than wall time when the machine is shared. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
 
-const ROUNDS = 5;
-
-// A full collection before each measurement keeps the compile's garbage (YAML trees) out of the figures.
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** Best of ROUNDS rounds (the least disturbed by other processes), after a warm-up. */
-function measure(fn: () => number): { nsPerOp: number; opsPerSec: number } {
-  collectGarbage();
-  const warmEnd = cpuMs() + MEASURE_MS / 3;
-  while (cpuMs() < warmEnd) fn();
-  let best = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
-    let ops = 0;
-    const c0 = cpuMs();
-    let c1 = c0;
-    while (c1 - c0 < MEASURE_MS / ROUNDS) {
-      // Read the clock (a system call) only every ~4,096 operations so it does not weigh on the figure.
-      const target = ops + 4096;
-      while (ops < target) ops += fn();
-      c1 = cpuMs();
-    }
-    best = Math.min(best, ((c1 - c0) * 1e6) / ops);
-  }
-  return { nsPerOp: best, opsPerSec: 1e9 / best };
-}
 
 interface Row {
   rules: number;
