@@ -174,6 +174,9 @@ function bench(set: string, yaml: string, list: Shape[]): Row {
     const errs = result.diagnostics.filter((d) => d.severity === 'error').slice(0, 5).map((d) => `${d.code} ${d.fieldPath}: ${d.message}`);
     throw new Error(`the ${set} set does not compile:\n${errs.join('\n')}`);
   }
+  for (const dialect of set.split('+')) {
+    if (!snapshot.program.tiers.some((t) => t.dialect === dialect)) throw new Error(`the ${set} set lowered to no ${dialect} tier: is the dialect enforced?`);
+  }
   const rules = snapshot.program.tiers.reduce((n, t) => n + t.anyPort.rules.length + Object.values(t.ports).reduce((m, s) => m + s.rules.length, 0), 0);
   const wide = contexts(requests(list, WIDE_MIX));
   const hot = contexts(requests(list, HOT_MIX));
