@@ -136,7 +136,7 @@ test('property: the rule index files registered identities like principals and r
   }), { numRuns: 2000 });
 });
 
-test('the rule index files a known-only leaf under its identities and never residual; unknown:true stays residual', () => {
+test('the rule index files registered identities by principal, and a leaf unknown identities match under unregistered', () => {
   const policy = { dialect: 'test', kind: 'Test', namespace: 'n', name: 'p' };
   const mk = (id: string, match: Matcher): { rule: TierRule; kind: number } => ({ rule: { id, policy, action: 'allow', match, reason: 'allowed', namedAs: 'rule' }, kind: DECIDE });
   const set = buildRuleSet([
@@ -144,8 +144,9 @@ test('the rule index files a known-only leaf under its identities and never resi
     mk('b', peersWhere(registry, labelIs('app', 'nothing'), 'allow', 'app=nothing')),
     mk('c', peersWhere(registry, labelIs('app', 'api'), 'deny', 'app=api')),
   ], { peers: registry });
-  assert.deepEqual(set.stats, { indexed: 1, residual: 1, never: 1 });
-  assert.deepEqual(set.principal.get(API.slice(9))?.map((r) => r.rule.id), ['a']);
+  assert.deepEqual(set.stats, { indexed: 2, residual: 0, never: 1 });
+  assert.deepEqual(set.principal.get(API.slice(9))?.map((r) => r.rule.id), ['a', 'c']);
+  assert.deepEqual(set.unregistered.map((r) => r.rule.id), ['c']);
   assert.equal(firstMatch(set, ctx({ peer: peer(API) }))?.rule.id, 'a');
   assert.equal(firstMatch(set, ctx({ peer: peer(STRANGER) }))?.rule.id, 'c');
   assert.equal(firstMatch(set, ctx({ peer: peer(WEB) })), null);

@@ -1,7 +1,7 @@
 // Owns compileMatcher: IR Matcher -> closure over RequestContext, built once at compile time. Every
 // positive leaf is false when its attribute is absent; `not` flips it (istio.md §3 absent-attribute rule).
 import type { RequestContext } from '../context-types.js';
-import type { Matcher } from '../ir.js';
+import type { Matcher, StringMatcher } from '../ir.js';
 import { ALWAYS_SPACE_DELIMITED, compileClaim } from './claims.js';
 import { compileCidrs } from './cidr.js';
 import { compilePeerName } from './identity.js';
@@ -9,6 +9,33 @@ import { compilePath } from './path.js';
 import { queryParams } from './query.js';
 import { compileString } from './string.js';
 import type { CompiledMatcher, MatcherEnv } from './types.js';
+
+// Regexes over attributes with few distinct values (peer principals, methods) are answered once per value:
+// an RE2 call costs about a microsecond, and dialects repeat the same pattern on many rules (Cilium's
+// namespace scoping). One memo per pattern and snapshot (env), bounded so hostile values cannot grow it.
+const MEMO_LIMIT = 4096;
+const regexMemos = new WeakMap<MatcherEnv, Map<string, (value: string) => boolean>>();
+function memoRegex(pattern: string, env: MatcherEnv): (value: string) => boolean {
+  let byPattern = regexMemos.get(env);
+  if (byPattern === undefined) regexMemos.set(env, (byPattern = new Map()));
+  let pred = byPattern.get(pattern);
+  if (pred === undefined) {
+    const test = compileString({ kind: 'regex', pattern });
+    const seen = new Map<string, boolean>();
+    pred = (value) => {
+      let r = seen.get(value);
+      if (r === undefined) {
+        if (seen.size >= MEMO_LIMIT) seen.clear();
+        r = test(value);
+        seen.set(value, r);
+      }
+      return r;
+    };
+    byPattern.set(pattern, pred);
+  }
+  return pred;
+}
+const fewValued = (match: StringMatcher, env: MatcherEnv): ((value: string) => boolean) => (match.kind === 'regex' ? memoRegex(match.pattern, env) : compileString(match));
 
 const TRUE: CompiledMatcher = () => true;
 const FALSE: CompiledMatcher = () => false;
@@ -70,7 +97,7 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       return (ctx) => !inner(ctx);
     }
     case 'peer.principal': {
-      const pred = compileString(m.match);
+      const pred = fewValued(m.match, env);
       return (ctx) => ctx.peer !== null && pred(ctx.peer.principal);
     }
     case 'peer.authenticated':
@@ -123,7 +150,7 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       return (ctx) => ctx.sni !== undefined && ctx.sni.length > 0 && pred(ctx.sni);
     }
     case 'request.method': {
-      const pred = compileString(m.match);
+      const pred = fewValued(m.match, env);
       return (ctx) => ctx.method.length > 0 && pred(ctx.method);
     }
     case 'request.host': {

@@ -32,6 +32,8 @@ type KeyEntry =
   | { dim: 'pathExactFolded'; value: string }
   | { dim: 'pathPrefixFolded'; value: string }
   | { dim: 'principal'; value: string }
+  /** A `peer.registered` leaf that identities missing from the registry match (a deny's pessimistic reading). */
+  | { dim: 'unregistered'; value: '' }
   | { dim: 'authority'; value: string }
   | { dim: 'host'; value: string }
   | { dim: 'port'; value: number };
@@ -51,6 +53,9 @@ export interface RuleSet {
   pathExactFolded: Map<string, CompiledRule[]>;
   pathPrefixFolded: TrieNode | null;
   principal: Map<string, CompiledRule[]>;
+  /** Candidates for a verified peer whose SPIFFE ID is not in `registered` (the peer registry). */
+  unregistered: CompiledRule[];
+  registered: ReadonlyMap<string, unknown>;
   authority: Map<string, CompiledRule[]>;
   host: Map<string, CompiledRule[]>;
   port: Map<number, CompiledRule[]>;
@@ -66,6 +71,7 @@ function dimOf(e: KeyEntry): Dim {
   switch (e.dim) {
     case 'pathExact': case 'pathPrefix': case 'pathExactFolded': case 'pathPrefixFolded': return 'path';
     case 'host': return 'authority';
+    case 'unregistered': return 'principal';
     default: return e.dim;
   }
 }
@@ -108,10 +114,11 @@ export function keyOptions(m: Matcher): KeyOptions {
     case 'peer.principal':
       return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
     case 'peer.registered': {
-      // Unknown identities may match: no key set covers them. Otherwise the listed IDs are filed by principal
-      // (the SPIFFE ID without its scheme, as the request's peer carries it); an ID without the scheme never matches.
-      if (m.unknown) return NONE_OPTIONS;
+      // The listed IDs are filed by principal (the SPIFFE ID without its scheme, as the request's peer carries
+      // it; an ID without the scheme never matches), and when unknown identities match, under `unregistered`
+      // too, which only a peer missing from the registry looks up.
       const keys = m.spiffeIds.filter((id) => id.startsWith(SPIFFE_SCHEME)).map((id): KeyEntry => ({ dim: 'principal', value: id.slice(SPIFFE_SCHEME.length) }));
+      if (m.unknown) keys.push({ dim: 'unregistered', value: '' });
       return { never: keys.length === 0, byDim: new Map([['principal', keys]]) };
     }
     case 'request.host': {
@@ -243,7 +250,7 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
   const set: RuleSet = {
     rules: compiled,
     pathExact: new Map(), pathPrefix: null, pathExactFolded: new Map(), pathPrefixFolded: null,
-    principal: new Map(), authority: new Map(), host: new Map(), port: new Map(),
+    principal: new Map(), unregistered: [], registered: env.peers?.byId ?? new Map(), authority: new Map(), host: new Map(), port: new Map(),
     residual: [], stats: { indexed: 0, residual: 0, never: 0 },
   };
   const chosen = chooseKeys(entries.map((e) => keyOptions(e.rule.match)));
@@ -264,6 +271,7 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
         case 'pathExact': pushTo(set.pathExact, k.value, cr); break;
         case 'pathExactFolded': pushTo(set.pathExactFolded, k.value, cr); break;
         case 'principal': pushTo(set.principal, k.value, cr); break;
+        case 'unregistered': if (set.unregistered[set.unregistered.length - 1] !== cr) set.unregistered.push(cr); break;
         case 'authority': pushTo(set.authority, k.value, cr); break;
         case 'host': pushTo(set.host, k.value, cr); break;
         case 'port': pushTo(set.port, k.value, cr); break;
@@ -305,6 +313,7 @@ export function collect(set: RuleSet, ctx: RequestContext): number {
     const l = set.principal.get(ctx.peer.principal);
     if (l !== undefined) lists[n++] = l;
   }
+  if (set.unregistered.length > 0 && ctx.peer !== null && !set.registered.has(ctx.peer.spiffeId)) lists[n++] = set.unregistered;
   if (set.authority.size > 0) {
     const l = set.authority.get(ctx.authority);
     if (l !== undefined) lists[n++] = l;
