@@ -174,7 +174,7 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
     audit: d.audit ? { policy: name(d.audit.policy)!, rule: d.audit.rule } : null,
     shadow: d.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: name(d.shadow.policy), rule: d.shadow.rule } : null,
     policy: name(d.policy),
-    tier: d.tier,
+    tier: d.tier ?? null,
     rule: d.rule,
     reason: d.reason,
     authorization: d.authorization,

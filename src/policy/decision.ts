@@ -31,8 +31,8 @@ export interface Decision {
   reason: ReasonCode;
   /** The dialect whose policy decided (for a deny: the one that denied). */
   dialect: Dialect | null;
-  /** The tier of that dialect that decided (`http`, a Calico tier name, `admin`, ...), or null (no policies). */
-  tier: string | null;
+  /** The tier of that dialect that decided (`http`, a Calico tier name, `admin`, ...); null or absent: none. */
+  tier?: string | null;
   /** The policy that decided, or null (e.g. no policies at all). */
   policy: PolicyRef | null;
   /** Istio rule id `ns[..]-policy[..]-rule[i]`; Linkerd route name. */
