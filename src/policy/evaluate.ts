@@ -48,7 +48,7 @@ function take(r: CompiledRule, s: ScanState, hasShadow: boolean): boolean {
     case DECIDE:
       if (s.decided !== null) return false;
       s.decided = r;
-      return r.rule.action === 'custom' || !hasShadow || s.shadowHit !== null;
+      return r.action === 'custom' || !hasShadow || s.shadowHit !== null;
     case FALLBACK:
       if (s.decided === null && s.fallback === null) s.fallback = r;
       return false;
@@ -95,8 +95,8 @@ function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult 
   const shadow = scope.shadow;
   if (shadow === null) return null;
   if (hit !== null) {
-    const deny = hit.rule.action === 'deny';
-    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: hit.rule.policy, rule: hit.rule.id };
+    const deny = hit.action === 'deny';
+    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: hit.policy, rule: hit.id };
   }
   return { verdict: shadow.otherwise.verdict, action: shadow.otherwise.action, policy: null, rule: null };
 }
@@ -138,11 +138,11 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   const routeLabel = hit ? hit.route.label : null;
   const { decided: d, fallback, mark, shadowHit } = scan(list, ctx, tracer);
   // An external authorizer's deny ends the evaluation before any mark or shadow result.
-  if (d !== null && d.rule.action === 'custom') return named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
-  if (d !== null && d.rule.action === 'pass') return passWith(mark);
+  if (d !== null && d.action === 'custom') return named(result(tier, 'deny', d.reason, scope), d, routeLabel);
+  if (d !== null && d.action === 'pass') return passWith(mark);
   let out: Decision;
-  if (d !== null && d.rule.action === 'deny') {
-    out = named(result(tier, 'deny', d.rule.reason, scope), d.rule, routeLabel);
+  if (d !== null && d.action === 'deny') {
+    out = named(result(tier, 'deny', d.reason, scope), d, routeLabel);
   } else if (d !== null || fallback !== null) {
     out = admitted(tier, cs, (d ?? fallback) as CompiledRule, d === null, hit, routeLabel, ctx, tracer);
   } else {
@@ -152,17 +152,17 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     out.policy = otherwise.policy;
     out.rule = routeLabel;
   }
-  if (mark !== null) out.audit = { policy: mark.rule.policy, rule: mark.rule.id, log: true };
+  if (mark !== null) out.audit = { policy: mark.policy, rule: mark.id, log: true };
   out.shadow = shadowResult(scope, shadowHit);
   return out;
 }
 
 function passWith(mark: CompiledRule | null): 'pass' {
-  if (mark !== null) lastTier.passMark = { policy: mark.rule.policy, rule: mark.rule.id, log: true };
+  if (mark !== null) lastTier.passMark = { policy: mark.policy, rule: mark.id, log: true };
   return 'pass';
 }
 
-function named(out: Decision, rule: TierRule, routeLabel: string | null): Decision {
+function named(out: Decision, rule: CompiledRule, routeLabel: string | null): Decision {
   out.policy = rule.policy;
   if (rule.namedAs === 'authorization') {
     out.authorization = rule.id;
@@ -184,9 +184,9 @@ function admitted(tier: PolicyTier, cs: CompiledScope, r: CompiledRule, audited:
       tracer?.note(`rate limit ${cs.rateLimit.limit.ref.name}: total ${effects.rateLimit.totalRps ?? '-'}, ${effects.rateLimit.overrideRps !== undefined ? `override ${effects.rateLimit.overrideRps}` : `identity ${effects.rateLimit.identityRps ?? '-'}`} rps`);
     }
   }
-  const out = named(result(tier, 'allow', !audited && effects?.redirect ? 'redirect' : r.rule.reason, cs.scope), r.rule, routeLabel);
+  const out = named(result(tier, 'allow', !audited && effects?.redirect ? 'redirect' : r.reason, cs.scope), r, routeLabel);
   // An audit admit is a would-deny: marked against the scope and route that did not authorize it.
-  if (audited) out.audit = { policy: cs.scope.ref ?? r.rule.policy, rule: routeLabel };
+  if (audited) out.audit = { policy: cs.scope.ref ?? r.policy, rule: routeLabel };
   out.effects = effects !== null && hasEffects(effects) ? effects : null;
   return out;
 }

@@ -216,9 +216,15 @@ const leaf: fc.Arbitrary<Matcher> = fc.oneof(
   fc.tuple(fc.constantFrom('groups', 'aud'), strM).map(([c, match]) => ({ type: 'jwt.claim' as const, path: [c], match })),
   fc.array(fc.constantFrom('10.0.0.0/8', '10.1.2.0/24', '192.168.0.1', '0.0.0.0/0'), { minLength: 1, maxLength: 2 }).map((cidrs) => ({ type: 'source.ip' as const, cidrs })),
 );
+// `methods: [GET, HEAD]`-like ORs of exact leaves on one attribute, which compile to one membership test.
+const exactOr: fc.Arbitrary<Matcher> = fc.tuple(
+  fc.constantFrom('peer.principal' as const, 'request.method' as const, 'request.path' as const),
+  fc.array(fc.record({ value: word, ignoreCase: fc.boolean() }), { minLength: 2, maxLength: 4 }),
+).map(([type, values]) => ({ type: 'or' as const, of: values.map(({ value, ignoreCase }) => ({ type, match: { kind: 'exact' as const, value, ...(ignoreCase && value === 'ab' ? { ignoreCase } : {}) } }) as Matcher) }));
 const matcherArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
   m: fc.oneof({ depthSize: 'small', withCrossShrink: true },
     leaf,
+    exactOr,
     fc.array(tie('m'), { maxLength: 3 }).map((of) => ({ type: 'and' as const, of })),
     fc.array(tie('m'), { maxLength: 3 }).map((of) => ({ type: 'or' as const, of })),
     tie('m').map((of) => ({ type: 'not' as const, of }))),
