@@ -19,7 +19,7 @@ import { createDecisionLog, fanOut, type DecisionLog } from './observe/decision-
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { startAdminServer, type AdminServer } from './observe/admin.js';
 import type { DecisionEventV1, DecisionSink } from './observe/types.js';
-import type { PolicySnapshot } from './policy/ir.js';
+import type { PolicySnapshot } from './policy/snapshot.js';
 import { LocalRateLimiter } from './policy/linkerd-rate-limit.js';
 import { startInbound, type InboundServer } from './proxy/inbound.js';
 import { startOutboundListener, type OutboundListener } from './proxy/outbound.js';
@@ -158,30 +158,47 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
   const listeners: InboundServer[] = [];
   const outbound: OutboundListener[] = [];
   let jwksFetcher = createJwksFetcher({ allowHttps: true });
-  const authenticators = new WeakMap<PolicySnapshot, JwtAuthenticator>();
-  const liveAuthenticators = new Set<JwtAuthenticator>();
+  /**
+   * The JWT authenticator of each snapshot still in use, newest first. It is built when its snapshot is
+   * installed (so JWKS fetching starts at load, not on the first request) and closed 30 s after the
+   * snapshot is replaced, when no request can still be using it.
+   */
+  const installedJwt: { snapshot: PolicySnapshot; jwt: JwtAuthenticator }[] = [];
   const rateLimiter = new LocalRateLimiter();
   let started = false;
 
+  function installJwt(snapshot: PolicySnapshot): JwtAuthenticator {
+    const jwt = createJwtAuthenticator(snapshot.jwtProviders, {
+      now: Date.now,
+      fetchJwks: jwksFetcher,
+      clockSkewSeconds: config.jwks.clockSkewSeconds,
+      requireExpiration: false, // per provider, from the snapshot (compatibility + jwks.requireExpiration)
+      maxTokenBytes: config.limits.maxJwtBytes,
+      cacheTtlMs: config.jwks.cacheTtlMs,
+      refreshIntervalMs: config.jwks.refreshIntervalMs,
+      staleGraceMs: config.jwks.staleGraceMs,
+      unknownKidMinIntervalMs: config.jwks.unknownKidMinIntervalMs,
+      onJwksFetchError: (uri, error) => logger.warn({ event: 'jwks_fetch_failed', uri, error: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed'),
+    });
+    installedJwt.unshift({ snapshot, jwt });
+    return jwt;
+  }
+
+  function retireJwt(snapshot: PolicySnapshot): void {
+    const entry = installedJwt.find((e) => e.snapshot === snapshot);
+    if (!entry) return;
+    setTimeout(() => {
+      entry.jwt.close();
+      installedJwt.splice(installedJwt.indexOf(entry), 1);
+    }, 30_000).unref();
+  }
+
   function jwtFor(snapshot: PolicySnapshot): JwtAuthenticator {
-    let a = authenticators.get(snapshot);
-    if (!a) {
-      a = createJwtAuthenticator(snapshot.jwtProviders, {
-        now: Date.now,
-        fetchJwks: jwksFetcher,
-        clockSkewSeconds: config.jwks.clockSkewSeconds,
-        requireExpiration: false, // per provider, from the snapshot (compatibility + jwks.requireExpiration)
-        maxTokenBytes: config.limits.maxJwtBytes,
-        cacheTtlMs: config.jwks.cacheTtlMs,
-        refreshIntervalMs: config.jwks.refreshIntervalMs,
-        staleGraceMs: config.jwks.staleGraceMs,
-        unknownKidMinIntervalMs: config.jwks.unknownKidMinIntervalMs,
-        onJwksFetchError: (uri, error) => logger.warn({ event: 'jwks_fetch_failed', uri, error: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed'),
-      });
-      authenticators.set(snapshot, a);
-      liveAuthenticators.add(a);
-    }
-    return a;
+    for (const e of installedJwt) if (e.snapshot === snapshot) return e.jwt;
+    // A request that read its snapshot before two reloads and 30 s ago: give it its own, retired at once.
+    const jwt = installJwt(snapshot);
+    retireJwt(snapshot);
+    return jwt;
   }
 
   async function start(): Promise<void> {
@@ -212,10 +229,11 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
     const store = created.store;
     policyStore = store;
     // A new snapshot gets fresh JWT providers and rate-limit buckets; the previous authenticator stops refreshing.
-    store.onSwap((_next, previous) => {
+    installJwt(store.current());
+    store.onSwap((next, previous) => {
       rateLimiter.reset();
-      const old = authenticators.get(previous);
-      if (old) { setTimeout(() => { old.close(); liveAuthenticators.delete(old); }, 30_000).unref(); }
+      installJwt(next);
+      retireJwt(previous);
     });
     decisionLog = options.decisionLog ? options.decisionLog(metrics) : createDecisionLog({
       destination: config.decisionLog.destination,
@@ -298,7 +316,7 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
     await policyStore?.close();
     credentials?.close();
     crlStore?.close();
-    for (const a of liveAuthenticators) a.close();
+    for (const e of installedJwt.splice(0)) e.jwt.close();
     await jwksFetcher.close();
     await decisionLog?.close(2000);
   }

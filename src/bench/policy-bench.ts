@@ -6,7 +6,8 @@ import { compilePolicies } from '../policy/compile.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { evaluate } from '../policy/evaluate.js';
-import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { cpuMs, measure, MEASURE_MS, rng, ROUNDS } from './measure.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);

@@ -4,7 +4,8 @@
 import { compilePolicies } from '../policy/compile.js';
 import type { PolicySource } from '../policy/documents-types.js';
 import { compatibilityDifferences, compatibilitySettings, type CompatibilityDifference, type CompatibilitySettings } from '../policy/compatibility.js';
-import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { createCheckAuthenticator, decideRequest, type CheckOutput, type CheckRequest } from './decide.js';
 
 export interface CompatibilityOutcome {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicies } from '../policy/compile.js';
-import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { jwksJson, makeKey, mint } from '../jwt/testing.js';
 import { parseWorkloadFlags } from '../config/workload.js';

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { RequestInput, RequestContext, RequestProtocol, PeerIdentity } from '../policy/context-types.js';
 import type { Decision, Verdict } from '../policy/decision.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
 import { createJwtAuthenticator } from '../jwt/authenticator.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseTtl } from '../identity/issue.js';
 import { issueServingCert } from '../kubernetes/serving-cert.js';
-import type { CertsIo } from './certs.js';
+import type { CertsIo } from './certs-io.js';
 
 export const WEBHOOK_USAGE = `usage: portcullis certs webhook --out DIR [options]
 

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { createCa, describeSvid, issueSvid, IssueError, parseTtl } from '../identity/issue.js';
 import { checkTrustDomain } from '../identity/spiffe.js';
 import type { KeyType } from '../identity/x509-build.js';
+import type { CertsIo } from './certs-io.js';
 import { webhookCerts } from './certs-webhook.js';
 
 const USAGE = `usage: portcullis certs <init|issue|webhook> [options]
@@ -186,11 +187,6 @@ async function issue(argv: string[], io: CertsIo): Promise<number> {
     `${values.renew ? 'renewed' : 'issued'} ${svid.spiffeId} (valid until ${svid.notAfter.toISOString()})\n  ${certPath}\n  ${keyPath} (0600)\n  ${bundlePath}\n`,
   );
   return 0;
-}
-
-export interface CertsIo {
-  out(text: string): void;
-  err(text: string): void;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePolicies } from '../policy/compile.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { createMetrics } from '../observe/metrics.js';
 import { defaultCompileOptions } from './load.js';
 import { createPolicyStore, type PolicyStore } from './policy-store.js';

@@ -11,7 +11,7 @@ import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decisi
 import { createMetrics } from './metrics.js';
 import { redactionFor } from './capture.js';
 import type { RequestContext } from '../policy/context-types.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 
 const decision: Decision = {
   verdict: 'allow', reason: 'allow_policy_matched', dialect: 'istio', tier: 'http',

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicies } from '../policy/compile.js';
-import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { jwksJson, makeKey, mint } from '../jwt/testing.js';
 import { createCheckAuthenticator } from '../check/decide.js';
 import { memoryExchange, recordingForwarder } from '../proxy/memory-exchange.js';

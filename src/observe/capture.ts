@@ -2,7 +2,7 @@
 // the attributes policies test, credential header values replaced by a presence marker, never a token.
 
 import type { RequestContext } from '../policy/context-types.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 
 /** `minimal`: the decision only (v1 as first shipped). `replayable`: also what re-deciding needs. */
 export type CaptureMode = 'minimal' | 'replayable';

@@ -7,7 +7,7 @@ import { decisionEventJson } from './decision-json.js';
 import type { DecisionEventV1 } from './types.js';
 import { redactionFor, type CaptureFacts } from './capture.js';
 import type { RequestContext } from '../policy/context-types.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 
 // Strings with what JSON must escape: quotes, backslashes, controls, paired and lone surrogates, DEL, non-ASCII.
 const text = fc.oneof(

@@ -6,7 +6,8 @@ import type { PolicyDocument, PolicySource } from './documents-types.js';
 import { parsePolicySources } from './documents.js';
 import { dialects } from './dialects/index.js';
 import type { PolicyDialect } from './dialects/types.js';
-import type { CompileOptions, JwtProviderSpec, LoadedDocumentSummary, PolicyProgram, PolicySnapshot } from './ir.js';
+import type { CompileOptions, JwtProviderSpec, LoadedDocumentSummary, PolicyProgram } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import type { MatcherEnv } from './match/types.js';
 import { compileProgram } from './program.js';
 import { Code } from '../codes.js';
@@ -90,7 +91,8 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
   const { program, jwtProviders, summaries } = lowered;
   const compiled = timed('prepare', () => compileProgram(program, matcherEnv(jwtProviders, options)));
   const snapshot: PolicySnapshot = {
-    revision, options, program, compiled, jwtProviders, documents: summaries, diagnostics: diagnostics.slice(),
+    revision, options, program, compiled, jwtProviders, jwtOutputHeaders: jwtOutputHeaders(jwtProviders),
+    documents: summaries, diagnostics: diagnostics.slice(),
   };
   // The IR is frozen whole, after compiling (closures built from unfrozen data stay on V8's fast paths);
   // the compiled program holds closures and indexes, frozen only at its top.
@@ -100,6 +102,16 @@ function compileDocuments(documents: PolicyDocument[], options: CompileOptions, 
     Object.freeze(snapshot);
   });
   return { snapshot, diagnostics };
+}
+
+/** Header names the RequestAuthentications write, lower-cased: the proxy strips client copies (PC-21). */
+function jwtOutputHeaders(providers: readonly JwtProviderSpec[]): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const p of providers) {
+    if (p.outputPayloadToHeader) names.add(p.outputPayloadToHeader.toLowerCase());
+    for (const c of p.outputClaimToHeaders) names.add(c.header.toLowerCase());
+  }
+  return names;
 }
 
 /** What the matchers need from the whole set: claims RequestAuthentications split on spaces, the peer registry. */

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { PeerIdentity, RequestContext } from './context-types.js';
 import { evaluate } from './evaluate.js';
-import type { CompileOptions, Matcher, PolicyProgram, PolicySnapshot } from './ir.js';
+import type { CompileOptions, Matcher, PolicyProgram } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
 import { compileProgram, DECIDE } from './program.js';
 import { istioTiers } from './dialects/istio/tiers.js';
@@ -32,7 +33,7 @@ function chain(rules: IstioRule[], over: Partial<IstioChain> = {}): IstioChain {
 /** Istio chains written as tiers by the dialect, compiled as compile.ts does. */
 function snapshot(http: IstioChain | undefined, tcp?: IstioChain): PolicySnapshot {
   const program: PolicyProgram = { tiers: http ? istioTiers({ http, tcp: tcp ?? chain([]) }, options.customProviders) : [] };
-  return { revision: 'r', options, program, compiled: compileProgram(program, {}), jwtProviders: [], documents: [], diagnostics: [] };
+  return { revision: 'r', options, program, compiled: compileProgram(program, {}), jwtProviders: [], jwtOutputHeaders: new Set(), documents: [], diagnostics: [] };
 }
 
 function ctx(over: Partial<RequestContext> = {}): RequestContext {

@@ -3,7 +3,8 @@
 import type { RequestContext } from './context-types.js';
 import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
 import { hasEffects, rateLimitEffect, routeEffects } from './effects.js';
-import type { PolicySnapshot, PolicyTier, Route, TierRule, TierScope } from './ir.js';
+import type { PolicyTier, Route, TierRule, TierScope } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { collect, scanCandidates, type CompiledRule } from './match/rule-index.js';
 import { selectRoute, type RouteHit } from './match/routes.js';
 import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';

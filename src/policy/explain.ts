@@ -4,7 +4,8 @@
 import type { RequestContext } from './context-types.js';
 import type { Decision } from './decision.js';
 import { evaluate, type Tracer } from './evaluate.js';
-import type { Matcher, PathMatcher, PolicyRef, PolicySnapshot, PolicyTier, Route, RuleAction, StringMatcher, TierRule, TierScope } from './ir.js';
+import type { Matcher, PathMatcher, PolicyRef, PolicyTier, Route, RuleAction, StringMatcher, TierRule, TierScope } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { compileMatcher, headerValue } from './match/compile.js';
 import { lookupClaim } from './match/claims.js';
 import { queryParams } from './match/query.js';

@@ -1,10 +1,8 @@
 // Owns the one intermediate representation every policy dialect lowers to: a PolicyProgram, a list of tiers
 // walked in order, each a dialect's composition written as data. Plain immutable data, no functions, no I/O;
-// program.ts compiles it once per snapshot and evaluate.ts walks it (docs/engine.md).
+// program.ts compiles it once per snapshot (snapshot.ts) and evaluate.ts walks it (docs/engine.md).
 
 import type { RequestProtocol } from './context-types.js';
-import type { Diagnostic } from './diagnostics.js';
-import type { CompiledProgram } from './program.js';
 
 /** A dialect's name as it appears in decisions (`istio`, `linkerd`, ...); one per folder of dialects/. */
 export type Dialect = string;
@@ -369,19 +367,4 @@ export interface LoadedDocumentSummary {
   name: string;
   /** Whether the document selects this workload (and so takes part in decisions). */
   applies: boolean;
-}
-
-export interface PolicySnapshot {
-  /** Content hash of the inputs + options; shown on /policy and in every decision event. */
-  revision: string;
-  options: CompileOptions;
-  /** Every dialect's tiers, in dialect order; no tier = no policy (allow `no_policies`). */
-  program: PolicyProgram;
-  /** The program compiled once at compile time (matchers, indexes, route tables): what evaluate() walks. */
-  compiled: CompiledProgram;
-  /** RequestAuthentications selecting the workload, sorted by issuer. */
-  jwtProviders: JwtProviderSpec[];
-  documents: LoadedDocumentSummary[];
-  /** Warnings and infos (a snapshot never exists for a set with errors). */
-  diagnostics: Diagnostic[];
 }

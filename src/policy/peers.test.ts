@@ -5,7 +5,8 @@ import type { PeerIdentity, RequestContext } from './context-types.js';
 import { compilePolicies } from './compile.js';
 import { evaluate } from './evaluate.js';
 import { explain } from './explain.js';
-import type { CompileOptions, Matcher, PolicyProgram, PolicySnapshot, TierRule, TierScope } from './ir.js';
+import type { CompileOptions, Matcher, PolicyProgram, TierRule, TierScope } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { compileMatcher } from './match/compile.js';
 import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
 import { buildRegistry, emptyRegistry, isHeterogeneous, peersWhere, type PeerFacts, type PeerRegistry } from './peers.js';
@@ -164,7 +165,7 @@ const options: CompileOptions = {
 function snapshotWith(rules: TierRule[]): PolicySnapshot {
   const scope: TierScope = { ref: null, routes: null, rules, otherwise: { verdict: 'deny', reason: 'no_rule_matched', policy: null }, shadow: null, rateLimit: null };
   const program: PolicyProgram = { tiers: [{ dialect: 'test', name: 'ingress', group: 'test', protocols: ['http', 'grpc', 'tcp'], ports: {}, anyPort: scope }] };
-  return { revision: 'r', options, program, compiled: compileProgram(program, { peers: registry }), jwtProviders: [], documents: [], diagnostics: [] };
+  return { revision: 'r', options, program, compiled: compileProgram(program, { peers: registry }), jwtProviders: [], jwtOutputHeaders: new Set(), documents: [], diagnostics: [] };
 }
 
 test('evaluate and explain: a label allow decides by the registry, and explain names the selector and the peer', () => {

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestContext } from './context-types.js';
 import { evaluate } from './evaluate.js';
-import type { CompileOptions, Matcher, PolicyProgram, PolicySnapshot, PolicyTier, RuleAction, TierDefault, TierRule } from './ir.js';
+import type { CompileOptions, Matcher, PolicyProgram, PolicyTier, RuleAction, TierDefault, TierRule } from './ir.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { compileProgram } from './program.js';
 
 const options: CompileOptions = {
@@ -15,7 +16,7 @@ const options: CompileOptions = {
 
 function snapshot(tiers: PolicyTier[]): PolicySnapshot {
   const program: PolicyProgram = { tiers };
-  return { revision: 'r', options, program, compiled: compileProgram(program, {}), jwtProviders: [], documents: [], diagnostics: [] };
+  return { revision: 'r', options, program, compiled: compileProgram(program, {}), jwtProviders: [], jwtOutputHeaders: new Set(), documents: [], diagnostics: [] };
 }
 
 const from = (cidr: string): Matcher => ({ type: 'source.ip', cidrs: [cidr] });

@@ -2,7 +2,6 @@
 // spoofable identity/override headers stripped, then Portcullis' own set added (security.md PC-7..PC-12, PC-21, PC-22).
 
 import type { JwtHeaderEdits } from '../jwt/types.js';
-import type { PolicySnapshot } from '../policy/ir.js';
 import type { Refusal } from './respond.js';
 
 /** Headers that must appear at most once (PC-8); a repeat is a 400, never "first wins". */
@@ -55,23 +54,6 @@ function isOwned(name: string, owned: ReadonlySet<string>): boolean {
   if (spoofable.has(name) || owned.has(name)) return true;
   for (const p of spoofablePrefixes) if (name.startsWith(p)) return true;
   return false;
-}
-
-const ownedNamesCache = new WeakMap<PolicySnapshot, ReadonlySet<string>>();
-
-/** Claim-output header names of the snapshot's RequestAuthentications: client copies are stripped (PC-21). */
-export function ownedHeaderNames(snapshot: PolicySnapshot): ReadonlySet<string> {
-  let names = ownedNamesCache.get(snapshot);
-  if (!names) {
-    const set = new Set<string>();
-    for (const p of snapshot.jwtProviders) {
-      if (p.outputPayloadToHeader) set.add(p.outputPayloadToHeader.toLowerCase());
-      for (const c of p.outputClaimToHeaders) set.add(c.header.toLowerCase());
-    }
-    names = set;
-    ownedNamesCache.set(snapshot, names);
-  }
-  return names;
 }
 
 export interface CleanHeadersOptions {

@@ -5,13 +5,13 @@ import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
 import { evaluate } from '../policy/evaluate.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
 import type { DecisionEventV1 } from '../observe/types.js';
 import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
 import { defaultCaptureSettings, redactionFor } from '../observe/capture.js';
 import { sendReply, type Exchange } from './exchange.js';
-import { cleanRequestHeaders, connectionForwardedClientCert, ownedHeaderNames, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
+import { cleanRequestHeaders, connectionForwardedClientCert, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
 import { removeQueryParams } from '../jwt/extract.js';
 import { isGrpcContentType, linkerdError, refusalForDecision, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
@@ -56,7 +56,7 @@ export const stages: readonly Stage[] = [
     run(state, deps) {
       const { ex } = state;
       if (ex.method === 'CONNECT') return { kind: 'respond', refusal: { kind: 'method_not_allowed', reason: 'connect_not_allowed' } };
-      const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: ownedHeaderNames(state.snapshot as PolicySnapshot) });
+      const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: (state.snapshot as PolicySnapshot).jwtOutputHeaders });
       if (!scan.ok) return { kind: 'respond', refusal: scan.refusal };
       const h = scan.headers;
       state.scanned = h;
@@ -150,7 +150,7 @@ function authenticated(state: RequestState, deps: ProxyDeps, result: AuthnResult
 /** Re-cleans the headers with the JWT edits and rebuilds the context from them (the one cleaning step, headers.ts). */
 function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
   const scanned = state.scanned as ScannedRequestHeaders;
-  const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: ownedHeaderNames(state.snapshot as PolicySnapshot), jwtEdits: edits });
+  const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: (state.snapshot as PolicySnapshot).jwtOutputHeaders, jwtEdits: edits });
   if (!cleaned.ok) return { kind: 'respond', refusal: cleaned.refusal };
   state.scanned = { ...scanned, forward: cleaned.forward, forPolicy: cleaned.forPolicy };
   const target = edits.removeQueryParams && edits.removeQueryParams.length > 0 ? removeQueryParams(state.ex.target, edits.removeQueryParams) : state.ex.target;

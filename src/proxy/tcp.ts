@@ -10,7 +10,7 @@ import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
 import { evaluate } from '../policy/evaluate.js';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { startInbound, type InboundServer } from './inbound.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import type { Forwarder } from './upstream.js';

@@ -3,7 +3,7 @@
 
 import type { SecureContextOptions } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { PeerIdentity } from '../policy/context-types.js';
 import type { PeerVerification } from '../identity/types.js';
 import type { JwtAuthenticator } from '../jwt/types.js';

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicies } from '../policy/compile.js';
-import type { CompileOptions, PolicySnapshot } from '../policy/ir.js';
+import type { CompileOptions } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { decideRequestDetailed, type CheckRequest } from '../check/decide.js';
 import { parseWorkloadFlags } from '../config/load.js';
 import { recordedJwt, type RecordedToken, type ReplayJwtOutcome } from './recorded-jwt.js';

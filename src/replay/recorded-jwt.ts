@@ -1,7 +1,7 @@
 // Owns JWT authentication for replay: a recorded event keeps the verified claims, never the token, so the
 // candidate's RequestAuthentications are applied to those claims (istio.md §10-§11) instead of to a signature.
 
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { AuthnResult, JwtAuthenticator, JwtHeaderEdits, JwtRequestView } from '../jwt/types.js';
 import { audienceAllowed, isCorsPreflight, outputHeaderNames, spaceDelimitedClaimsOf, verifiedOutcome } from '../jwt/authenticator.js';
 import { extractTokens, planLocations } from '../jwt/extract.js';

@@ -2,7 +2,7 @@
 // (check/decide.ts) under the candidate set (and a baseline set, or the recorded decision), and tally the changes.
 
 import { basename } from 'node:path';
-import type { PolicySnapshot } from '../policy/ir.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
 import { explain } from '../policy/explain.js';
 import { CheckInputError, decideRequestDetailed, type CheckOutput, type DecideResult } from '../check/decide.js';
 import { logLines } from './log-lines.js';

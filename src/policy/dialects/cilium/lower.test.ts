@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicies } from '../../compile.js';
 import { evaluate } from '../../evaluate.js';
-import type { CompileOptions, PolicySnapshot } from '../../ir.js';
+import type { CompileOptions } from '../../ir.js';
+import type { PolicySnapshot } from '../../snapshot.js';
 import { buildRegistry } from '../../peers.js';
 import type { RequestContext } from '../../context-types.js';
 

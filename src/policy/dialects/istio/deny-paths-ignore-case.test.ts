@@ -4,7 +4,7 @@ import { compilePolicies } from '../../compile.js';
 import { buildRequestContext } from '../../context.js';
 import { evaluate } from '../../evaluate.js';
 import { defaultCompileOptions } from '../../../config/load.js';
-import type { PolicySnapshot } from '../../ir.js';
+import type { PolicySnapshot } from '../../snapshot.js';
 
 const policies = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { PeerIdentity, RequestContext } from '../../context-types.js';
 import type { Decision } from '../../decision.js';
 import { evaluate } from '../../evaluate.js';
-import type { CompileOptions, PolicyProgram, PolicySnapshot } from '../../ir.js';
+import type { CompileOptions, PolicyProgram } from '../../ir.js';
+import type { PolicySnapshot } from '../../snapshot.js';
 import { compileProgram } from '../../program.js';
 import { explain } from '../../explain.js';
 import { linkerdTier } from './tiers.js';
@@ -12,7 +13,7 @@ import type { LinkerdAuthorization, LinkerdProgram, LinkerdRoute, LinkerdServer 
 /** A hand-built Linkerd program written as its tier and compiled, as compile.ts would. */
 function prepareLinkerd(lp: LinkerdProgram, o: CompileOptions): PolicySnapshot {
   const program: PolicyProgram = { tiers: [linkerdTier(lp, o.workload.namespace, o.linkerd.controlPlaneNamespace)] };
-  return { revision: 'r', options: o, program, compiled: compileProgram(program, {}), jwtProviders: [], documents: [], diagnostics: [] };
+  return { revision: 'r', options: o, program, compiled: compileProgram(program, {}), jwtProviders: [], jwtOutputHeaders: new Set(), documents: [], diagnostics: [] };
 }
 const evaluateLinkerd = (s: PolicySnapshot, c: RequestContext): Decision => evaluate(s, c);
 
