@@ -10,7 +10,8 @@ import type { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import type { JwtAuthenticator } from '../jwt/types.js';
 import { createJwtAuthenticator } from '../jwt/authenticator.js';
 import { parseSpiffeId, toPeerIdentity } from '../identity/spiffe.js';
-import { defaultRequestSettings } from '../config/load.js';
+import { defaultRequestSettings, type RequestSettings } from '../config/request-settings.js';
+import type { LimitsConfig } from '../config/types.js';
 import { memoryExchange, recordingForwarder } from '../proxy/memory-exchange.js';
 import { handleRequest } from '../proxy/stages.js';
 import { judgeConnection } from '../proxy/tcp.js';
@@ -67,6 +68,8 @@ export class CheckInputError extends Error {}
 export interface DecideDeps {
   authenticator: JwtAuthenticator;
   rateLimiter?: LocalRateLimiter;
+  /** run's request limits (--max-header-count, ...): the schema defaults unless given. */
+  limits?: LimitsConfig;
 }
 
 export interface DecideResult {
@@ -121,8 +124,8 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
 let requestLimits: ProxyDeps['limits'] | undefined;
 
 function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: number): ProxyDeps {
-  // Resolved from the config schema once: a replay decides a million requests with them.
-  const limits = requestLimits ??= defaultRequestSettings().limits;
+  // Resolved from the config schema once when not given: a replay decides a million requests with them.
+  const limits = deps.limits ?? (requestLimits ??= defaultRequestSettings().limits);
   const { workload } = snapshot.options;
   return {
     mode: 'enforce',
@@ -226,6 +229,8 @@ export interface CheckAuthenticatorOptions {
   now: () => number;
   /** `jwksUri` -> local file, so `check` verifies tokens of remote issuers without network. */
   jwksFiles?: Record<string, string>;
+  /** run's JWT settings (--jwt-clock-skew, --max-jwt-bytes): the schema defaults unless given. */
+  settings?: RequestSettings;
 }
 
 /** JWT verification for offline use: inline JWKS, file:// URIs, or URIs mapped to files; never the network. */
@@ -236,8 +241,8 @@ export function createCheckAuthenticator(snapshot: PolicySnapshot, options: Chec
     if (uri.startsWith('file://')) return readFile(fileURLToPath(uri), 'utf8');
     throw new Error(`${uri}: remote JWKS are fetched only by \`portcullis run\`; map it to a file with --jwks ${uri}=FILE`);
   };
-  // The same defaults as `run` (config/schema.ts); whether `exp` is required is decided per provider.
-  const { limits, jwks } = defaultRequestSettings();
+  // The same settings as `run` (config/schema.ts); whether `exp` is required is decided per provider.
+  const { limits, jwks } = options.settings ?? defaultRequestSettings();
   return createJwtAuthenticator(snapshot.jwtProviders, {
     now: options.now,
     fetchJwks,

@@ -17,6 +17,7 @@ import { Code } from '../codes.js';
 import { flagHint } from '../config/flags.js';
 import { configSchema } from '../config/schema.js';
 import { readPeerFile } from '../config/peer-source.js';
+import type { RequestSettings } from '../config/request-settings.js';
 
 export const checkFlagSpec = {
   policies: { type: 'string', multiple: true },
@@ -62,6 +63,8 @@ export interface PreparedCheck {
   sources: PolicySource[];
   now: () => number;
   jwksFiles: Record<string, string>;
+  /** Limits and JWT settings from the flags run shares (--max-header-count, --jwt-clock-skew, --max-jwt-bytes). */
+  settings: RequestSettings;
   values: ReturnType<typeof parseCheckArgs>['values'];
 }
 
@@ -146,7 +149,7 @@ export async function prepareCheck(command: string, argv: string[], usage: strin
   }
   const compiled = await compilePolicySet(command, values.policies, options);
   if (typeof compiled === 'number') return compiled;
-  return { ...compiled, now, jwksFiles, values };
+  return { ...compiled, now, jwksFiles, settings: workload.settings, values };
 }
 
 export async function readRequestJson(source: string): Promise<unknown> {
@@ -157,17 +160,17 @@ export async function readRequestJson(source: string): Promise<unknown> {
 export async function main(argv: string[]): Promise<number> {
   const prepared = await prepareCheck('check', argv, help);
   if (typeof prepared === 'number') return prepared;
-  const { snapshot, now, jwksFiles, values } = prepared;
+  const { snapshot, now, jwksFiles, settings, values } = prepared;
   if ((values.request === undefined) === (values.requests === undefined)) {
     process.stderr.write('portcullis check: give exactly one of --request or --requests\n');
     return 2;
   }
-  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles });
+  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles, settings });
   const rateLimiter = new LocalRateLimiter();
   try {
     if (values.request !== undefined) {
       const request = await readRequestJson(values.request);
-      const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter });
+      const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter, limits: settings.limits });
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       return 0;
     }
@@ -178,7 +181,7 @@ export async function main(argv: string[]): Promise<number> {
       if (line === '') continue;
       const request = parseRequestJson(line, values.requests === '-' ? '<stdin>' : values.requests!, i);
       try {
-        const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter });
+        const out = await decideRequest(snapshot, request as CheckRequest, { authenticator, rateLimiter, limits: settings.limits });
         process.stdout.write(JSON.stringify(out) + '\n');
       } catch (e) {
         if (e instanceof CheckInputError) throw new CheckInputError(`${values.requests}:${i + 1}: ${e.message}`);

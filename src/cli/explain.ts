@@ -21,12 +21,12 @@ ${workloadFlagsHelp}`;
 export async function main(argv: string[]): Promise<number> {
   const prepared = await prepareCheck('explain', argv, help);
   if (typeof prepared === 'number') return prepared;
-  const { snapshot, sources, now, jwksFiles, values } = prepared;
+  const { snapshot, sources, now, jwksFiles, settings, values } = prepared;
   if (values.request === undefined) { process.stderr.write('portcullis explain: --request is required\n'); return 2; }
-  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles });
+  const authenticator = createCheckAuthenticator(snapshot, { now, jwksFiles, settings });
   try {
     const request = await readRequestJson(values.request);
-    const result = await decideRequestDetailed(snapshot, request as CheckRequest, { authenticator });
+    const result = await decideRequestDetailed(snapshot, request as CheckRequest, { authenticator, limits: settings.limits });
     const compared = await compareWithIstioExact(sources, snapshot, request as CheckRequest, result.output, now, jwksFiles);
     const out: string[] = [];
     if (!result.context || !result.decision) {

@@ -4,12 +4,13 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import { configSchema } from './schema.js';
-import type { Config, HostPort, JwksConfig, LimitsConfig, OutboundListenerConfig } from './types.js';
+import type { Config, HostPort, OutboundListenerConfig } from './types.js';
 import { argvOrigin, at, Problems, type Located, type Where } from './located.js';
 import { readConfigDocument } from './config-file.js';
 import { readFlags } from './flags.js';
 import { resolveValues } from './converters.js';
 import { buildCompileOptions } from './workload.js';
+import { assembleJwks, assembleLimits } from './request-settings.js';
 import { Code } from '../codes.js';
 import { readDownwardApi } from './downward-api.js';
 import type { CaptureMode } from '../observe/capture.js';
@@ -18,6 +19,7 @@ import type { CaptureMode } from '../observe/capture.js';
 export { argvOrigin } from './located.js';
 export { parseDuration, parseHostPort, parseSize } from './converters.js';
 export { defaultCompileOptions, parseWorkloadFlags, workloadFlagOptions, type WorkloadFlagsResult } from './workload.js';
+export { defaultRequestSettings, type RequestSettings } from './request-settings.js';
 
 export interface LoadConfigDeps {
   readFile: (path: string) => Promise<string>;
@@ -153,36 +155,6 @@ function assembleConfig(v: ReadonlyMap<string, unknown>, configFile: string | un
   };
 }
 
-function assembleLimits(get: <T>(key: string) => T): LimitsConfig {
-  return {
-    maxHeaderBytes: get('limits.maxHeaderBytes'),
-    maxHeaderCount: get('limits.maxHeaderCount'),
-    headersTimeoutMs: get('limits.headersTimeout'),
-    requestTimeoutMs: get('limits.requestTimeout'),
-    bodyTimeoutMs: get('limits.bodyTimeout'),
-    idleTimeoutMs: get('limits.idleTimeout'),
-    tlsHandshakeTimeoutMs: get('limits.tlsHandshakeTimeout'),
-    h2MaxConcurrentStreams: get('limits.h2MaxConcurrentStreams'),
-    h2MaxResetsPerSecond: get('limits.h2MaxResetsPerSecond'),
-    maxConnections: get('limits.maxConnections'),
-    upstreamConnectTimeoutMs: get('limits.upstreamConnectTimeout'),
-    upstreamTimeoutMs: get('limits.upstreamTimeout'),
-    drainTimeoutMs: get('limits.drainTimeout'),
-    drainDelayMs: get('limits.drainDelay'),
-    maxJwtBytes: get('limits.maxJwtBytes'),
-  };
-}
-
-function assembleJwks(get: <T>(key: string) => T): JwksConfig {
-  return {
-    cacheTtlMs: get('jwks.cacheTtl'),
-    refreshIntervalMs: get('jwks.refreshInterval'),
-    staleGraceMs: get('jwks.staleGrace'),
-    unknownKidMinIntervalMs: get('jwks.unknownKidMinInterval'),
-    clockSkewSeconds: Math.round(get<number>('jwks.clockSkew') / 1000),
-  };
-}
-
 /** File order, then line and column: the order a person reads the file in. */
 function sortDiagnostics(list: Diagnostic[]): Diagnostic[] {
   return list.map((d, i) => ({ d, i })).sort((a, b) =>
@@ -196,11 +168,3 @@ export function wantsHelp(argv: readonly string[]): boolean {
   return argv.some((a) => a === '--help' || a === '-h');
 }
 
-/** Limits and JWT settings with every key at its schema default: what `run` applies unless told otherwise. */
-export function defaultRequestSettings(): { limits: LimitsConfig; jwks: JwksConfig } {
-  const problems = new Problems();
-  const specs = configSchema.filter((k) => k.key.startsWith('limits.') || k.key.startsWith('jwks.'));
-  const v = resolveValues(specs, new Map(), new Map(), '/', { origin: { file: '<default>', line: 1, column: 1 }, fieldPath: '', baseDir: '/' }, problems);
-  const get = <T>(key: string): T => v.get(key) as T;
-  return { limits: assembleLimits(get), jwks: assembleJwks(get) };
-}

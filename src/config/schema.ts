@@ -38,7 +38,8 @@ export interface KeySpec {
   max?: number;
   /** Flag may repeat (lists); a repeated flag replaces the whole list from the file. */
   repeatable?: boolean;
-  /** Shared with `portcullis check` / `explain` (parseWorkloadFlags). */
+  /** Shared with `portcullis check` / `explain` (parseWorkloadFlags): workload facts and the request-handling
+   *  settings a decision depends on. */
   workload?: boolean;
   /** Type as shown in help. */
   type: string;
@@ -143,7 +144,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'logLevel', flag: 'log-level', kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', type: 'debug|info|warn|error', help: 'operational log level (stderr)' },
   // --- limits
   { key: 'limits.maxHeaderBytes', flag: 'max-header-bytes', kind: 'size', default: '60KiB', min: 1 * KiB, max: 1 * MiB, type: 'size', help: 'request header bytes before 431' },
-  { key: 'limits.maxHeaderCount', flag: 'max-header-count', kind: 'integer', default: '100', min: 1, max: 10_000, type: 'integer', help: 'request headers before 431' },
+  { key: 'limits.maxHeaderCount', flag: 'max-header-count', kind: 'integer', default: '100', min: 1, max: 10_000, workload: true, type: 'integer', help: 'request headers before 431' },
   { key: 'limits.headersTimeout', flag: 'headers-timeout', kind: 'duration', default: '10s', min: 1, max: hour, type: 'duration', help: 'time to receive the complete request head (slowloris)' },
   { key: 'limits.requestTimeout', flag: 'request-timeout', kind: 'duration', default: '300s', min: 1, max: 24 * hour, type: 'duration', help: 'time to receive the whole request' },
   { key: 'limits.bodyTimeout', flag: 'body-timeout', kind: 'duration', default: '30s', min: 1, max: hour, type: 'duration',
@@ -159,7 +160,7 @@ export const configSchema: readonly KeySpec[] = [
   { key: 'limits.drainDelay', flag: 'drain-delay', kind: 'duration', default: '0s', min: 0, max: 600_000, type: 'duration',
     help: 'on SIGTERM, keep accepting new connections this long (with /ready failing) before draining, so endpoints stop sending first (Istio terminationDrainDuration)' },
   { key: 'limits.drainTimeout', flag: 'drain-timeout', kind: 'duration', default: '20s', min: 0, max: hour, type: 'duration', help: 'grace period for in-flight requests on shutdown' },
-  { key: 'limits.maxJwtBytes', flag: 'max-jwt-bytes', kind: 'size', default: '8KiB', min: 256, max: 1 * MiB, type: 'size', help: 'longest token verified; longer ones are 401' },
+  { key: 'limits.maxJwtBytes', flag: 'max-jwt-bytes', kind: 'size', default: '8KiB', min: 256, max: 1 * MiB, workload: true, type: 'size', help: 'longest token verified; longer ones are 401' },
   // --- JWKS / JWT
   { key: 'jwks.cacheTtl', flag: 'jwks-cache-ttl', kind: 'duration', default: '10m', min: 1000, max: 24 * hour, type: 'duration', help: 'how long fetched keys are fresh' },
   { key: 'jwks.refreshInterval', flag: 'jwks-refresh-interval', kind: 'duration', default: '5m', min: 1000, max: 24 * hour, type: 'duration', help: 'background refresh period' },
@@ -170,7 +171,7 @@ export const configSchema: readonly KeySpec[] = [
     help: 'reject tokens without `exp` (401); default by compatibility: secure true, istio-exact false (Istio accepts them)' },
   { key: 'jwks.expirationOptionalIssuers', flag: 'jwt-expiration-optional-issuers', kind: 'stringList', default: '', workload: true, type: 'list of string',
     help: 'issuers whose tokens may lack `exp` even when jwks.requireExpiration is on (per-provider opt-out)' },
-  { key: 'jwks.clockSkew', flag: 'jwt-clock-skew', kind: 'duration', default: '60s', min: 0, max: 300_000, type: 'duration', help: 'allowed clock skew for exp/nbf/iat' },
+  { key: 'jwks.clockSkew', flag: 'jwt-clock-skew', kind: 'duration', default: '60s', min: 0, max: 300_000, workload: true, type: 'duration', help: 'allowed clock skew for exp/nbf/iat' },
 ];
 
 export function findKeyByFlag(flag: string): KeySpec | undefined {

@@ -8,6 +8,7 @@ import { configSchema } from './schema.js';
 import { defaultWhere, flagScalar, Problems, type Located } from './located.js';
 import { flagOptions, readFlags, type ParseArgsOptions } from './flags.js';
 import { resolveValues } from './converters.js';
+import { defaultRequestSettings, requestSettingKeys, requestSettingsOf, type RequestSettings } from './request-settings.js';
 
 /** parseArgs option descriptors of the workload flags, for commands that parse their own flags too. */
 export const workloadFlagOptions: ParseArgsOptions = flagOptions(configSchema.filter((k) => k.workload));
@@ -57,6 +58,8 @@ export function buildCompileOptions(v: ReadonlyMap<string, unknown>, configured:
 
 export interface WorkloadFlagsResult {
   options: CompileOptions;
+  /** Limits and JWT settings: the flags given (--max-header-count, --jwt-clock-skew, ...), else run's defaults. */
+  settings: RequestSettings;
   diagnostics: Diagnostic[];
   /** argv with the workload flags (and their values) removed, for the command's own parser. */
   rest: string[];
@@ -75,8 +78,10 @@ export function parseWorkloadFlags(argv: readonly string[], cwd = process.cwd())
     const where = defaultWhere('namespace', cwd);
     flags.values.set('namespace', flagScalar('default', where));
   }
-  const v = resolveValues(specs, new Map(), flags.values, cwd, defaultWhere('', cwd), problems);
-  return { options: problems.hasErrors() ? defaultCompileOptions() : buildCompileOptions(v, new Set(flags.values.keys())), diagnostics: problems.list, rest: flags.rest };
+  const all = [...specs, ...requestSettingKeys.filter((k) => !k.workload)];
+  const v = resolveValues(all, new Map(), flags.values, cwd, defaultWhere('', cwd), problems);
+  if (problems.hasErrors()) return { options: defaultCompileOptions(), settings: defaultRequestSettings(), diagnostics: problems.list, rest: flags.rest };
+  return { options: buildCompileOptions(v, new Set(flags.values.keys())), settings: requestSettingsOf(v), diagnostics: problems.list, rest: flags.rest };
 }
 
 /** CompileOptions with every schema default (namespace `default`); used when flags had errors. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/paths.js';
 import { sharedTestPki, writePkiFiles } from '../helpers/pki.js';
+import { jwksJson, makeKey, mint } from '../../src/jwt/testing.js';
 
 const root = repoRoot();
 const main = join(root, 'dist/src/main.js');
@@ -164,5 +165,50 @@ describe('portcullis check: strict input', () => {
     const r = run(['explain', '--help']);
     assert.equal(r.code, 0);
     for (const flag of ['--policies', '--request', '--jwks', '--now', '--namespace']) assert.ok(r.stdout.includes(flag), flag);
+  });
+});
+
+describe('portcullis check honours the request flags run has', () => {
+  const policy = (jwks: string) => `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: demo}
+spec:
+  jwtRules:
+  - issuer: https://issuer.test
+    jwks: '${jwks}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: open, namespace: demo}
+spec:
+  action: ALLOW
+  rules: [{}]
+`;
+
+  it('--max-header-count, --max-jwt-bytes and --jwt-clock-skew change the decision as they do in run', async () => {
+    const w = workdir();
+    try {
+      const key = await makeKey('ES256', 'k1');
+      writeFileSync(join(w.dir, 'p.yaml'), policy(jwksJson(key)));
+      const now = 1_800_000_000;
+      // Expired 30 s ago: inside the default 60 s skew. 13 header lines with the Host line.
+      const token = await mint(key, { iss: 'https://issuer.test', sub: 'u', exp: now - 30, pad: 'x'.repeat(300) });
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      for (let i = 0; i < 11; i++) headers[`x-h${i}`] = 'v';
+      const req = join(w.dir, 'req.json');
+      writeFileSync(req, JSON.stringify({ method: 'GET', path: '/', host: 'web', headers, peer: null, port: 8080, protocol: 'http' }));
+      const check = (flags: string[]) => {
+        const r = run(['check', '--namespace', 'demo', '--policies', join(w.dir, 'p.yaml'), '--request', req, '--now', String(now * 1000), ...flags]);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout) as { verdict: string; status: number; reason: string };
+      };
+      assert.deepEqual([check([]).verdict, check([]).status], ['allow', 200]);
+      const tooMany = check(['--max-header-count', '12']);
+      assert.deepEqual([tooMany.verdict, tooMany.status], ['bad_request', 431]);
+      const long = check(['--max-jwt-bytes', '256']);
+      assert.deepEqual([long.verdict, long.status], ['unauthenticated', 401]);
+      const strict = check(['--jwt-clock-skew', '0s']);
+      assert.deepEqual([strict.verdict, strict.status, strict.reason], ['unauthenticated', 401, 'jwt_expired']);
+    } finally { w.done(); }
   });
 });
