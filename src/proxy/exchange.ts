@@ -48,7 +48,11 @@ export interface Exchange {
 
 /** Renders a synthetic reply: gRPC callers get HTTP 200 trailers-only with grpc-status / grpc-message. */
 export function sendReply(ex: Exchange, reply: Reply, grpc: boolean): number {
-  const res = ex.response;
+  return sendReplyOn(ex.response, ex.method, reply, grpc);
+}
+
+/** sendReply for a response that has no exchange around it (the outbound listener's own servers). */
+export function sendReplyOn(res: DownstreamResponse, method: string, reply: Reply, grpc: boolean): number {
   if (res.started) { res.abort(); return reply.status; }
   if (grpc) {
     const message = reply.grpcMessage === undefined ? reply.body : reply.grpcMessage;
@@ -63,7 +67,7 @@ export function sendReply(ex: Exchange, reply: Reply, grpc: boolean): number {
   const body = Buffer.from(reply.body, 'utf8');
   // An empty body (Linkerd's 403/404/429, redirects) carries no content-type, only `content-length: 0`.
   const headers: OutHeaders = { ...reply.headers, ...(body.length > 0 ? { 'content-type': 'text/plain' } : {}), 'content-length': String(body.length) };
-  const head = ex.method === 'HEAD' || body.length === 0;
+  const head = method === 'HEAD' || body.length === 0;
   res.start(reply.status, headers, { endStream: head, trailers: false });
   if (!head) res.body.end(body);
   return reply.status;
@@ -172,6 +176,11 @@ class H1Exchange extends AbortableExchange implements Exchange {
   }
 }
 
+/** The response side of an HTTP/1.1 request handled outside an exchange. */
+export function h1Response(res: ServerResponse): DownstreamResponse {
+  return new H1Response(res);
+}
+
 export function h1Exchange(conn: ConnectionInfo, req: IncomingMessage, res: ServerResponse): Exchange {
   return new H1Exchange(conn, req, res);
 }
@@ -252,6 +261,11 @@ class H2Exchange extends AbortableExchange implements Exchange {
     const cut = (): void => { if (!stream.destroyed && !stream.readableEnded) stream.close(h2c.NGHTTP2_NO_ERROR); };
     if (stream.writableFinished) cut(); else stream.once('finish', cut);
   }
+}
+
+/** The response side of an HTTP/2 stream handled outside an exchange. */
+export function h2Response(stream: ServerHttp2Stream): DownstreamResponse {
+  return new H2Response(stream);
 }
 
 export function h2Exchange(conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], endStream: boolean): Exchange {

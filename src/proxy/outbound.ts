@@ -26,7 +26,8 @@ import type { ProxyMetrics } from './types.js';
 import { createProtocolSniffer } from './protocol-sniff.js';
 import { connectionHeaders } from './headers.js';
 import { UpstreamH2Sessions } from './outbound-h2-sessions.js';
-import { classifyUpstreamError, encodeGrpcMessage, isGrpcContentType, replyFor } from './respond.js';
+import { h1Response, h2Response, sendReplyOn } from './exchange.js';
+import { classifyUpstreamError, isGrpcContentType, replyFor, type Refusal, type Reply } from './respond.js';
 
 /** pino-compatible subset, so app.ts can pass its logger and tests a silent one. */
 export interface OutboundLogger {
@@ -141,21 +142,29 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     deps.metrics?.upstreamDuration?.(event.outcome, latencyUs / 1e6);
   }
 
-  /** Maps a failure to the outbound reply: identity failures are 503 (never a plaintext retry). */
-  function failureReply(err: unknown): { status: number; grpcStatus: number; body: string; reason: string; outcome: string } {
+  /**
+   * Maps a failure to the outbound reply through respond.ts (identity and TLS failures are 503, never a
+   * plaintext retry); the reason is also sent to the app as `x-portcullis-reason`.
+   */
+  function failureReply(err: unknown): { reply: Reply; outcome: string } {
     const identity = findIdentityError(err);
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+    let refusal: Refusal;
+    let outcome: string | undefined;
     if (identity) {
       log?.warn({ listener: config.name, target: config.target, reason: identity.reason, expected: config.expectIdentity, detail: identity.message }, 'outbound destination identity rejected');
-      return { status: 503, grpcStatus: 14, body: 'upstream connect error', reason: `server_${identity.reason}`, outcome: 'identity_rejected' };
-    }
-    const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-    if (isTlsFailure(code)) {
+      refusal = { kind: 'upstream_identity', reason: `server_${identity.reason}` };
+      outcome = 'identity_rejected';
+    } else if (isTlsFailure(code)) {
       log?.warn({ listener: config.name, target: config.target, code }, 'outbound TLS handshake failed');
-      return { status: 503, grpcStatus: 14, body: 'upstream connect error', reason: 'server_tls_failed', outcome: 'tls_failed' };
+      refusal = { kind: 'upstream_identity', reason: 'server_tls_failed' };
+      outcome = 'tls_failed';
+    } else {
+      log?.warn({ listener: config.name, target: config.target, code, err: err instanceof Error ? err.message : String(err) }, 'outbound upstream failure');
+      refusal = classifyUpstreamError(err);
     }
-    log?.warn({ listener: config.name, target: config.target, code, err: err instanceof Error ? err.message : String(err) }, 'outbound upstream failure');
-    const reply = replyFor(classifyUpstreamError(err));
-    return { status: reply.status, grpcStatus: reply.grpcStatus, body: reply.body, reason: reply.reason, outcome: reply.reason };
+    const reply = replyFor(refusal);
+    return { reply: { ...reply, headers: { ...reply.headers, 'x-portcullis-reason': reply.reason } }, outcome: outcome ?? reply.reason };
   }
 
   // ---------------------------------------------------------------- HTTP/1.1 downstream
@@ -200,15 +209,10 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
       res.end();
       publish({ started, status: upstream.statusCode, grpcStatus: null, reason: 'forwarded', verdict: 'allow', protocol: 'http', method, authority, path, outcome: 'ok', upstreamStatus: upstream.statusCode });
     } catch (err) {
-      const reply = failureReply(err);
-      if (!res.headersSent) {
-        res.writeHead(reply.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reply.body), 'x-portcullis-reason': reply.reason });
-        res.end(reply.body);
-      } else {
-        res.destroy();
-      }
+      const { reply, outcome } = failureReply(err);
+      sendReplyOn(h1Response(res), method, reply, false);
       req.resume();
-      publish({ started, status: reply.status, grpcStatus: null, reason: reply.reason, verdict: 'error', protocol: 'http', method, authority, path, outcome: reply.outcome, upstreamStatus: null });
+      publish({ started, status: reply.status, grpcStatus: null, reason: reply.reason, verdict: 'error', protocol: 'http', method, authority, path, outcome, upstreamStatus: null });
     }
   }
 
@@ -243,18 +247,10 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
     const fail = (err: unknown): void => {
       if (finished) return;
       finished = true;
-      const reply = failureReply(err);
-      if (!down.destroyed && !down.headersSent) {
-        if (grpc) {
-          down.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(reply.grpcStatus), 'grpc-message': encodeGrpcMessage(reply.body), 'x-portcullis-reason': reply.reason }, { endStream: true });
-        } else {
-          down.respond({ ':status': reply.status, 'content-type': 'text/plain', 'x-portcullis-reason': reply.reason });
-          down.end(reply.body);
-        }
-      } else if (!down.destroyed) {
-        down.close(h2constants.NGHTTP2_INTERNAL_ERROR);
-      }
-      publish({ started, status: grpc ? 200 : reply.status, grpcStatus: grpc ? reply.grpcStatus : null, reason: reply.reason, verdict: 'error', protocol: grpc ? 'grpc' : 'http', method, authority, path, outcome: reply.outcome, upstreamStatus: null });
+      const { reply, outcome } = failureReply(err);
+      // A stream with its response already started is reset (sendReplyOn); a stream that is gone is left alone.
+      if (!down.destroyed) sendReplyOn(h2Response(down), method, reply, grpc);
+      publish({ started, status: grpc ? 200 : reply.status, grpcStatus: grpc ? reply.grpcStatus : null, reason: reply.reason, verdict: 'error', protocol: grpc ? 'grpc' : 'http', method, authority, path, outcome, upstreamStatus: null });
     };
 
     let up: ClientHttp2Stream;

@@ -14,6 +14,8 @@ describe('respond table', () => {
     assert.deepEqual([replyFor({ kind: 'upstream_refused' }).status, replyFor({ kind: 'upstream_refused' }).grpcStatus], [503, 14]);
     assert.deepEqual([replyFor({ kind: 'upstream_timeout' }).status, replyFor({ kind: 'upstream_timeout' }).grpcStatus], [504, 4]);
     assert.deepEqual([replyFor({ kind: 'upstream_reset' }).status, replyFor({ kind: 'upstream_reset' }).grpcStatus], [502, 14]);
+    const identity = replyFor({ kind: 'upstream_identity', reason: 'server_identity_mismatch' });
+    assert.deepEqual([identity.status, identity.grpcStatus, identity.reason, identity.body], [503, 14, 'server_identity_mismatch', 'upstream connect error']);
     assert.deepEqual([replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).status, replyFor({ kind: 'rate_limited', reason: 'rate_limited' }).grpcStatus], [429, 8]);
     assert.equal(replyFor({ kind: 'headers_too_large', reason: 'too_many_headers' }).status, 431);
     assert.equal(replyFor({ kind: 'internal_error' }).status, 500);

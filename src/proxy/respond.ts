@@ -17,6 +17,8 @@ export type Refusal =
   | { kind: 'rate_limited'; reason: string; linkerd?: LinkerdError }
   | { kind: 'redirect'; reason: string; status: number; location: string }
   | { kind: 'upstream_refused' }
+  /** The outbound destination's identity or TLS handshake was refused (`server_<why>`): never retried in plaintext. */
+  | { kind: 'upstream_identity'; reason: string }
   | { kind: 'upstream_timeout' }
   /** The caller stopped sending its request body for limits.bodyTimeout (slow body). */
   | { kind: 'body_timeout' }
@@ -107,6 +109,8 @@ export function replyFor(refusal: Refusal): Reply {
       return { status: refusal.status, grpcStatus: 2, body: '', headers: { location: refusal.location }, reason: refusal.reason, verdict: 'allow' };
     case 'upstream_refused':
       return { status: 503, grpcStatus: 14, body: 'upstream connect error', headers: {}, reason: 'upstream_refused', verdict: 'error' };
+    case 'upstream_identity':
+      return { status: 503, grpcStatus: 14, body: 'upstream connect error', headers: {}, reason: refusal.reason, verdict: 'error' };
     case 'upstream_timeout':
       return { status: 504, grpcStatus: 4, body: 'upstream request timeout', headers: {}, reason: 'upstream_timeout', verdict: 'error' };
     case 'body_timeout':
