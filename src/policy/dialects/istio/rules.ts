@@ -228,6 +228,16 @@ function notName(field: string): string {
   return `not${field[0]?.toUpperCase() ?? ''}${field.slice(1)}`;
 }
 
+/** A field or its `not` form, with the definition that lowers it. */
+interface FieldName { field: string; name: string; negate: boolean; def: FieldDef }
+
+/** Each field and its `not` form, in lowering order (built once: the names are not rebuilt per rule). */
+function fieldNames(defs: Record<string, FieldDef>): FieldName[] {
+  return Object.entries(defs).flatMap(([field, def]) => [{ field, name: field, negate: false, def }, { field, name: notName(field), negate: true, def }]);
+}
+const sourceFieldNames = fieldNames(sourceFields);
+const operationFieldNames = fieldNames(operationFields);
+
 export const httpOnlySourceFields = ['requestPrincipals', 'notRequestPrincipals'];
 export const httpOnlyOperationFields = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
 
@@ -237,6 +247,8 @@ export interface LowerMode {
 }
 
 class DropRule extends Error {}
+// One instance, thrown by identity: a new Error per dropped rule captured a stack trace each time (compile cost).
+const DROP_RULE = new DropRule('rule dropped from this chain');
 
 function ignorePathCase(m: Matcher): Matcher {
   if (m.type === 'or') return { type: 'or', of: m.of.map(ignorePathCase) };
@@ -247,22 +259,20 @@ function ignorePathCase(m: Matcher): Matcher {
 }
 
 /** AND of the fields of one source/operation; HTTP-only fields throw DropRule (ALLOW) or vanish (others) on TCP. */
-function lowerFields(body: Obj, defs: Record<string, FieldDef>, env: RuleEnv, mode: LowerMode): Matcher {
+function lowerFields(body: Obj, names: readonly FieldName[], env: RuleEnv, mode: LowerMode): Matcher {
   const parts: Matcher[] = [];
-  for (const [field, def] of Object.entries(defs)) {
-    for (const [name, negate] of [[field, false], [notName(field), true]] as const) {
-      const values = strings(body[name]);
-      if (values.length === 0) continue;
-      if (mode.tcp && def.httpOnly) {
-        if (mode.action === 'ALLOW') throw new DropRule();
-        continue;
-      }
-      const widenDenyHosts = field === 'hosts' && !negate && mode.action === 'DENY' && env.denyHostsAnyPort === true;
-      let m = or(widenDenyHosts ? values.map(denyHostMatcher) : def.lower(values, env));
-      // PC-4 hardening: case-insensitive positive DENY paths only; anything else would narrow a deny.
-      if (field === 'paths' && !negate && mode.action === 'DENY' && env.denyPathsIgnoreCase) m = ignorePathCase(m);
-      parts.push(negate ? { type: 'not', of: m } : m);
+  for (const { field, name, negate, def } of names) {
+    const values = strings(body[name]);
+    if (values.length === 0) continue;
+    if (mode.tcp && def.httpOnly) {
+      if (mode.action === 'ALLOW') throw DROP_RULE;
+      continue;
     }
+    const widenDenyHosts = field === 'hosts' && !negate && mode.action === 'DENY' && env.denyHostsAnyPort === true;
+    let m = or(widenDenyHosts ? values.map(denyHostMatcher) : def.lower(values, env));
+    // PC-4 hardening: case-insensitive positive DENY paths only; anything else would narrow a deny.
+    if (field === 'paths' && !negate && mode.action === 'DENY' && env.denyPathsIgnoreCase) m = ignorePathCase(m);
+    parts.push(negate ? { type: 'not', of: m } : m);
   }
   return and(parts);
 }
@@ -276,10 +286,10 @@ export function lowerRule(rule: JsonValue, env: RuleEnv, mode: LowerMode): Match
   try {
     const parts: Matcher[] = [];
     if (Array.isArray(rule.from)) {
-      parts.push(or(rule.from.map((f) => lowerFields(isObj(f) && isObj(f.source) ? f.source : {}, sourceFields, env, mode))));
+      parts.push(or(rule.from.map((f) => lowerFields(isObj(f) && isObj(f.source) ? f.source : {}, sourceFieldNames, env, mode))));
     }
     if (Array.isArray(rule.to)) {
-      parts.push(or(rule.to.map((t) => lowerFields(isObj(t) && isObj(t.operation) ? t.operation : {}, operationFields, env, mode))));
+      parts.push(or(rule.to.map((t) => lowerFields(isObj(t) && isObj(t.operation) ? t.operation : {}, operationFieldNames, env, mode))));
     }
     if (Array.isArray(rule.when)) {
       for (const c of rule.when) {
@@ -287,7 +297,7 @@ export function lowerRule(rule: JsonValue, env: RuleEnv, mode: LowerMode): Match
         const kind = classifyConditionKey(c.key);
         if (!kind) continue;
         if (mode.tcp && isHttpOnlyCondition(kind)) {
-          if (mode.action === 'ALLOW') throw new DropRule();
+          if (mode.action === 'ALLOW') throw DROP_RULE;
           continue;
         }
         const values = strings(c.values);
