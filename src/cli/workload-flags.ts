@@ -1,4 +1,4 @@
-// Owns the help text of the workload flags shared by `check` and `explain`; parsing and defaults come
+// Owns the help text of the workload and request flags shared by `check` and `explain`; parsing and defaults come
 // from the config schema (src/config), so `run`, `check` and `explain` give every flag one meaning.
 
 import { configSchema } from '../config/schema.js';
@@ -6,7 +6,7 @@ import { configSchema } from '../config/schema.js';
 export { defaultCompileOptions, parseWorkloadFlags } from '../config/load.js';
 
 export const workloadFlagsHelp = [
-  'workload flags (the same meaning as in `portcullis run`):',
+  'workload and request flags (the same meaning as in `portcullis run`):',
   ...configSchema.filter((k) => k.workload).map((k) => {
     const flag = `  --${k.flag} ${k.type}`;
     const def = k.default !== undefined && k.default !== '' ? ` (default: ${k.default})` : '';
