@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CompileOptions, PeerFacts } from '../../src/policy/ir.js';
 import { buildRegistry } from '../../src/policy/peers.js';
-import { createCheckAuthenticator, decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
-import { assertSubset, compileSuite, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
+import type { CheckRequest, DecideResult } from '../../src/check/decide.js';
+import { assertSubset, compileSuite, decideCase, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
 
 interface WorkloadSpec {
   namespace?: string;
@@ -106,11 +106,7 @@ registerConformanceSuites<CaseFile, Suite, Case>({
     return () => compiled;
   },
   runCase: async (compiled, file, _suite, c) => {
-    const result = compiled();
-    const snapshot = result.snapshot;
-    assert.ok(snapshot, `policies of a decision suite must compile: ${JSON.stringify(result.diagnostics.map((d) => `${d.code} ${d.fieldPath}: ${d.message}`))}`);
-    const authenticator = createCheckAuthenticator(snapshot, { now: () => 0 });
     const request: CheckRequest = { ...BASE_REQUEST, ...file.defaults?.request, ...c.request };
-    checkExpect(await decideRequestDetailed(snapshot, request, { authenticator }), c.expect, c.name);
+    checkExpect(await decideCase(compiled(), request), c.expect, c.name);
   },
 });

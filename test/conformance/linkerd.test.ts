@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CompileOptions, PathNormalization } from '../../src/policy/ir.js';
-import { createCheckAuthenticator, decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
+import { decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
 import { LocalRateLimiter } from '../../src/policy/linkerd-rate-limit.js';
-import { assertSubset, compileSuite, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
+import { assertSubset, compileSuite, decisionSetup, loadCaseFiles, registerConformanceSuites, type CaseFile as BaseCaseFile, type ConformanceSuite } from './runner.js';
 
 interface WorkloadSpec { namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; serviceAccount?: string }
 interface OptionsSpec {
@@ -101,10 +101,7 @@ registerConformanceSuites<CaseFile, Suite, Case>({
     return () => compiled;
   },
   runCase: async (compiled, file, _suite, c) => {
-    const result = compiled();
-    const snapshot = result.snapshot;
-    assert.ok(snapshot, `policies of a decision suite must compile: ${JSON.stringify(result.diagnostics.map((d) => `${d.code} ${d.fieldPath}: ${d.message}`))}`);
-    const authenticator = createCheckAuthenticator(snapshot, { now: () => 0 });
+    const { snapshot, authenticator } = decisionSetup(compiled());
     const rateLimiter = new LocalRateLimiter();
     const steps: Step[] = c.steps ?? [{ request: c.request, expect: c.expect ?? {} }];
     for (const [i, step] of steps.entries()) {

@@ -1,4 +1,4 @@
-// Shared machinery of the Istio and Linkerd conformance suites: loads test/conformance/<dialect>/*.yaml,
+// Shared machinery of every dialect's conformance suite: loads test/conformance/<dialect>/*.yaml,
 // registers one test per diagnostics block and per request case, and checks diagnostics and decisions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,9 @@ import { parse as parseYaml } from 'yaml';
 import { repoRoot } from '../helpers/paths.js';
 import { compilePolicies, type CompileResult } from '../../src/policy/compile.js';
 import type { CompileOptions } from '../../src/policy/ir.js';
-import type { CheckRequest } from '../../src/check/decide.js';
+import { createCheckAuthenticator, decideRequestDetailed, type CheckRequest, type DecideResult } from '../../src/check/decide.js';
+import type { PolicySnapshot } from '../../src/policy/snapshot.js';
+import type { JwtAuthenticator } from '../../src/jwt/types.js';
 
 export interface DiagnosticExpectation { code: string; fieldPath?: string; severity?: string; line?: number }
 
@@ -42,6 +44,22 @@ export function loadCaseFiles<File>(dialect: string): LoadedCaseFile<File>[] {
 /** Compiles a suite's policies as one file named after the case file and the suite. */
 export function compileSuite(name: string, suite: { name: string; policies?: string }, options: CompileOptions): CompileResult {
   return compilePolicies([{ file: `${name}#${suite.name}`, text: suite.policies ?? '' }], options);
+}
+
+/**
+ * What a decision suite decides with: its snapshot (the suite's policies must compile) and `check`'s JWT
+ * authenticator on a clock frozen at 0, as `portcullis check` builds them.
+ */
+export function decisionSetup(result: CompileResult): { snapshot: PolicySnapshot; authenticator: JwtAuthenticator } {
+  const snapshot = result.snapshot;
+  assert.ok(snapshot, `policies of a decision suite must compile: ${JSON.stringify(result.diagnostics.map((d) => `${d.code} ${d.fieldPath}: ${d.message}`))}`);
+  return { snapshot, authenticator: createCheckAuthenticator(snapshot, { now: () => 0 }) };
+}
+
+/** Decides one request of a suite the way `portcullis check` does. */
+export function decideCase(result: CompileResult, request: CheckRequest): Promise<DecideResult> {
+  const { snapshot, authenticator } = decisionSetup(result);
+  return decideRequestDetailed(snapshot, request, { authenticator });
 }
 
 /** Every key of `expected` must match in `actual` (recursively); other keys of `actual` are ignored. */
