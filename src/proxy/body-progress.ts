@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
  * paused by backpressure (the workload not reading) is not the caller's idleness and does not count.
  * The clock is one timestamp per chunk; the timer is re-armed only when it fires, never per chunk.
  * `onChunk` runs on every chunk too (one listener serves both). Returns `stop`, to call when the body ended
- * or the exchange settled (also called on 'end'/'close').
+ * or the exchange settled (also called on 'end'/'close'). `timeoutMs` 0: no limit, only `onChunk`.
  */
 export function watchBodyProgress(body: Readable, timeoutMs: number, onStall: () => void, onChunk?: () => void): () => void {
   let lastProgress = performance.now();
@@ -35,6 +35,6 @@ export function watchBodyProgress(body: Readable, timeoutMs: number, onStall: ()
   body.on('resume', progress);
   body.once('end', stop);
   body.once('close', stop);
-  timer = setTimeout(check, timeoutMs);
+  if (timeoutMs > 0) timer = setTimeout(check, timeoutMs);
   return stop;
 }

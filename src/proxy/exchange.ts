@@ -21,8 +21,12 @@ export interface DownstreamResponse {
   abort(): void;
 }
 
-export interface Exchange {
-  readonly conn: ConnectionInfo;
+/**
+ * `Conn`: what the listener knows about the connection (the inbound listeners' ConnectionInfo; the
+ * outbound listener's own). Forwarders take `Exchange<unknown>`: they never look at it.
+ */
+export interface Exchange<Conn = ConnectionInfo> {
+  readonly conn: Conn;
   readonly httpVersion: '1.1' | '2';
   readonly method: string;
   /** The request target exactly as sent (origin-form, absolute-form or `*`). */
@@ -47,12 +51,8 @@ export interface Exchange {
 }
 
 /** Renders a synthetic reply: gRPC callers get HTTP 200 trailers-only with grpc-status / grpc-message. */
-export function sendReply(ex: Exchange, reply: Reply, grpc: boolean): number {
-  return sendReplyOn(ex.response, ex.method, reply, grpc);
-}
-
-/** sendReply for a response that has no exchange around it (the outbound listener's own servers). */
-export function sendReplyOn(res: DownstreamResponse, method: string, reply: Reply, grpc: boolean): number {
+export function sendReply(ex: Exchange<unknown>, reply: Reply, grpc: boolean): number {
+  const res = ex.response;
   if (res.started) { res.abort(); return reply.status; }
   if (grpc) {
     const message = reply.grpcMessage === undefined ? reply.body : reply.grpcMessage;
@@ -67,7 +67,7 @@ export function sendReplyOn(res: DownstreamResponse, method: string, reply: Repl
   const body = Buffer.from(reply.body, 'utf8');
   // An empty body (Linkerd's 403/404/429, redirects) carries no content-type, only `content-length: 0`.
   const headers: OutHeaders = { ...reply.headers, ...(body.length > 0 ? { 'content-type': 'text/plain' } : {}), 'content-length': String(body.length) };
-  const head = method === 'HEAD' || body.length === 0;
+  const head = ex.method === 'HEAD' || body.length === 0;
   res.start(reply.status, headers, { endStream: head, trailers: false });
   if (!head) res.body.end(body);
   return reply.status;
@@ -133,7 +133,7 @@ class H1Response implements DownstreamResponse {
   abort(): void { this.res.destroy(); }
 }
 
-class H1Exchange extends AbortableExchange implements Exchange {
+class H1Exchange<Conn> extends AbortableExchange implements Exchange<Conn> {
   readonly httpVersion = '1.1' as const;
   readonly method: string;
   readonly target: string;
@@ -143,7 +143,7 @@ class H1Exchange extends AbortableExchange implements Exchange {
   readonly bodyless: boolean;
   readonly response: H1Response;
 
-  constructor(readonly conn: ConnectionInfo, private readonly req: IncomingMessage, private readonly res: ServerResponse) {
+  constructor(readonly conn: Conn, private readonly req: IncomingMessage, private readonly res: ServerResponse) {
     super();
     this.method = req.method ?? '';
     this.target = req.url ?? '';
@@ -176,12 +176,7 @@ class H1Exchange extends AbortableExchange implements Exchange {
   }
 }
 
-/** The response side of an HTTP/1.1 request handled outside an exchange. */
-export function h1Response(res: ServerResponse): DownstreamResponse {
-  return new H1Response(res);
-}
-
-export function h1Exchange(conn: ConnectionInfo, req: IncomingMessage, res: ServerResponse): Exchange {
+export function h1Exchange<Conn = ConnectionInfo>(conn: Conn, req: IncomingMessage, res: ServerResponse): Exchange<Conn> {
   return new H1Exchange(conn, req, res);
 }
 
@@ -199,10 +194,13 @@ function h2Headers(headers: OutHeaders): OutHeaders {
 }
 
 function sendPendingTrailers(this: WithExchange & ServerHttp2Stream): void {
-  const ex = this[kExchange] as H2Exchange | undefined;
+  const ex = this[kExchange] as H2Exchange<unknown> | undefined;
   const trailers = ex?.response.pendingTrailers;
-  if (trailers && Object.keys(trailers).length > 0) this.sendTrailers(h2Headers(trailers));
-  else this.close(h2c.NGHTTP2_NO_ERROR);
+  // No trailers after all: sendTrailers({}) still ends the stream with END_STREAM (an empty DATA frame). close()
+  // here would mark the stream closed before its last frame is written, and node then never sends END_STREAM.
+  // A throw here would escape from inside node:http2's callback and take the process down.
+  if (this.destroyed || this.closed) return;
+  try { this.sendTrailers(trailers && Object.keys(trailers).length > 0 ? h2Headers(trailers) : {}); } catch { this.close(h2c.NGHTTP2_INTERNAL_ERROR); }
 }
 
 class H2Response implements DownstreamResponse {
@@ -229,7 +227,7 @@ class H2Response implements DownstreamResponse {
   abort(): void { if (!this.stream.destroyed) this.stream.close(h2c.NGHTTP2_INTERNAL_ERROR); }
 }
 
-class H2Exchange extends AbortableExchange implements Exchange {
+class H2Exchange<Conn> extends AbortableExchange implements Exchange<Conn> {
   readonly httpVersion = '2' as const;
   readonly method: string;
   readonly target: string;
@@ -237,7 +235,7 @@ class H2Exchange extends AbortableExchange implements Exchange {
   readonly contentLength: number | undefined;
   readonly response: H2Response;
 
-  constructor(readonly conn: ConnectionInfo, private readonly stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, readonly rawHeaders: readonly string[], readonly bodyless: boolean) {
+  constructor(readonly conn: Conn, private readonly stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, readonly rawHeaders: readonly string[], readonly bodyless: boolean) {
     super();
     this.method = String(headers[':method'] ?? '');
     this.target = String(headers[':path'] ?? '');
@@ -263,11 +261,6 @@ class H2Exchange extends AbortableExchange implements Exchange {
   }
 }
 
-/** The response side of an HTTP/2 stream handled outside an exchange. */
-export function h2Response(stream: ServerHttp2Stream): DownstreamResponse {
-  return new H2Response(stream);
-}
-
-export function h2Exchange(conn: ConnectionInfo, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], endStream: boolean): Exchange {
+export function h2Exchange<Conn = ConnectionInfo>(conn: Conn, stream: ServerHttp2Stream, headers: Record<string, string | string[] | undefined>, rawHeaders: string[], endStream: boolean): Exchange<Conn> {
   return new H2Exchange(conn, stream, headers, rawHeaders, endStream);
 }

@@ -1,21 +1,26 @@
 // Owns forwarding to an HTTP/1.1 workload through an undici Pool: keep-alive, no pipelining, streaming
 // both ways with backpressure (never buffering a whole body). undici Dispatcher API (dispatch + handler).
 
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher, type buildConnector } from 'undici';
 import { PassThrough, type Writable } from 'node:stream';
 import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { watchBodyProgress } from './body-progress.js';
-import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
+import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 export interface H1ForwarderOptions {
+  /** `http://host:port` (the workload), or `https://host:port` with `connect` (an outbound destination). */
   origin: string;
   connectTimeoutMs: number;
-  /** Inactivity limit on the response body. */
+  /** Inactivity limit on the response body; 0: none. */
   bodyTimeoutMs: number;
   connections?: number;
+  /** Opens each upstream connection (default: plain TCP with connectTimeoutMs); outbound's does mTLS. */
+  connect?: buildConnector.connector;
+  /** Default classifyUpstreamError. */
+  classifyError?: UpstreamErrorClassifier;
 }
 
 /**
@@ -63,7 +68,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   private headersTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly ex: Exchange, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number) {
+  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly classify: UpstreamErrorClassifier) {
     ex.onAbort(() => this.clientAborted());
   }
 
@@ -168,31 +173,34 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | null): void {
     if (this.done) return;
     // Settles on 'finish' (everything handed to the downstream transport), as the piped relay did.
-    this.ex.response.body.end();
+    // Chunked trailers go on to an HTTP/1.1 caller (an h2 stream would have had to announce them at start).
+    if (trailers && trailers.length > 0 && this.ex.httpVersion === '1.1') this.ex.response.endWithTrailers(cleanRawResponseHeaders(trailers));
+    else this.ex.response.body.end();
   }
 
   onError(err: Error): void {
     if (this.done) return;
     if (this.ex.aborted) { this.clientAborted(); return; }
-    if (!this.headersSent) { this.settle({ ok: false, refusal: classifyUpstreamError(err) }); return; }
+    if (!this.headersSent) { this.settle({ ok: false, refusal: this.classify(err) }); return; }
     this.settle({ ok: true, status: this.status, outcome: 'reset_after_headers' });
     this.ex.response.abort();
   }
 }
 
 export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
+  const classify = options.classifyError ?? classifyUpstreamError;
   const pool = new Pool(options.origin, {
     connections: options.connections ?? 128,
     pipelining: 1,
-    connectTimeout: options.connectTimeoutMs,
+    ...(options.connect ? { connect: options.connect } : { connectTimeout: options.connectTimeoutMs }),
     keepAliveTimeout: 4_000,
     bodyTimeout: options.bodyTimeoutMs,
   });
 
-  function forward(permit: Permit, request: UpstreamRequest, ex: Exchange): Promise<ForwardOutcome> {
+  function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
     const headers: Record<string, string | string[]> = { ...request.headers, host: request.authority };
     let body: Dispatcher.DispatchOptions['body'] = null;
@@ -207,7 +215,7 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
-      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs);
+      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, classify);
       if (pipe) {
         const upstreamBody = pipe;
         handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody), () => handler.bodyProgress());

@@ -7,15 +7,36 @@ import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { watchBodyProgress } from './body-progress.js';
-import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
+import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
-export interface H2ForwarderOptions {
-  /** `http://host:port` (converted from the listener's `h2c://`). */
-  origin: string;
-  connectTimeoutMs: number;
+/** A session to open one stream on; `release()` once that stream has closed. */
+export interface H2Lease {
+  session: http2.ClientHttp2Session;
+  release(): void;
 }
+
+/** Where upstream streams go: the workload's one h2c session, or the outbound listener's pool of mTLS sessions. */
+export interface H2Sessions {
+  /** Rejects with the connect (or TLS, identity) failure when no session could be had. */
+  acquire(): Promise<H2Lease>;
+  close(): Promise<void>;
+}
+
+export type H2ForwarderOptions = (
+  /** h2c to the workload: `http://host:port` (converted from the listener's `h2c://`), one reused session. */
+  | { origin: string; connectTimeoutMs: number }
+  | { sessions: H2Sessions; scheme: 'https' }
+) & {
+  /**
+   * Relay trailers of every response, not only gRPC ones (the outbound listener; its callers may use them).
+   * An HTTP/2 caller's response must announce them when it starts, which costs a callback per stream.
+   */
+  allTrailers?: boolean;
+  /** Default classifyUpstreamError. */
+  classifyError?: UpstreamErrorClassifier;
+};
 
 /** The grpc-status a gRPC workload answered with, for the decision event and the request metrics. */
 function grpcStatusOf(grpc: boolean, fields: Record<string, string | string[] | undefined> | null): { grpcStatus?: number } {
@@ -44,61 +65,84 @@ function resetWithoutEnd(stream: http2.ClientHttp2Stream): void {
   stream.close(NGHTTP2_CANCEL);
 }
 
-export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
-  let session: http2.ClientHttp2Session | null = null;
-  let connecting: Promise<http2.ClientHttp2Session> | null = null;
+const keep = (): void => { /* the one shared session outlives its streams */ };
+
+/** One h2c session to `origin`, reused by every stream and reconnected when it closes or goes away. */
+function oneH2cSession(origin: string, connectTimeoutMs: number): H2Sessions {
+  let lease: H2Lease | null = null;
+  let connecting: Promise<H2Lease> | null = null;
   let closed = false;
 
-  function connect(): Promise<http2.ClientHttp2Session> {
-    if (session && !session.closed && !session.destroyed) return Promise.resolve(session);
+  function acquire(): Promise<H2Lease> {
+    if (closed) return Promise.reject(Object.assign(new Error('forwarder closed'), { code: 'ECONNREFUSED' }));
+    if (lease && !lease.session.closed && !lease.session.destroyed) return Promise.resolve(lease);
     if (connecting) return connecting;
-    connecting = new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-      const s = http2.connect(options.origin, { settings: { enablePush: false } });
+    connecting = new Promise<H2Lease>((resolve, reject) => {
+      const s = http2.connect(origin, { settings: { enablePush: false } });
       const timer = setTimeout(() => {
         const err = Object.assign(new Error('upstream connect timeout'), { code: 'ECONNREFUSED' });
         s.destroy(err);
-      }, options.connectTimeoutMs);
+      }, connectTimeoutMs);
       const fail = (err: unknown): void => { clearTimeout(timer); connecting = null; reject(err); };
       s.once('error', fail);
       s.once('connect', () => {
         clearTimeout(timer);
         s.off('error', fail);
         s.on('error', () => { /* each stream reports its own failure */ });
-        const forget = (): void => { if (session === s) session = null; };
+        const current: H2Lease = { session: s, release: keep };
+        const forget = (): void => { if (lease === current) lease = null; };
         s.once('close', forget);
         s.once('goaway', forget);
-        session = s;
+        lease = current;
         connecting = null;
-        resolve(s);
+        resolve(current);
       });
     });
     return connecting;
   }
 
-  async function forward(permit: Permit, request: UpstreamRequest, ex: Exchange): Promise<ForwardOutcome> {
+  return {
+    acquire,
+    async close() {
+      closed = true;
+      const s = lease?.session;
+      lease = null;
+      if (s && !s.closed) await new Promise<void>((r) => { s.close(() => r()); setTimeout(r, 1000).unref(); });
+    },
+  };
+}
+
+export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
+  const sessions = 'sessions' in options ? options.sessions : oneH2cSession(options.origin, options.connectTimeoutMs);
+  const scheme = 'sessions' in options ? options.scheme : 'http';
+  const classify = options.classifyError ?? classifyUpstreamError;
+  const allTrailers = options.allTrailers === true;
+
+  async function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
-    if (closed) return { ok: false, refusal: { kind: 'upstream_refused' } };
-    let s: http2.ClientHttp2Session;
+    let lease: H2Lease;
     try {
-      s = await connect();
+      lease = await sessions.acquire();
     } catch (err) {
-      return { ok: false, refusal: classifyUpstreamError(err) };
+      return { ok: false, refusal: classify(err) };
     }
-    if (ex.aborted) return { ok: true, status: 499, outcome: 'client_aborted' };
+    if (ex.aborted) { lease.release(); return { ok: true, status: 499, outcome: 'client_aborted' }; }
     const headers: http2.OutgoingHttpHeaders = {
       ...request.headers,
       ':method': request.method,
       ':path': request.path,
       ':authority': request.authority,
-      ':scheme': 'http',
+      ':scheme': scheme,
     };
     if (request.grpc) headers['te'] = 'trailers';
     let upstream: http2.ClientHttp2Stream;
     try {
-      upstream = s.request(headers, { endStream: ex.bodyless });
+      upstream = lease.session.request(headers, { endStream: ex.bodyless });
     } catch (err) {
-      return { ok: false, refusal: classifyUpstreamError(err) };
+      lease.release();
+      return { ok: false, refusal: classify(err) };
     }
+    if (lease.release !== keep) upstream.once('close', lease.release);
     // Downstream reset → upstream stream cancelled (PC-17).
     ex.onAbort(() => resetWithoutEnd(upstream));
     if (!ex.bodyless) {
@@ -143,7 +187,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
         const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
         const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
         if (ex.aborted) { finish({ ok: true, status, outcome: 'client_aborted' }); return; }
-        res.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && request.grpc });
+        res.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && (request.grpc || allTrailers) });
         if (trailersOnly) { upstream.resume(); finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(request.grpc, out) }); }
       });
       let trailers: Record<string, string | string[]> | null = null;
@@ -165,7 +209,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
         if (settled) return;
         if (ex.aborted) { finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
         if (status === 0) {
-          finish({ ok: false, refusal: classifyUpstreamError(err) });
+          finish({ ok: false, refusal: classify(err) });
           return;
         }
         res.abort();
@@ -185,13 +229,5 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     });
   }
 
-  return {
-    forward,
-    async close() {
-      closed = true;
-      const s = session;
-      session = null;
-      if (s && !s.closed) await new Promise<void>((r) => { s.close(() => r()); setTimeout(r, 1000).unref(); });
-    },
-  };
+  return { forward, close: () => sessions.close() };
 }

@@ -8,7 +8,7 @@ import type { Refusal } from './respond.js';
 const singletons = new Set(['host', 'authorization', 'content-length', 'content-type', ':authority', ':path', ':method', ':scheme']);
 
 /** Connection-specific headers (RFC 9110 §7.6.1, plus `host`, which every hop sets itself): never copied. */
-export const connectionHeaders: ReadonlySet<string> = new Set([
+const connectionHeaders: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'trailer',
   'host', 'proxy-authorization', 'proxy-authenticate',
 ]);
@@ -82,13 +82,7 @@ export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>
     if (!name.startsWith(':') && name.includes('_')) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
   }
   // Connection may remove end-to-end headers, but it is computed before Portcullis adds its own (PC-10).
-  const nominated = new Set<string>();
-  for (const v of seen.get('connection') ?? []) {
-    for (const token of v.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t) nominated.add(t);
-    }
-  }
+  const nominated = connectionNominated(seen.get('connection'));
   const forward = new Map<string, string[]>();
   for (const [name, values] of seen) {
     if (name.startsWith(':')) continue;
@@ -103,6 +97,37 @@ export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>
   const forPolicy: Record<string, string | string[]> = {};
   for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
   return { ok: true, forward, forPolicy };
+}
+
+/** The header names a `Connection` header nominates as hop-by-hop for this message (RFC 9110 §7.6.1). */
+function connectionNominated(values: readonly string[] | undefined): Set<string> {
+  const nominated = new Set<string>();
+  for (const v of values ?? []) {
+    for (const token of v.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) nominated.add(t);
+    }
+  }
+  return nominated;
+}
+
+/**
+ * The request as a plain hop forwards it (the outbound listener: the local app's own request, judged by the
+ * destination's sidecar, not here): the same hop-by-hop, framing and Connection-nominated removal as
+ * cleanRequestHeaders, nothing refused or stripped as spoofed. `raw` as scanRequestHeaders takes it;
+ * `authority` is `:authority`, else `host`.
+ */
+export function hopRequestHeaders(raw: readonly string[]): { headers: Record<string, string | string[]>; authority: string | undefined } {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
+  const seen = groupHeaders(pairs);
+  const nominated = connectionNominated(seen.get('connection'));
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, values] of seen) {
+    if (name.startsWith(':') || hopByHop.has(name) || nominated.has(name) || name === '__proto__') continue;
+    headers[name] = values.length === 1 ? (values[0] as string) : values;
+  }
+  return { headers, authority: seen.get(':authority')?.[0] ?? seen.get('host')?.[0] };
 }
 
 /** Lower-cases names and groups repeated headers, in arrival order (input of cleanRequestHeaders). */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectionsCheckingIntervalMs } from './inbound.js';
+import { connectionsCheckingIntervalMs } from './h1-connection-checks.js';
 
 test('Node checks headersTimeout/requestTimeout every 1/50 of the shorter one: a timeout fires within 2% of its target', () => {
   assert.equal(connectionsCheckingIntervalMs({ headersTimeoutMs: 10_000, requestTimeoutMs: 300_000 }), 200);

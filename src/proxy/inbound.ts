@@ -9,7 +9,7 @@ import { Duplex } from 'node:stream';
 import type { InboundListenerConfig } from '../config/types.js';
 import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
 import { handleRequest } from './stages.js';
-import { connectionChecks } from './h1-connection-checks.js';
+import { connectionChecks, connectionsCheckingIntervalMs } from './h1-connection-checks.js';
 import { identifyTlsPeer } from './peer-identity.js';
 import { rapidResetGuard } from './rapid-reset.js';
 import { createH1Forwarder } from './forward-h1.js';
@@ -54,16 +54,6 @@ function replaying(socket: net.Socket): Duplex {
   socket.on('end', () => duplex.push(null));
   socket.on('close', () => duplex.destroy());
   return duplex;
-}
-
-/**
- * Node enforces headersTimeout and requestTimeout only when its connection check runs, so a timeout fires up
- * to one interval late (a 1 s interval closed a 10 s slow head at 10.3-11.0 s). Checking every 1/50 of the
- * shorter limit keeps each within 2% of its target plus event-loop lag (10 s default: every 200 ms; never
- * more often than every 10 ms). The checker only runs while the listener has connections (h1-connection-checks.ts).
- */
-export function connectionsCheckingIntervalMs(limits: { headersTimeoutMs: number; requestTimeoutMs: number }): number {
-  return Math.max(10, Math.min(1000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 50)));
 }
 
 /** Outstanding HTTP/1.1 requests one connection may have (HTTP/1.1 answers them in order, one at a time). */

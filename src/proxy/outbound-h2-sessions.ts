@@ -1,8 +1,9 @@
-// Owns the outbound listener's HTTP/2 sessions to its destination sidecar: one session carries at most the
-// peer's SETTINGS_MAX_CONCURRENT_STREAMS at once, beyond that another opens (bounded); RFC 9113 §5.1.2, §6.8.
+// Owns the outbound listener's HTTP/2 sessions to its destination sidecar, as forward-h2's session source: one
+// session carries at most the peer's SETTINGS_MAX_CONCURRENT_STREAMS at once, beyond that another opens (bounded); RFC 9113 §5.1.2, §6.8.
 
 import { connect as connectH2, constants as h2constants, type ClientHttp2Session } from 'node:http2';
 import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { H2Lease, H2Sessions } from './forward-h2.js';
 
 /** Bounds the TLS connections one outbound listener opens to its destination for h2 streams. */
 const MAX_UPSTREAM_H2_SESSIONS = 8;
@@ -11,15 +12,23 @@ export interface UpstreamH2SessionsOptions {
   target: { host: string; port: number; authority: string };
   /** Fresh TLS options per connection (a rotated SVID applies to the next handshake). */
   tlsOptions: (alpn: string[]) => ConnectionOptions;
+  /** A TLS handshake (with the destination's identity check) that has not finished by then fails the stream. */
+  connectMs: number;
   idleMs: number;
   /** For log lines only. */
   listener: string;
   log?: { warn(obj: object, msg?: string): void };
 }
 
-interface SessionState { inFlight: number; maxStreams: number; usable: boolean }
+interface SessionState {
+  inFlight: number;
+  maxStreams: number;
+  usable: boolean;
+  /** Settles when the handshake and the destination's identity check are done (rejects with their failure). */
+  ready: Promise<void>;
+}
 
-export class UpstreamH2Sessions {
+export class UpstreamH2Sessions implements H2Sessions {
   // Until a session's SETTINGS arrive, assume what the destination last advertised (node:http2 itself
   // assumes 100): streams sent past a lower real limit would come back REFUSED_STREAM.
   private peerMaxStreams = 100;
@@ -27,8 +36,8 @@ export class UpstreamH2Sessions {
 
   constructor(private readonly options: UpstreamH2SessionsOptions) {}
 
-  /** A session with a free stream slot (opening one if needed); call release() when the stream closes. */
-  acquire(): { session: ClientHttp2Session; release: () => void } {
+  /** A session with a free stream slot (opening one if needed), once it is connected to the verified destination. */
+  async acquire(): Promise<H2Lease> {
     let chosen: ClientHttp2Session | undefined;
     let leastLoaded: ClientHttp2Session | undefined;
     let leastRatio = Infinity;
@@ -46,15 +55,22 @@ export class UpstreamH2Sessions {
     const state = this.sessions.get(chosen) as SessionState;
     state.inFlight++;
     let released = false;
-    return { session: chosen, release: () => { if (!released) { released = true; state.inFlight--; } } };
+    const release = (): void => { if (!released) { released = true; state.inFlight--; } };
+    try {
+      await state.ready;
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return { session: chosen, release };
   }
 
-  closeAll(): void {
+  async close(): Promise<void> {
     for (const s of this.sessions.keys()) s.close();
   }
 
   private open(): ClientHttp2Session {
-    const { target, tlsOptions, idleMs, listener, log } = this.options;
+    const { target, tlsOptions, connectMs, idleMs, listener, log } = this.options;
     let socket: TLSSocket | undefined;
     const s = connectH2(`https://${target.authority}`, {
       createConnection: () => {
@@ -62,7 +78,15 @@ export class UpstreamH2Sessions {
         return socket;
       },
     });
-    const state: SessionState = { inFlight: 0, maxStreams: this.peerMaxStreams, usable: true };
+    const state: SessionState = { inFlight: 0, maxStreams: this.peerMaxStreams, usable: true, ready: Promise.resolve() };
+    state.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => s.destroy(Object.assign(new Error('destination connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), connectMs);
+      const fail = (err: unknown): void => { clearTimeout(timer); state.usable = false; reject(err); };
+      s.once('error', fail);
+      s.once('connect', () => { clearTimeout(timer); s.off('error', fail); resolve(); });
+    });
+    // Nobody may be waiting when it fails (its stream already gave up); the failure is each acquirer's to report.
+    state.ready.catch(() => undefined);
     this.sessions.set(s, state);
     s.setTimeout(idleMs, () => s.close());
     s.on('remoteSettings', (settings) => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { request } from 'undici';
 import { createTestPki, TEST_IDS } from '../../test/helpers/pki.js';
 import { buildCredentials } from '../identity/credentials.js';
@@ -54,6 +54,28 @@ test('unreachable destination: HTTP/1.1 (also a P-method like POST) and h2c both
     session.close();
     assert.equal(status, 503);
     assert.deepEqual(events.map((e) => [e.request.path, e.status, e.reason, e.request.listener]), [['/x', 503, 'upstream_refused', 'o'], ['/y', 503, 'upstream_refused', 'o']]);
+  } finally {
+    await out.close();
+  }
+});
+
+test('an app that never finishes its request head gets 408 (the HTTP/1.1 server behind the sniffer enforces its headersTimeout)', async () => {
+  const port = await closedPort();
+  const out = await startOutboundListener(
+    { name: 'o', listen: { host: '127.0.0.1', port: 0 }, target: `https://127.0.0.1:${port}`, expectIdentity: TEST_IDS.httpbin },
+    { ...deps([]), timeouts: { requestHeadersMs: 300 } },
+  );
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(out.address.port, '127.0.0.1');
+      let seen = '';
+      const guard = setTimeout(() => { socket.destroy(); reject(new Error(`no answer within 5 s (saw ${JSON.stringify(seen)})`)); }, 5_000);
+      socket.on('data', (d: Buffer) => { seen += d.toString('latin1'); });
+      socket.on('error', () => { /* a reset after the answer; what was seen counts */ });
+      socket.on('close', () => { clearTimeout(guard); resolve(seen); });
+      socket.write('GET /slow HTTP/1.1\r\nhost: x\r\n');
+    });
+    assert.match(answer, /^HTTP\/1\.1 408 /);
   } finally {
     await out.close();
   }

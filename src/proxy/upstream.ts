@@ -15,9 +15,15 @@ export interface UpstreamRequest {
   grpc: boolean;
   /** Milliseconds to wait for response headers; includes a gRPC deadline when shorter. */
   headersTimeoutMs: number;
-  /** Longest wait for the next downstream body byte while the body is forwarded (limits.bodyTimeout). */
+  /** Longest wait for the next downstream body byte while the body is forwarded (limits.bodyTimeout); 0: no limit. */
   bodyTimeoutMs: number;
 }
+
+/**
+ * Turns a failure to reach the upstream (connect, TLS, reset) into what the caller sees; the default is
+ * respond.ts's classifyUpstreamError. The outbound listener's also names a refused destination identity.
+ */
+export type UpstreamErrorClassifier = (err: unknown) => Refusal;
 
 export type ForwardOutcome =
   /** `grpcStatus`: the workload's grpc-status (trailers, or headers of a trailers-only answer) for gRPC calls. */
@@ -26,7 +32,7 @@ export type ForwardOutcome =
   | { ok: false; refusal: Refusal };
 
 export interface Forwarder {
-  forward(permit: Permit, request: UpstreamRequest, exchange: Exchange): Promise<ForwardOutcome>;
+  forward(permit: Permit, request: UpstreamRequest, exchange: Exchange<unknown>): Promise<ForwardOutcome>;
   close(): Promise<void>;
 }
 

@@ -69,7 +69,7 @@ async function grpcServer(cert: IssuedCert, calls: string[]): Promise<{ server: 
   return { server, port };
 }
 
-async function outbound(port: number, expectIdentity: string): Promise<OutboundListener> {
+async function outbound(port: number, expectIdentity: string, timeouts?: { headersMs?: number }): Promise<OutboundListener> {
   const { credentials } = buildCredentials(client.chainPem, client.keyPem, pki.caCertPem, Date.now());
   const listener = await startOutboundListener(
     { name: `outbound-test-${port}`, listen: { host: '127.0.0.1', port: 0 }, target: `https://127.0.0.1:${port}`, expectIdentity },
@@ -77,6 +77,7 @@ async function outbound(port: number, expectIdentity: string): Promise<OutboundL
       credentials: { current: () => credentials },
       trustDomains: ['cluster.local'],
       decisionSink: { publish: (e) => events.push(e) },
+      ...(timeouts ? { timeouts } : {}),
     },
   );
   cleanups.push(() => listener.close());
@@ -302,4 +303,69 @@ test('after the destination sends GOAWAY, new streams go to a fresh session', as
   const [second] = await h2cGet(out.address.port, ['/two'], 1);
   assert.deepEqual(first, { status: 200, body: '1 /one', trailers: undefined });
   assert.deepEqual(second, { status: 200, body: '2 /two', trailers: undefined });
+});
+
+test('hop-by-hop headers stop at the listener (also those Connection names); the app\'s own end-to-end headers go through', async () => {
+  const seen: Seen[] = [];
+  const { server, port } = await httpsEcho(pki.issue({ spiffeId: TEST_IDS.httpbin }), seen);
+  cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const out = await outbound(port, TEST_IDS.httpbin);
+  // node:http, not undici: undici refuses to send Connection tokens and Keep-Alive itself.
+  const { request: httpRequest } = await import('node:http');
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: out.address.port, path: '/h', headers: { connection: 'keep-alive, x-hop', 'x-hop': 'local only', 'keep-alive': 'timeout=5', 'x-forwarded-for': '10.0.0.1', 'x-request-id': 'r-1' }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(status, 201);
+  const headers = seen[0]?.headers ?? {};
+  assert.equal(headers['x-hop'], undefined, 'a header the app\'s Connection header names is hop-by-hop');
+  assert.equal(headers['keep-alive'], undefined);
+  assert.equal(headers['x-request-id'], 'r-1');
+  // The destination's sidecar judges the request; the local app is not a caller whose headers are stripped here.
+  assert.equal(headers['x-forwarded-for'], '10.0.0.1');
+});
+
+test('HTTP/1.1: chunked response trailers from the destination reach the app', async () => {
+  const cert = pki.issue({ spiffeId: TEST_IDS.httpbin });
+  const dest = createHttpsServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.caCertPem, requestCert: true, rejectUnauthorized: true }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+    res.write('part one, ');
+    res.addTrailers({ 'x-checksum': 'abc' });
+    res.end('part two');
+  });
+  await new Promise<void>((r) => dest.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => { dest.closeAllConnections(); dest.close(() => r()); }));
+  const out = await outbound((dest.address() as AddressInfo).port, TEST_IDS.httpbin);
+  const res = await undiciRequest(`http://127.0.0.1:${out.address.port}/t`, { headers: { te: 'trailers' } });
+  assert.equal(res.statusCode, 200);
+  assert.equal(await res.body.text(), 'part one, part two');
+  assert.deepEqual(res.trailers, { 'x-checksum': 'abc' });
+});
+
+test('a destination that never answers: 504 upstream_timeout after the response-headers deadline, over HTTP/1.1 and h2c alike', async () => {
+  const cert = pki.issue({ spiffeId: TEST_IDS.httpbin });
+  const silent = createHttpsServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.caCertPem, requestCert: true, rejectUnauthorized: true }, () => { /* never answers */ });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => { silent.closeAllConnections(); silent.close(() => r()); }));
+  const h2dest = await h2Destination(cert, () => { /* never answers */ });
+  const outH1 = await outbound((silent.address() as AddressInfo).port, TEST_IDS.httpbin, { headersMs: 400 });
+  const outH2 = await outbound(h2dest.port, TEST_IDS.httpbin, { headersMs: 400 });
+  events.length = 0;
+
+  const started = performance.now();
+  const res = await undiciRequest(`http://127.0.0.1:${outH1.address.port}/slow-h1`);
+  const h1Elapsed = performance.now() - started;
+  assert.equal(res.statusCode, 504);
+  assert.equal(res.headers['x-portcullis-reason'], 'upstream_timeout');
+  assert.equal(await res.body.text(), 'upstream request timeout');
+  assert.ok(h1Elapsed >= 380, `answered after ${h1Elapsed.toFixed(0)} ms, before the deadline`);
+
+  const [viaH2] = await h2cGet(outH2.address.port, ['/slow-h2'], 1);
+  assert.equal(viaH2?.status, 504);
+  assert.equal(viaH2?.body, 'upstream request timeout');
+  assert.deepEqual(events.map((e) => [e.request.path, e.status, e.reason, e.upstream?.outcome]).sort(), [['/slow-h1', 504, 'upstream_timeout', 'upstream_timeout'], ['/slow-h2', 504, 'upstream_timeout', 'upstream_timeout']]);
 });
