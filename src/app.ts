@@ -9,12 +9,12 @@ import { isPeerDiagnostic } from './config/peers-file.js';
 import { CredentialStore } from './identity/credentials.js';
 import { verifyPeerCertificate } from './identity/peer.js';
 import { CrlStore } from './identity/crl-store.js';
-import { createJwtAuthenticator } from './jwt/authenticator.js';
+import { createJwtAuthenticator, jwksCacheFor } from './jwt/authenticator.js';
 import { createJwksFetcher, type JwksFetcher } from './jwt/fetch-jwks.js';
 import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import type { JwtAuthenticator } from './jwt/types.js';
+import type { JwtAuthenticator, JwtAuthenticatorOptions } from './jwt/types.js';
 import { createDecisionLog, fanOut, type DecisionLog } from './observe/decision-log.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { startAdminServer, type AdminServer } from './observe/admin.js';
@@ -160,26 +160,30 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
   let jwksFetcher = createJwksFetcher({ allowHttps: true });
   /**
    * The JWT authenticator of each snapshot still in use, newest first. It is built when its snapshot is
-   * installed (so JWKS fetching starts at load, not on the first request) and closed 30 s after the
-   * snapshot is replaced, when no request can still be using it.
+   * installed and closed 30 s after the snapshot is replaced, when no request can still be using it. All of
+   * them share one JWKS cache: a reload keeps the keys of every URI still in use (no refetch, no cold start,
+   * no jwks_unavailable when the issuer is briefly down); a URI no snapshot names any more stops refreshing.
    */
   const installedJwt: { snapshot: PolicySnapshot; jwt: JwtAuthenticator }[] = [];
   const rateLimiter = new LocalRateLimiter();
   let started = false;
+  const jwtOptions: JwtAuthenticatorOptions = {
+    now: Date.now,
+    // Through the variable: a jwksCa file replaces the fetcher at start.
+    fetchJwks: (uri, timeoutMs) => jwksFetcher(uri, timeoutMs),
+    clockSkewSeconds: config.jwks.clockSkewSeconds,
+    requireExpiration: false, // per provider, from the snapshot (compatibility + jwks.requireExpiration)
+    maxTokenBytes: config.limits.maxJwtBytes,
+    cacheTtlMs: config.jwks.cacheTtlMs,
+    refreshIntervalMs: config.jwks.refreshIntervalMs,
+    staleGraceMs: config.jwks.staleGraceMs,
+    unknownKidMinIntervalMs: config.jwks.unknownKidMinIntervalMs,
+    onJwksFetchError: (uri, error) => logger.warn({ event: 'jwks_fetch_failed', uri, error: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed'),
+  };
+  const jwksCache = jwksCacheFor(jwtOptions);
 
   function installJwt(snapshot: PolicySnapshot): JwtAuthenticator {
-    const jwt = createJwtAuthenticator(snapshot.jwtProviders, {
-      now: Date.now,
-      fetchJwks: jwksFetcher,
-      clockSkewSeconds: config.jwks.clockSkewSeconds,
-      requireExpiration: false, // per provider, from the snapshot (compatibility + jwks.requireExpiration)
-      maxTokenBytes: config.limits.maxJwtBytes,
-      cacheTtlMs: config.jwks.cacheTtlMs,
-      refreshIntervalMs: config.jwks.refreshIntervalMs,
-      staleGraceMs: config.jwks.staleGraceMs,
-      unknownKidMinIntervalMs: config.jwks.unknownKidMinIntervalMs,
-      onJwksFetchError: (uri, error) => logger.warn({ event: 'jwks_fetch_failed', uri, error: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed'),
-    });
+    const jwt = createJwtAuthenticator(snapshot.jwtProviders, { ...jwtOptions, jwksCache });
     installedJwt.unshift({ snapshot, jwt });
     return jwt;
   }
@@ -195,7 +199,8 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
 
   function jwtFor(snapshot: PolicySnapshot): JwtAuthenticator {
     for (const e of installedJwt) if (e.snapshot === snapshot) return e.jwt;
-    // A request that read its snapshot before two reloads and 30 s ago: give it its own, retired at once.
+    // A request that read its snapshot before two reloads and 30 s ago: give it its own, retired 30 s later
+    // (its keys come from the shared cache, so this costs no fetch for a URI still in use).
     const jwt = installJwt(snapshot);
     retireJwt(snapshot);
     return jwt;
@@ -317,6 +322,7 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
     credentials?.close();
     crlStore?.close();
     for (const e of installedJwt.splice(0)) e.jwt.close();
+    jwksCache.close();
     await jwksFetcher.close();
     await decisionLog?.close(2000);
   }

@@ -1,6 +1,6 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createJwtAuthenticator } from './authenticator.js';
+import { createJwtAuthenticator, jwksCacheFor } from './authenticator.js';
 import type { AuthnResult, JwtAuthenticatorOptions, JwtRequestView } from './types.js';
 import type { JwtProviderSpec } from '../policy/ir.js';
 import { authOptions, jwksJson, makeKey, mint, provider, rawToken, type TestKey } from './testing.js';
@@ -379,5 +379,41 @@ describe('jwksUri with file:// (as `portcullis check` uses it)', () => {
       await fetchJwks.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a JWKS cache shared by the authenticators of successive policy snapshots', () => {
+  it('a reload keeps warm keys: the next authenticator verifies without a fetch, even while the issuer is down', async () => {
+    const uri = 'https://issuer.example/jwks';
+    let fetches = 0;
+    let issuerUp = true;
+    const o = opts({
+      fetchJwks: (u) => {
+        fetches++;
+        return issuerUp && u === uri ? Promise.resolve(jwksJson(rsa)) : Promise.reject(new Error('issuer down'));
+      },
+    });
+    const jwksCache = jwksCacheFor(o);
+    const spec = provider({ issuer: ISS, jwks: { kind: 'uri', uri } });
+    const token = await mint(rsa, claims());
+    const first = createJwtAuthenticator([spec], { ...o, jwksCache });
+    assert.equal((await first.authenticate(bearer(token))).kind, 'verified');
+    assert.equal(fetches, 1);
+
+    issuerUp = false;
+    // The reloaded snapshot's authenticator comes before the old one is retired, as `run` installs them.
+    const second = createJwtAuthenticator([spec], { ...o, jwksCache });
+    first.close();
+    assert.equal((await second.authenticate(bearer(token))).kind, 'verified');
+    assert.equal(fetches, 1, 'no refetch for a URI the cache already holds');
+
+    // Without the shared cache the same reload starts cold and fails closed while the issuer is down.
+    const unshared = createJwtAuthenticator([spec], o);
+    assertFailed(await unshared.authenticate(bearer(token)), 401, 'jwks_unavailable', 'Jwks remote fetch is failed');
+    unshared.close();
+
+    second.close();
+    assert.equal(jwksCache.stats(uri), undefined, 'a URI no authenticator uses any more is forgotten');
+    jwksCache.close();
   });
 });

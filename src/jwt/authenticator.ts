@@ -166,16 +166,9 @@ export function verifiedOutcome(
   return { kind: 'verified', jwt, edits, spaceDelimitedClaims: [...spaceDelimitedClaims] };
 }
 
-export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator {
-  const warnings: string[] = [];
-  const providers: Provider[] = providerSpecs.map((spec) => ({
-    spec,
-    keys: keySourceFor(spec, warnings),
-    spaceDelimitedClaims: spaceDelimitedClaimsOf(spec),
-  }));
-  const plans = planLocations(providerSpecs);
-  const outputHeaders = outputHeaderNames(providerSpecs, warnings);
-  const cache = new JwksCache({
+/** A JWKS cache with the authenticator options' TTL, refresh, grace and refetch limits (to share: `jwksCache`). */
+export function jwksCacheFor(options: JwtAuthenticatorOptions): JwksCache {
+  return new JwksCache({
     now: options.now,
     fetchJwks: options.fetchJwks,
     cacheTtlMs: options.cacheTtlMs,
@@ -185,8 +178,23 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     retryAfterFailureMs: options.retryAfterFailureMs ?? 1000,
     ...(options.onJwksFetchError ? { onFetchError: options.onJwksFetchError } : {}),
   });
+}
+
+export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator {
+  const warnings: string[] = [];
+  const providers: Provider[] = providerSpecs.map((spec) => ({
+    spec,
+    keys: keySourceFor(spec, warnings),
+    spaceDelimitedClaims: spaceDelimitedClaimsOf(spec),
+  }));
+  const plans = planLocations(providerSpecs);
+  const outputHeaders = outputHeaderNames(providerSpecs, warnings);
+  const cache = options.jwksCache ?? jwksCacheFor(options);
+  const registered: string[] = [];
   for (const provider of providers) {
-    if (provider.keys.kind === 'uri') cache.register(provider.keys.uri, provider.spec.timeoutMs);
+    if (provider.keys.kind !== 'uri') continue;
+    cache.register(provider.keys.uri, provider.spec.timeoutMs);
+    registered.push(provider.keys.uri);
   }
 
   const noneEdits = (): JwtHeaderEdits => ({ remove: [...outputHeaders], set: {} });
@@ -295,7 +303,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
 
   return {
     authenticate,
-    close: () => cache.close(),
+    close: options.jwksCache ? () => { for (const uri of registered.splice(0)) cache.release(uri); } : () => cache.close(),
     ready: () => cache.settle(),
     warnings,
   };

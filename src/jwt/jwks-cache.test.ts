@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createJwtAuthenticator } from './authenticator.js';
 import { createJwksFetcher, type JwksFetcher } from './fetch-jwks.js';
+import { JwksCache } from './jwks-cache.js';
 import type { AuthnResult, JwtAuthenticator, JwtRequestView } from './types.js';
 import { authOptions, jwksJson, makeKey, mint, provider, startJwksServer, type JwksTestServer, type TestKey } from './testing.js';
 
@@ -165,4 +166,22 @@ describe('JWKS cache over real HTTPS', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(server.hits(), stopped);
   });
+});
+
+it('each register is undone by one release: the URI stays registered until the last release', async () => {
+  let fetches = 0;
+  const cache = new JwksCache({
+    now: () => 0, fetchJwks: () => { fetches++; return Promise.resolve('{"keys":[]}'); },
+    cacheTtlMs: 60_000, refreshIntervalMs: 60_000, staleGraceMs: 0, unknownKidMinIntervalMs: 0, retryAfterFailureMs: 0,
+  });
+  cache.register('u', 1000);
+  cache.register('u', 2000);
+  await cache.settle();
+  assert.equal(fetches, 1, 'the second registration reuses the entry');
+  cache.release('u');
+  assert.equal(cache.stats('u')?.fetches, 1, 'still registered once');
+  cache.release('u');
+  assert.equal(cache.stats('u'), undefined);
+  assert.deepEqual(await cache.get('u'), { kind: 'unavailable', error: 'JWKS URI not registered' });
+  cache.close();
 });

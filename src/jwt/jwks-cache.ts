@@ -1,5 +1,6 @@
 // Owns the per-URI JWKS cache: TTL, background refresh, rate-limited refetch on an unknown kid, stale keys
-// served for a bounded grace after refreshes fail, then fail closed (security.md PC-27, §5).
+// served for a bounded grace after refreshes fail, then fail closed (security.md PC-27, §5). One cache may serve
+// the authenticators of several policy snapshots: a URI stays (warm, refreshed) while any of them registered it.
 
 import { parseKeySet, type KeySet } from './keys.js';
 
@@ -18,6 +19,8 @@ export interface JwksCacheOptions {
 
 interface Entry {
   uri: string;
+  /** Registrations not yet released (an authenticator per provider using the URI). */
+  refs: number;
   timeoutMs: number;
   keys: KeySet | null;
   /** When the current keys stop being fresh (fetch time + TTL). */
@@ -39,11 +42,21 @@ export class JwksCache {
 
   constructor(private readonly options: JwksCacheOptions) {}
 
-  /** Registers a URI, starts its first fetch and its background refresh timer. */
+  /**
+   * Registers a URI, starts its first fetch and its background refresh timer; a URI already registered keeps
+   * its keys (the latest fetch timeout applies). Each register is undone by one release().
+   */
   register(uri: string, timeoutMs: number): void {
-    if (this.closed || this.entries.has(uri)) return;
+    if (this.closed) return;
+    const known = this.entries.get(uri);
+    if (known) {
+      known.refs++;
+      known.timeoutMs = timeoutMs;
+      return;
+    }
     const entry: Entry = {
       uri,
+      refs: 1,
       timeoutMs,
       keys: null,
       expiresAt: 0,
@@ -97,6 +110,14 @@ export class JwksCache {
       await this.refresh(entry);
     }
     return this.lookup(entry);
+  }
+
+  /** Undoes one register(): a URI nobody uses any more stops refreshing and is forgotten. */
+  release(uri: string): void {
+    const entry = this.entries.get(uri);
+    if (entry === undefined || --entry.refs > 0) return;
+    if (entry.timer !== null) clearInterval(entry.timer);
+    this.entries.delete(uri);
   }
 
   /** Fetch counters for diagnostics and tests. */

@@ -3,6 +3,7 @@
 
 import type { VerifiedJwt } from '../policy/context-types.js';
 import type { ReasonCode } from '../policy/decision.js';
+import type { JwksCache } from './jwks-cache.js';
 
 export interface JwtRequestView {
   method: string;
@@ -68,6 +69,11 @@ export interface JwtAuthenticatorOptions {
   verifiedTokenCacheSize?: number;
   /** Observer for JWKS fetch failures (logs, metrics). Must not throw. */
   onJwksFetchError?: (uri: string, error: unknown) => void;
+  /**
+   * A key cache shared with other authenticators (`run`: one for every policy snapshot, so a reload keeps
+   * warm keys); close() then releases this authenticator's URIs instead of closing it. Default: its own.
+   */
+  jwksCache?: JwksCache;
 }
 // Factory (src/jwt/authenticator.ts):
 //   createJwtAuthenticator(providers: JwtProviderSpec[], options: JwtAuthenticatorOptions): JwtAuthenticator
