@@ -36,6 +36,23 @@ test('a line longer than the bound is reported as null, not held whole; the next
   }
 });
 
+test('a line and a character cut across read chunks come back whole, plain and gzip', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'replay-lines-'));
+  try {
+    // Reads are 256 KiB: the first line ends past the first chunk, with the two bytes of "é" either side of it.
+    const first = `{"a":"${'x'.repeat(256 * 1024 - 7)}é${'y'.repeat(100)}"}`;
+    const text = `${first}\n{"b":"é"}\n`;
+    assert.equal(Buffer.from(text).indexOf(Buffer.from('é')), 256 * 1024 - 1);
+    writeFileSync(join(dir, 'plain.ndjson'), text);
+    writeFileSync(join(dir, 'packed.ndjson'), gzipSync(text));
+    const want = [{ line: 1, text: first }, { line: 2, text: '{"b":"é"}' }];
+    assert.deepEqual(await collect(join(dir, 'plain.ndjson')), want);
+    assert.deepEqual(await collect(join(dir, 'packed.ndjson')), want);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a corrupt gzip file and a missing file reject with the error', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'replay-lines-'));
   try {

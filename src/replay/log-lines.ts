@@ -3,7 +3,6 @@
 
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 
@@ -12,6 +11,9 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 
 /** A line with something on it (stops at the first non-blank character instead of copying the line). */
 const NON_BLANK = /\S/;
+const LF = 0x0a;
+const CR = 0x0d;
+const OPEN_BRACE = 0x7b;
 
 export interface LogLine {
   /** 1-based line number in the (decompressed) file. */
@@ -31,6 +33,15 @@ async function isGzip(file: string): Promise<boolean> {
   }
 }
 
+/** Decodes one line (without its LF, and without a CR before it); a blank line gives null. */
+function lineText(buf: Buffer, start: number, end: number): string | null {
+  if (end > start && buf[end - 1] === CR) end--;
+  if (end === start) return null;
+  const text = buf.toString('utf8', start, end);
+  // An event starts with `{`: only other lines pay for the blank test.
+  return buf[start] === OPEN_BRACE || NON_BLANK.test(text) ? text : null;
+}
+
 /**
  * The non-empty lines of one log file, handed out a chunk's worth at a time (one await per chunk, not per
  * line). Rejects when the file cannot be read or is corrupt gzip.
@@ -40,37 +51,43 @@ export async function* logLines(file: string): AsyncGenerator<LogLine[]> {
   const raw = createReadStream(file, { highWaterMark: 256 * 1024 });
   const input: Readable = gzip ? raw.pipe(createGunzip({ chunkSize: 256 * 1024 })) : raw;
   if (gzip) raw.on('error', (err) => input.destroy(err));
-  // Decoded per chunk: a character split across two chunks is completed by the decoder.
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
+  // Lines are cut from the bytes and each decoded on its own (an LF byte never occurs inside a UTF-8
+  // character): decoding whole chunks into one large string cost more than the lines themselves.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let overlong = false;
   let line = 0;
-  const finish = (text: string, out: LogLine[]): void => {
+  const finish = (buf: Buffer, start: number, end: number, out: LogLine[]): void => {
     line++;
     if (overlong) { out.push({ line, text: null }); overlong = false; return; }
-    const t = text.endsWith('\r') ? text.slice(0, -1) : text;
-    if (NON_BLANK.test(t)) out.push({ line, text: t });
+    let text: string | null;
+    if (pendingBytes === 0) text = lineText(buf, start, end);
+    else {
+      pending.push(buf.subarray(start, end));
+      const whole = Buffer.concat(pending, pendingBytes + end - start);
+      pending = [];
+      pendingBytes = 0;
+      text = lineText(whole, 0, whole.length);
+    }
+    if (text !== null) out.push({ line, text });
   };
   for await (const chunk of input as AsyncIterable<Buffer>) {
-    const text = decoder.write(chunk);
     const out: LogLine[] = [];
     let start = 0;
-    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      finish(pending === '' ? text.slice(start, nl) : pending + text.slice(start, nl), out);
-      pending = '';
+    for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, start)) {
+      finish(chunk, start, nl, out);
       start = nl + 1;
     }
-    if (!overlong) {
-      pending += text.slice(start);
-      // Characters, not bytes: a UTF-8 line is at least as long in bytes, so the bound only gets stricter.
-      if (pending.length > MAX_LINE_BYTES) { overlong = true; pending = ''; }
+    if (!overlong && start < chunk.length) {
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > MAX_LINE_BYTES) { overlong = true; pending = []; pendingBytes = 0; }
+      else pending.push(chunk.subarray(start));
     }
     if (out.length > 0) yield out;
   }
-  const rest = pending + decoder.end();
-  if (rest !== '' || overlong) {
+  if (pendingBytes > 0 || overlong) {
     const out: LogLine[] = [];
-    finish(overlong ? '' : rest, out);
+    finish(Buffer.alloc(0), 0, 0, out);
     if (out.length > 0) yield out;
   }
 }
