@@ -39,4 +39,17 @@ describe('handleRequest fails closed', () => {
     assert.equal(events[0]?.reason, 'internal_error');
     assert.equal(events[0]?.would_deny, false);
   });
+
+  it('with decisionEvents: false the reply is the same and no event is built or published', async () => {
+    const events: DecisionEventV1[] = [];
+    const { ex, response: sent } = memoryExchange({
+      conn: { listener: { name: 'l', listen: { host: '127.0.0.1', port: 0 }, upstream: 'http://127.0.0.1:1', mode: 'strict', workloadPort: 8080 }, tls: true, peer: null, peerCertHash: null, sourceIp: '127.0.0.1', sourcePort: 1, destinationIp: undefined, sni: undefined },
+      httpVersion: '1.1', method: 'GET', target: '/x', rawHeaders: ['Host', 'a'],
+    });
+    const state = await handleRequest(ex, { ...deps(events, () => { throw new Error('store exploded'); }), decisionEvents: false }, { forward: async () => { throw new Error('never forwarded'); }, close: async () => {} });
+    assert.equal(sent.status, 500);
+    assert.equal(sent.body, 'Internal Server Error');
+    assert.equal(state.reply?.reason, 'internal_error');
+    assert.equal(events.length, 0);
+  });
 });

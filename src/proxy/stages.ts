@@ -231,7 +231,8 @@ function micros(fromNs: bigint, toNs: bigint): number {
  * refusal that did not come from the engine (parse error, JWT, rate limit, redirect); the decision's provenance
  * is kept whenever one exists.
  */
-function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionRecord['upstream']): DecisionEventV1 {
+function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionRecord['upstream']): DecisionEventV1 | null {
+  if (deps.decisionEvents === false) return null;
   const ctx = state.ctx;
   const conn: ConnectionInfo = state.ex.conn;
   const jwt = ctx?.jwt ?? null;
@@ -264,7 +265,8 @@ function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grp
   });
 }
 
-function publish(deps: ProxyDeps, event: DecisionEventV1): void {
+function publish(deps: ProxyDeps, event: DecisionEventV1 | null): void {
+  if (event === null) return;
   try { deps.sink.publish(event); } catch { /* a failing sink never fails the request */ }
 }
 

@@ -60,6 +60,8 @@ export interface ProxyDeps {
   verifyPeer: PeerVerifier;
   jwtFor: JwtAuthenticatorFor;
   sink: DecisionSink;
+  /** false: no decision event is built or published (check and replay want the decision, not the event). */
+  decisionEvents?: boolean;
   /** What decision events record for replay (default: replayable, no extra redacted headers). */
   capture?: CaptureSettings;
   rateLimiter?: RateLimiter;
