@@ -136,8 +136,9 @@ function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: numb
     credentials: { serverOptions: () => ({}), onChange: () => () => undefined, ownSpiffeId: () => `spiffe://${workload.trustDomain}/ns/${workload.namespace}/sa/${workload.serviceAccount}` },
     verifyPeer: () => ({ ok: false, reason: 'no_certificate', detail: 'check has no connection' }),
     jwtFor: () => deps.authenticator,
+    // Nobody reads these events: none is built.
     sink: { publish: () => undefined },
-    // Nobody reads these events: nothing is captured for them.
+    decisionEvents: false,
     capture: { mode: 'minimal', redactHeaders: [] },
     ...(deps.rateLimiter ? { rateLimiter: rateLimiterOf(deps.rateLimiter) } : {}),
     now: () => timeMs,
@@ -151,11 +152,19 @@ function rateLimiterOf(limiter: LocalRateLimiter): NonNullable<ProxyDeps['rateLi
 /** Header lines as a client sends them: `host` first when given apart, then each value of each header. */
 function rawHeadersOf(input: RequestInput): string[] {
   const raw: string[] = [];
-  const names = Object.keys(input.headers).map((n) => n.toLowerCase());
-  if (input.host !== '' && !names.includes('host')) raw.push('host', input.host);
+  let hasHost = false;
+  let hasContentType = false;
+  for (const name in input.headers) {
+    const value = input.headers[name] as string | string[];
+    if (typeof value === 'string') raw.push(name, value);
+    else for (const v of value) raw.push(name, v);
+    const lower = name.length === 4 || name.length === 12 ? name.toLowerCase() : '';
+    if (lower === 'host') hasHost = true;
+    else if (lower === 'content-type') hasContentType = true;
+  }
   // gRPC is recognised by its content type, as on the wire.
-  if (input.protocol === 'grpc' && !names.includes('content-type')) raw.push('content-type', 'application/grpc');
-  for (const [name, value] of Object.entries(input.headers)) for (const v of Array.isArray(value) ? value : [value]) raw.push(name, v);
+  if (input.protocol === 'grpc' && !hasContentType) raw.unshift('content-type', 'application/grpc');
+  if (input.host !== '' && !hasHost) raw.unshift('host', input.host);
   return raw;
 }
 
@@ -185,6 +194,22 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
   };
 }
 
+/** Parsed peers by SPIFFE ID: a replay meets the same few callers a million times. Bounded; frozen, so shared safely. */
+const peers = new Map<string, PeerIdentity | string>();
+const MAX_CACHED_PEERS = 10_000;
+
+function peerIdentityOf(spiffeId: string): PeerIdentity {
+  let known = peers.get(spiffeId);
+  if (known === undefined) {
+    const parsed = parseSpiffeId(spiffeId);
+    known = parsed.ok ? Object.freeze(toPeerIdentity(parsed.id)) : parsed.error;
+    if (peers.size >= MAX_CACHED_PEERS) peers.clear();
+    peers.set(spiffeId, known);
+  }
+  if (typeof known === 'string') throw new CheckInputError(`peer ${JSON.stringify(spiffeId)} is not a SPIFFE ID: ${known}`);
+  return known;
+}
+
 export function toRequestInput(request: CheckRequest): RequestInput {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new CheckInputError('a request must be a JSON object');
@@ -193,20 +218,17 @@ export function toRequestInput(request: CheckRequest): RequestInput {
   if (protocol !== 'http' && protocol !== 'grpc' && protocol !== 'tcp') {
     throw new CheckInputError(`protocol must be http, grpc or tcp, not ${JSON.stringify(protocol)}`);
   }
-  let peer: PeerIdentity | null = null;
-  if (request.peer !== undefined && request.peer !== null) {
-    const parsed = parseSpiffeId(String(request.peer));
-    if (!parsed.ok) throw new CheckInputError(`peer ${JSON.stringify(request.peer)} is not a SPIFFE ID: ${parsed.error}`);
-    peer = toPeerIdentity(parsed.id);
-  }
+  const peer = request.peer !== undefined && request.peer !== null ? peerIdentityOf(String(request.peer)) : null;
   const port = request.port ?? 80;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CheckInputError(`port ${String(port)} is not a port number`);
   const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(request.headers ?? {})) {
+  const given = request.headers ?? {};
+  for (const k in given) {
+    const v = given[k] as unknown;
     if (typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) {
       throw new CheckInputError(`header ${k} must be a string or a list of strings`);
     }
-    headers[k] = v;
+    headers[k] = v as string | string[];
   }
   const sourceIp = request.sourceIp ?? '127.0.0.1';
   return {
