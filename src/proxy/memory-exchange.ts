@@ -1,8 +1,8 @@
 // Owns the in-memory exchange and the recording forwarder: the request stages run over them exactly as over
 // a socket, so `portcullis check`, `explain` and tests decide with the data plane's own code, not a copy.
 
-import { PassThrough } from 'node:stream';
-import type { Exchange, OutHeaders } from './exchange.js';
+import { PassThrough, Writable } from 'node:stream';
+import type { DownstreamResponse, Exchange, OutHeaders } from './exchange.js';
 import type { ConnectionInfo } from './types.js';
 import type { ForwardOutcome, Forwarder, UpstreamRequest } from './upstream.js';
 
@@ -23,46 +23,84 @@ export interface RecordedResponse {
   trailers: OutHeaders | undefined;
 }
 
+/**
+ * The response body of an in-memory exchange: what is written is recorded at once. Nobody is on the other end
+ * to flush to, so `write` and `end` skip the stream machinery (ending a real stream costs several ticks per
+ * refused request, and a replay refuses hundreds of thousands); no 'finish' is emitted.
+ */
+class RecordedBody extends Writable {
+  constructor(private readonly response: RecordedResponse) { super(); }
+  private record(chunk: unknown, encoding?: unknown): void {
+    if (typeof chunk === 'string') this.response.body += Buffer.from(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8').toString('utf8');
+    else if (chunk instanceof Uint8Array) this.response.body += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  }
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.record(chunk);
+    done();
+  }
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    this.record(chunk, encoding);
+    const callback = typeof encoding === 'function' ? encoding : cb;
+    if (typeof callback === 'function') queueMicrotask(() => (callback as () => void)());
+    return true;
+  }
+  override end(chunk?: unknown, encoding?: unknown, cb?: unknown): this {
+    if (typeof chunk !== 'function' && chunk !== undefined && chunk !== null) this.record(chunk, encoding);
+    const callback = typeof chunk === 'function' ? chunk : typeof encoding === 'function' ? encoding : cb;
+    if (typeof callback === 'function') queueMicrotask(() => (callback as () => void)());
+    return this;
+  }
+}
+
+class RecordingResponse implements DownstreamResponse {
+  started = false;
+  private recordedBody: RecordedBody | undefined;
+  constructor(readonly recorded: RecordedResponse) {}
+  start(status: number, headers: OutHeaders): void {
+    this.started = true;
+    this.recorded.status = status;
+    this.recorded.headers = headers;
+  }
+  // Made when first used: most decisions never touch it, and a replay makes a million exchanges.
+  get body(): RecordedBody { return this.recordedBody ??= new RecordedBody(this.recorded); }
+  endWithTrailers(trailers: OutHeaders): void { this.recorded.trailers = trailers; }
+  end(): void { /* recorded as it was written */ }
+  abort(): void { /* nothing to tear down */ }
+}
+
+/** A class, not a literal with accessors: a replay makes a million of these (see exchange.ts on dictionary mode). */
+class MemoryExchange implements Exchange {
+  readonly conn: ConnectionInfo;
+  readonly httpVersion: '1.1' | '2';
+  readonly method: string;
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+  readonly contentLength = undefined;
+  readonly bodyless = true;
+  readonly aborted = false;
+  readonly response: RecordingResponse;
+  private requestBody: PassThrough | undefined;
+  constructor(request: MemoryRequest, recorded: RecordedResponse) {
+    this.conn = request.conn;
+    this.httpVersion = request.httpVersion;
+    this.method = request.method;
+    this.target = request.target;
+    this.rawHeaders = request.rawHeaders;
+    this.response = new RecordingResponse(recorded);
+  }
+  get body(): PassThrough {
+    if (!this.requestBody) { this.requestBody = new PassThrough(); this.requestBody.end(); }
+    return this.requestBody;
+  }
+  onAbort(): void { /* an in-memory client never goes away */ }
+  continueIfExpected(): void { /* no body to wait for */ }
+  closeAfterResponse(): void { /* no connection to close */ }
+}
+
 /** A bodyless request with nobody on the other end: the response is recorded instead of written. */
 export function memoryExchange(request: MemoryRequest): { ex: Exchange; response: RecordedResponse } {
   const response: RecordedResponse = { status: 0, headers: {}, body: '', trailers: undefined };
-  // Streams are made when first used: most decisions never touch them, and replay makes a million exchanges.
-  let body: PassThrough | undefined;
-  const responseBody = (): PassThrough => {
-    if (!body) {
-      body = new PassThrough();
-      body.on('data', (c: Buffer) => { response.body += c.toString('utf8'); });
-    }
-    return body;
-  };
-  let started = false;
-  let requestBody: PassThrough | undefined;
-  const ex: Exchange = {
-    conn: request.conn,
-    httpVersion: request.httpVersion,
-    method: request.method,
-    target: request.target,
-    rawHeaders: request.rawHeaders,
-    get body() {
-      if (!requestBody) { requestBody = new PassThrough(); requestBody.end(); }
-      return requestBody;
-    },
-    contentLength: undefined,
-    bodyless: true,
-    response: {
-      get started() { return started; },
-      start(status, headers) { started = true; response.status = status; response.headers = headers; },
-      get body() { return responseBody(); },
-      endWithTrailers(trailers) { response.trailers = trailers; responseBody().end(); },
-      end() { responseBody().end(); },
-      abort() { responseBody().end(); },
-    },
-    onAbort() { /* an in-memory client never goes away */ },
-    aborted: false,
-    continueIfExpected() { /* no body to wait for */ },
-    closeAfterResponse() { /* no connection to close */ },
-  };
-  return { ex, response };
+  return { ex: new MemoryExchange(request, response), response };
 }
 
 /** A forwarder that keeps what would have reached the workload and answers as the workload would: 200. */
