@@ -43,8 +43,12 @@ const help = `usage: portcullis check --policies PATH [--policies PATH...] (--re
 
 Decides a request the way the sidecar would and prints one JSON object:
   verdict (allow | deny | unauthenticated | bad_request | not_found | rate_limited), status, grpcStatus,
-  audit, shadow, policy {dialect, kind, namespace, name}, rule, reason, authorization, and log: true when a
-  log rule (Istio AUDIT, Calico Log) recorded the request.
+  audit, shadow, policy {dialect, kind, namespace, name}, tier, rule, reason, authorization, and log: true
+  when a log rule (Istio AUDIT, Calico Log) recorded the request.
+  tier names the deciding dialect's tier: a Calico tier (default, or a Tier's name; profile for the
+  namespace profile's allow); admin, networkpolicy, baseline or default for Kubernetes NetworkPolicy and
+  ClusterNetworkPolicy; http or tcp for Istio; inbound for Linkerd; ingress for Cilium. It is null when
+  no policy decided (no_policies, a request refused before policy).
 The request JSON: method, path (raw target, query included), host, headers (string or string[]),
 peer (SPIFFE ID, or null for a plaintext caller), sourceIp, remoteIp, port, sni, protocol (http|grpc|tcp).
 

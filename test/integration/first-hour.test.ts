@@ -166,6 +166,18 @@ describe('portcullis check: strict input', () => {
     assert.equal(r.code, 0);
     for (const flag of ['--policies', '--request', '--jwks', '--now', '--namespace']) assert.ok(r.stdout.includes(flag), flag);
   });
+
+  it('check --help names every field a check prints, the deciding tier included', () => {
+    const help = run(['check', '--help']);
+    assert.equal(help.code, 0);
+    const r = run(['check', '--policies', 'examples/calico/policies', '--request', 'examples/calico/requests/prometheus-metrics.json',
+      '--namespace', 'demo', '--labels', 'app=service-b', '--service-account', 'service-b', '--port-names', 'http=8080,metrics=9090']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(out.tier, 'default');
+    for (const field of Object.keys(out)) assert.match(help.stdout, new RegExp(`\\b${field}\\b`), field);
+    assert.match(help.stdout, /tier names the deciding dialect's tier: a Calico tier/);
+  });
 });
 
 describe('portcullis check honours the request flags run has', () => {
