@@ -76,3 +76,19 @@ test('null fields are dropped as Kubernetes does; reporting them is a choice', (
   assert.deepEqual(problems(yaml), []);
   assert.deepEqual(problems(yaml, 'report'), [['null_field', 'spec.labels'], ['wrong_type', 'spec.peers[0]']]);
 });
+
+test('floats, bounded strings, integer enums and an int-or-string with its own name', () => {
+  const limits = s.object({ order: s.number, selector: s.shortString(5), ipVersion: s.intOneOf(4, 6), protocol: s.intOrStringOf('a protocol name or number') });
+  const check = (yaml: string): Array<[string, string, string]> => {
+    const out: ShapeProblem[] = [];
+    checkShape(parse(yaml) as JsonValue, limits, 'spec', out);
+    return out.map((p) => [p.kind, p.fieldPath, p.message]);
+  };
+  assert.deepEqual(check('order: 100.5\nselector: "abcde"\nipVersion: 6\nprotocol: TCP'), []);
+  assert.deepEqual(check('order: "1"\nselector: "abcdef"\nipVersion: 5\nprotocol: [6]'), [
+    ['wrong_type', 'spec.order', 'spec.order must be a number, found string'],
+    ['too_many', 'spec.selector', 'spec.selector is longer than 5 characters'],
+    ['bad_value', 'spec.ipVersion', 'spec.ipVersion must be one of 4, 6 (got 5)'],
+    ['wrong_type', 'spec.protocol', 'spec.protocol must be a protocol name or number, found list'],
+  ]);
+});

@@ -7,11 +7,13 @@ import type { JsonValue, PolicyDocument } from './documents-types.js';
 import { closest } from './suggest.js';
 
 export type Shape =
-  | { readonly t: 'string'; readonly enumOf?: readonly string[]; readonly nonEmpty?: boolean }
-  | { readonly t: 'int'; readonly min?: number; readonly max?: number }
+  | { readonly t: 'string'; readonly enumOf?: readonly string[]; readonly nonEmpty?: boolean; readonly maxLength?: number }
+  | { readonly t: 'int'; readonly min?: number; readonly max?: number; readonly enumOf?: readonly number[] }
+  /** Any finite number (a Go float64, e.g. Calico's `order`). */
+  | { readonly t: 'number' }
   | { readonly t: 'bool' }
-  /** Kubernetes `int-or-string` (a port number or a port name). */
-  | { readonly t: 'intOrString' }
+  /** Kubernetes `int-or-string`: a port number or a port name, unless `what` says what it stands for. */
+  | { readonly t: 'intOrString'; readonly what?: string }
   | { readonly t: 'stringMap' }
   /** Anything: fields Portcullis never reads (Kubernetes-managed metadata, unenforced route parts). */
   | { readonly t: 'any' }
@@ -22,13 +24,19 @@ export type Shape =
 export const s = {
   string: { t: 'string' } as Shape,
   nonEmptyString: { t: 'string', nonEmpty: true } as Shape,
+  /** A string of at most `maxLength` characters (a CRD `maxLength`). */
+  shortString: (maxLength: number): Shape => ({ t: 'string', maxLength }),
+  number: { t: 'number' } as Shape,
   bool: { t: 'bool' } as Shape,
   intOrString: { t: 'intOrString' } as Shape,
+  /** An int-or-string that stands for something other than a port (`a protocol name or number`). */
+  intOrStringOf: (what: string): Shape => ({ t: 'intOrString', what }),
   stringMap: { t: 'stringMap' } as Shape,
   any: { t: 'any' } as Shape,
   strings: { t: 'list', of: { t: 'string' } } as Shape,
   oneOf: (...values: string[]): Shape => ({ t: 'string', enumOf: values }),
   int: (bounds: { min?: number; max?: number } = {}): Shape => ({ t: 'int', ...bounds }),
+  intOneOf: (...values: number[]): Shape => ({ t: 'int', enumOf: values }),
   list: (of: Shape, bounds: { min?: number; max?: number } = {}): Shape => ({ t: 'list', of, ...bounds }),
   object: (fields: Record<string, Shape>, required?: readonly string[]): Shape => (required ? { t: 'object', fields, required } : { t: 'object', fields }),
 };
@@ -87,9 +95,14 @@ export function checkShape(value: JsonValue | undefined, shape: Shape, path: str
       if (typeof value !== 'string') { report('wrong_type', `${path} must be a string, found ${typeName(value)} (quote numbers: "8080")`); return; }
       if (shape.enumOf && !shape.enumOf.includes(value)) report('bad_value', `${path} must be one of ${shape.enumOf.join(', ')} (got "${value}")`);
       if (shape.nonEmpty && value === '') report('bad_value', `${path} must not be empty`);
+      if (shape.maxLength !== undefined && value.length > shape.maxLength) report('too_many', `${path} is longer than ${shape.maxLength} characters`);
+      return;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) report('wrong_type', `${path} must be a number, found ${typeName(value)}`);
       return;
     case 'int':
       if (typeof value !== 'number' || !Number.isInteger(value)) { report('wrong_type', `${path} must be an integer, found ${typeName(value)}`); return; }
+      if (shape.enumOf && !shape.enumOf.includes(value)) report('bad_value', `${path} must be one of ${shape.enumOf.join(', ')} (got ${value})`);
       if ((shape.min !== undefined && value < shape.min) || (shape.max !== undefined && value > shape.max)) {
         report('bad_value', `${path} must be between ${shape.min ?? '-inf'} and ${shape.max ?? 'inf'} (got ${value})`);
       }
@@ -98,7 +111,7 @@ export function checkShape(value: JsonValue | undefined, shape: Shape, path: str
       if (typeof value !== 'boolean') report('wrong_type', `${path} must be true or false, found ${typeName(value)}`);
       return;
     case 'intOrString':
-      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value))) report('wrong_type', `${path} must be a port number or a port name, found ${typeName(value)}`);
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value))) report('wrong_type', `${path} must be ${shape.what ?? 'a port number or a port name'}, found ${typeName(value)}`);
       return;
     case 'stringMap':
       if (!isObject(value)) { report('wrong_type', `${path} must be a map of strings, found ${typeName(value)}`); return; }

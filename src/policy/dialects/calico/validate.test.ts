@@ -49,7 +49,7 @@ test('unknown fields are errors at their line, with a suggestion', () => {
   assert.equal(d[0]?.code, 'PRT_CALICO_UNKNOWN_FIELD');
   assert.equal(d[0]?.fieldPath, 'spec.ingres');
   assert.equal(d[0]?.origin.line, 6);
-  assert.match(d[0]?.message ?? '', /did you mean ingress\?/);
+  assert.match(d[0]?.message ?? '', /did you mean "ingress"\?/);
   assert.deepEqual(codes(np('  ingress:\n  - action: Allow\n    source: {selectr: all()}')), ['PRT_CALICO_UNKNOWN_FIELD:spec.ingress[0].source.selectr:7']);
   // GlobalNetworkPolicy-only fields are unknown on a NetworkPolicy.
   assert.deepEqual(codes(np('  namespaceSelector: all()')), ['PRT_CALICO_UNKNOWN_FIELD:spec.namespaceSelector:5']);
@@ -119,4 +119,27 @@ test('types, order and tier names are checked', () => {
   assert.deepEqual(codes(np('  order: high')).map((c) => c.split(':')[0]), ['PRT_CALICO_WRONG_TYPE']);
   assert.deepEqual(codes(np('  tier: Security')).map((c) => c.split(':')[0]), ['PRT_CALICO_BAD_VALUE']);
   assert.deepEqual(codes('apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\nspec: {defaultAction: Allow}\n').map((c) => c.split(':')[0]), ['PRT_CALICO_BAD_VALUE']);
+});
+
+test('shared schema limits keep their field path, line and wording: string length, number, ipVersion, protocol type', () => {
+  const one = (yaml: string) => {
+    const d = diagnostics(yaml);
+    assert.equal(d.length, 1, JSON.stringify(d));
+    return { code: d[0]?.code, at: `${d[0]?.fieldPath}:${d[0]?.origin.line}`, message: d[0]?.message ?? '' };
+  };
+  const long = one(np(`  selector: "${'a'.repeat(1025)} == 'x'"`));
+  assert.deepEqual([long.code, long.at], ['PRT_CALICO_TOO_MANY', 'spec.selector:5']);
+  assert.match(long.message, /spec.selector is longer than 1024 characters/);
+  assert.equal(diagnostics(np(`  selector: "${'a'.repeat(1010)} == 'x'"`)).length, 0, 'a selector of 1,018 characters is fine');
+  const order = one(np('  order: "100"'));
+  assert.deepEqual([order.code, order.at], ['PRT_CALICO_WRONG_TYPE', 'spec.order:5']);
+  assert.match(order.message, /spec.order must be a number, found string/);
+  const ip = one(np('  ingress:\n  - {action: Allow, ipVersion: 5}'));
+  assert.deepEqual([ip.code, ip.at], ['PRT_CALICO_BAD_VALUE', 'spec.ingress[0].ipVersion:6']);
+  assert.match(ip.message, /must be one of 4, 6 \(got 5\)/);
+  const proto = one(np('  ingress:\n  - {action: Allow, protocol: true}'));
+  assert.deepEqual([proto.code, proto.at], ['PRT_CALICO_WRONG_TYPE', 'spec.ingress[0].protocol:6']);
+  assert.match(proto.message, /must be a protocol name or number, found boolean/);
+  const port = one(np('  ingress:\n  - action: Allow\n    protocol: TCP\n    destination: {ports: [{a: 1}]}'));
+  assert.match(port.message, /spec.ingress\[0\].destination.ports\[0\] must be a port number or a port name, found object/);
 });

@@ -6,7 +6,8 @@ import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import { parseCidrStrict } from '../../match/cidr.js';
 import { closest } from '../../suggest.js';
 import { Code } from '../../../codes.js';
-import { ACTIONS, CALICO_API_VERSION, checkSchema, isObject, specSchemaFor } from './schema.js';
+import { checkShape, shapeDiagnostics, type ShapeProblem } from '../../schema.js';
+import { ACTIONS, CALICO_API_VERSION, calicoShapeCodes, isObject, specSchemaFor } from './schema.js';
 import { parseSelector, usesGlobal, type SelectorNode } from './selector.js';
 
 type Obj = { [key: string]: JsonValue };
@@ -70,7 +71,9 @@ export function validateCalicoDocument(doc: PolicyDocument): Diagnostic[] {
   }
   for (const key of Object.keys(doc.body)) if (!TOP_LEVEL.has(key)) err(Code.CALICO_UNKNOWN_FIELD, `unknown top-level field ${key}`, key);
   const spec = doc.body.spec ?? {};
-  checkSchema(doc, spec, schema, 'spec', out);
+  const problems: ShapeProblem[] = [];
+  checkShape(spec, schema, 'spec', problems);
+  out.push(...shapeDiagnostics(doc, problems, calicoShapeCodes));
   if (out.length > 0 || !isObject(spec)) return out;
   if (!NAMESPACED.has(doc.kind) && doc.metadata.namespace !== undefined) {
     warn(Code.CALICO_BAD_VALUE, `a ${doc.kind} is cluster-wide: metadata.namespace is ignored`, 'metadata.namespace');
