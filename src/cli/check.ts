@@ -45,6 +45,8 @@ Decides a request the way the sidecar would and prints one JSON object:
   verdict (allow | deny | unauthenticated | bad_request | not_found | rate_limited), status, grpcStatus,
   audit, shadow, policy {dialect, kind, namespace, name}, tier, rule, reason, authorization, and log: true
   when a log rule (Istio AUDIT, Calico Log) recorded the request.
+  shadow is a result computed and never enforced: Istio dry-run policies (action ALLOW or DENY), or what
+  Calico would decide with its staged policies committed (action STAGED); null when none applies.
   tier names the deciding dialect's tier: a Calico tier (default, or a Tier's name; profile for the
   namespace profile's allow); admin, networkpolicy, baseline or default for Kubernetes NetworkPolicy and
   ClusterNetworkPolicy; http or tcp for Istio; inbound for Linkerd; ingress for Cilium. It is null when

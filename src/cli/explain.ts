@@ -66,7 +66,13 @@ function renderReport(r: ExplainReport, status: string, out: string[]): void {
   const by = d.policy ? ` by ${d.policy.dialect} ${d.policy.kind} ${d.policy.namespace}/${d.policy.name}` : '';
   out.push(`Decision: ${d.verdict.toUpperCase()} ${status} (${d.reason})${by}${d.tier ? ` in tier ${d.tier}` : ''}${d.rule ? `, rule ${d.rule}` : ''}${d.authorization ? `, authorized by ${d.authorization}` : ''}`);
   if (d.audit) out.push(`  AUDIT marked by ${d.audit.policy.namespace}/${d.audit.policy.name}${d.audit.rule ? ` (${d.audit.rule})` : ''}`);
-  if (d.shadow) out.push(`  dry-run (${d.shadow.action}) would ${d.shadow.verdict}${d.shadow.policy ? ` by ${d.shadow.policy.namespace}/${d.shadow.policy.name}` : ''}`);
+  if (d.shadow?.action === 'STAGED') {
+    // Calico's walk with the staged policies committed: name the kind too (a staged policy, an enforced one, or a Tier's end).
+    const p = d.shadow.policy;
+    out.push(`  staged (Calico, with the staged policies committed) would ${d.shadow.verdict}${p ? ` by ${p.kind} ${p.namespace}/${p.name}` : ' (namespace profile)'}${d.shadow.rule ? `, rule ${d.shadow.rule}` : ''}`);
+  } else if (d.shadow) {
+    out.push(`  dry-run (${d.shadow.action}) would ${d.shadow.verdict}${d.shadow.policy ? ` by ${d.shadow.policy.namespace}/${d.shadow.policy.name}` : ''}`);
+  }
   out.push('', `Policies (revision ${r.revision}):`);
   if (r.documents.length === 0) out.push('  (none loaded)');
   for (const doc of r.documents) {

@@ -16,11 +16,17 @@ export type Verdict = 'allow' | 'deny' | 'unauthenticated' | 'bad_request' | 'no
  */
 export type ReasonCode = string;
 
-/** The dry-run (istio.io/dry-run) result for one action: "what if the dry-run policies were enforced". */
+/**
+ * A result computed and reported, never enforced: "what if the dry-run policies were enforced" (Istio
+ * `istio.io/dry-run`), or what Calico would decide with its staged policies committed.
+ */
 export interface ShadowResult {
   verdict: 'allow' | 'deny';
-  /** The action whose dry-run policies produced this (DENY is reported over ALLOW when both exist). */
-  action: 'ALLOW' | 'DENY';
+  /**
+   * Istio: the action whose dry-run policies produced this (DENY is reported over ALLOW when both exist).
+   * `STAGED`: Calico's walk with the staged policies in place.
+   */
+  action: 'ALLOW' | 'DENY' | 'STAGED';
   policy: PolicyRef | null;
   rule: string | null;
 }

@@ -97,16 +97,18 @@ function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult 
   if (shadow === null) return null;
   if (hit !== null) {
     const deny = hit.action === 'deny';
-    return { verdict: deny ? 'deny' : 'allow', action: deny ? 'DENY' : 'ALLOW', policy: hit.policy, rule: hit.id };
+    const action = shadow.otherwise.action === 'STAGED' ? 'STAGED' : deny ? 'DENY' : 'ALLOW';
+    return { verdict: deny ? 'deny' : 'allow', action, policy: hit.policy, rule: hit.id };
   }
   return { verdict: shadow.otherwise.verdict, action: shadow.otherwise.action, policy: null, rule: null };
 }
 
 /**
  * Whether the last tier's allow came from a rule (not from its default): such an allow names the decision; and the
- * `log` mark of a tier that passed (a Calico Log before a Pass still records the request).
+ * `log` mark and shadow result of a tier that passed (a Calico Log before a Pass still records the request; Calico's
+ * staged policies are previewed by a tier that always passes).
  */
-const lastTier: { positive: boolean; passMark: Decision['audit'] } = { positive: false, passMark: null };
+const lastTier: { positive: boolean; passMark: Decision['audit']; passShadow: ShadowResult | null } = { positive: false, passMark: null, passShadow: null };
 
 function result(tier: PolicyTier, verdict: Decision['verdict'], reason: string, scope: TierScope): Decision {
   return {
@@ -122,6 +124,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   const scope = cs.scope;
   lastTier.positive = false;
   lastTier.passMark = null;
+  lastTier.passShadow = null;
   tracer?.scope(tier, scope);
   if (ctx.protocol === 'tcp' && scope.refuseConnections !== undefined) {
     // A scope that only speaks HTTP skips protocol detection: a non-HTTP stream fails to parse and is closed.
@@ -140,7 +143,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   const { decided: d, fallback, mark, shadowHit } = scan(list, ctx, tracer);
   // An external authorizer's deny ends the evaluation before any mark or shadow result.
   if (d !== null && d.action === 'custom') return named(result(tier, 'deny', d.reason, scope), d, routeLabel);
-  if (d !== null && d.action === 'pass') return passWith(mark);
+  if (d !== null && d.action === 'pass') return passWith(mark, scope, shadowHit);
   let out: Decision;
   if (d !== null && d.action === 'deny') {
     out = named(result(tier, 'deny', d.reason, scope), d, routeLabel);
@@ -148,7 +151,7 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     out = admitted(tier, cs, (d ?? fallback) as CompiledRule, d === null, hit, routeLabel, ctx, tracer);
   } else {
     const otherwise = scope.otherwise;
-    if (otherwise.verdict === 'pass') return passWith(mark);
+    if (otherwise.verdict === 'pass') return passWith(mark, scope, shadowHit);
     out = result(tier, otherwise.verdict, otherwise.reason, scope);
     out.policy = otherwise.policy;
     out.rule = routeLabel;
@@ -158,8 +161,9 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
   return out;
 }
 
-function passWith(mark: CompiledRule | null): 'pass' {
+function passWith(mark: CompiledRule | null, scope: TierScope, shadowHit: CompiledRule | null): 'pass' {
   if (mark !== null) lastTier.passMark = { policy: mark.policy, rule: mark.id, log: true };
+  if (scope.shadow !== null) lastTier.passShadow = shadowResult(scope, shadowHit);
   return 'pass';
 }
 
@@ -211,8 +215,9 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
   let effects: Decision['effects'] = null;
   let authorization: string | null = null;
   let allows = 0;
-  /** The first `log` mark of a tier that passed: it stays on whatever decides later. */
+  /** The first `log` mark and shadow result of a tier that passed: they stay on whatever decides later. */
   let passed: Decision['audit'] = null;
+  let passedShadow: Decision['shadow'] = null;
   let i = 0;
   while (i < tiers.length) {
     const ct = tiers[i] as CompiledTier;
@@ -221,6 +226,7 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
     if (r === 'pass') {
       tracer?.outcome(ct.tier, 'pass', 'pass');
       passed ??= lastTier.passMark;
+      passedShadow ??= lastTier.passShadow;
       i++;
       continue;
     }
@@ -232,6 +238,7 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
         r.shadow ??= shadow;
       }
       r.audit ??= passed;
+      r.shadow ??= passedShadow;
       return r;
     }
     allows++;
@@ -246,7 +253,8 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
     i = ct.nextGroup;
   }
   audit ??= passed;
-  if (chosen === null) return passed === null ? { ...NO_POLICIES } : { ...NO_POLICIES, audit: passed };
-  if (allows === 1 && chosen.audit === audit) return chosen;
+  shadow ??= passedShadow;
+  if (chosen === null) return passed === null && shadow === null ? { ...NO_POLICIES } : { ...NO_POLICIES, audit: passed, shadow };
+  if (allows === 1 && chosen.audit === audit && chosen.shadow === shadow) return chosen;
   return { ...chosen, authorization, audit, shadow, effects };
 }

@@ -146,11 +146,14 @@ export interface TierDefault {
   policy: PolicyRef | null;
 }
 
-/** Dry-run rules: evaluated into the decision's shadow result, never enforced (Istio `istio.io/dry-run`). */
+/**
+ * Dry-run rules: evaluated into the decision's shadow result, never enforced (Istio `istio.io/dry-run`; Calico staged
+ * policies, whose whole tier walk is written out as one first-match list).
+ */
 export interface ShadowRules {
   /** allow/deny rules, first match wins. */
   rules: TierRule[];
-  otherwise: { verdict: 'allow' | 'deny'; action: 'ALLOW' | 'DENY' };
+  otherwise: { verdict: 'allow' | 'deny'; action: 'ALLOW' | 'DENY' | 'STAGED' };
 }
 
 /** One match of a route rule: all given fields must hold (Gateway API HTTPRouteMatch / GRPCRouteMatch). */

@@ -1,10 +1,10 @@
 // Integration: Calico tiers through the real proxy (real mTLS, real HTTP/1.1 and gRPC clients): a Pass in the first
 // tier hands the request to a later tier whose Deny answers 403 (gRPC: 200 + grpc-status 7), a Log is recorded, and the
-// workload never sees a denied request (cni-dialects.md §2.2).
+// workload never sees a denied request (cni-dialects.md §2.2); a staged policy is previewed in the decision log, never enforced.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { getText, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+import { decisionLogLines, getText, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
 import { echoClient, startEchoUpstream, unary, type EchoUpstream } from './grpc-fixture.js';
 
 const POLICY = `
@@ -126,5 +126,73 @@ describe('Calico tiers through the real proxy: gRPC', () => {
       assert.equal(ev?.grpc_status, 7);
       assert.equal(ev?.rule, 'tier[default]-policy[foo/api]-ingress[0]');
     } finally { client.close(); }
+  });
+});
+
+const STAGED = `
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: api, namespace: foo}
+spec:
+  ingress:
+  - action: Allow
+    http:
+      methods: [GET]
+      paths: [{prefix: /public}]
+---
+apiVersion: projectcalico.org/v3
+kind: StagedNetworkPolicy
+metadata: {name: api, namespace: foo}
+spec:
+  ingress:
+  - action: Allow
+    http:
+      methods: [GET, POST]
+      paths: [{prefix: /public/v2}]
+`;
+
+describe('a Calico staged policy through the real proxy', () => {
+  let upstream: RecordingUpstream;
+  let proxy: ProxyUnderTest;
+  before(async () => {
+    upstream = await startH1Upstream();
+    proxy = await startProxy({ policy: STAGED, upstream: upstream.url });
+  });
+  after(async () => { await proxy.stop(); await upstream.close(); });
+
+  it('the request is forwarded by the enforced policy; the decision log line carries what the staged version would do', async () => {
+    const res = await getText(`${proxy.origin}/public/items`, mtlsAgent(proxy, proxy.svids.frontend));
+    assert.equal(res.status, 200);
+    assert.equal(upstream.requests.at(-1)?.url, '/public/items');
+    const ev = await proxy.event((e) => e.request.path === '/public/items');
+    assert.equal(ev?.verdict, 'allow');
+    assert.equal(ev?.would_deny, false);
+    assert.equal(ev?.rule, 'tier[default]-policy[foo/api]-ingress[0]');
+    assert.deepEqual(ev?.shadow, {
+      verdict: 'deny', action: 'STAGED', policy: { kind: 'Tier', namespace: '', name: 'default' }, rule: 'tier[default]-calico_end_of_tier_deny',
+    });
+    const line = decisionLogLines(proxy.logFile).find((l) => l.includes('"path":"/public/items"'));
+    assert.match(line ?? '', /"shadow":\{"verdict":"deny","action":"STAGED","policy":\{"kind":"Tier","namespace":"","name":"default"\}/);
+  });
+
+  it('a request both versions allow names the staged rule in the shadow result', async () => {
+    const res = await getText(`${proxy.origin}/public/v2/items`, mtlsAgent(proxy, proxy.svids.frontend));
+    assert.equal(res.status, 200);
+    const ev = await proxy.event((e) => e.request.path === '/public/v2/items');
+    assert.deepEqual(ev?.shadow, {
+      verdict: 'allow', action: 'STAGED', policy: { kind: 'StagedNetworkPolicy', namespace: 'foo', name: 'api' }, rule: 'tier[default]-policy[foo/staged:api]-ingress[0]',
+    });
+  });
+
+  it('a request the enforced policy denies stays denied although the staged version would allow it', async () => {
+    const before = upstream.requests.length;
+    const res = await getText(`${proxy.origin}/public/v2/orders`, mtlsAgent(proxy, proxy.svids.frontend), { method: 'POST', body: '{}' });
+    assert.equal(res.status, 403);
+    assert.equal(upstream.requests.length, before);
+    const ev = await proxy.event((e) => e.request.path === '/public/v2/orders');
+    assert.equal(ev?.verdict, 'deny');
+    assert.equal(ev?.reason, 'calico_end_of_tier_deny');
+    assert.equal(ev?.shadow?.verdict, 'allow');
+    assert.equal(ev?.shadow?.rule, 'tier[default]-policy[foo/staged:api]-ingress[0]');
   });
 });

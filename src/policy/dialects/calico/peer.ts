@@ -63,36 +63,9 @@ export function podMatches(parts: readonly PeerPart[], pod: PeerFacts): boolean 
   return parts.every((p) => evaluateSelector(p.node, labelsOf(viewLabels(p.view, pod))));
 }
 
-// --- matcher algebra with constant folding, so `none` rules are recognised as never matching
-export const ANY: Matcher = { type: 'any' };
-export const NONE: Matcher = { type: 'none' };
-
-export function and(...of: Matcher[]): Matcher {
-  const kept: Matcher[] = [];
-  for (const m of of) {
-    if (m.type === 'none') return NONE;
-    if (m.type === 'any') continue;
-    if (m.type === 'and') kept.push(...m.of); else kept.push(m);
-  }
-  return kept.length === 0 ? ANY : kept.length === 1 ? (kept[0] as Matcher) : { type: 'and', of: kept };
-}
-
-export function or(...of: Matcher[]): Matcher {
-  const kept: Matcher[] = [];
-  for (const m of of) {
-    if (m.type === 'any') return ANY;
-    if (m.type === 'none') continue;
-    if (m.type === 'or') kept.push(...m.of); else kept.push(m);
-  }
-  return kept.length === 0 ? NONE : kept.length === 1 ? (kept[0] as Matcher) : { type: 'or', of: kept };
-}
-
-export function not(m: Matcher): Matcher {
-  if (m.type === 'any') return NONE;
-  if (m.type === 'none') return ANY;
-  if (m.type === 'not') return m.of;
-  return { type: 'not', of: m };
-}
+// The matcher algebra, with constant folding, so `none` rules are recognised as never matching.
+export { ANY, NONE, and, not, or } from '../../matcher-algebra.js';
+import { ANY, NONE, and, not, or } from '../../matcher-algebra.js';
 
 const RE2_SPECIAL = /[\\^$.|?*+()[\]{}]/g;
 const escapeRegex = (s: string): string => s.replace(RE2_SPECIAL, '\\$&');

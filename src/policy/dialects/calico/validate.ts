@@ -15,7 +15,17 @@ type Report = (code: string, message: string, fieldPath: string) => void;
 
 const TOP_LEVEL = new Set(['apiVersion', 'kind', 'metadata', 'spec']);
 export const POLICY_KINDS = new Set(['NetworkPolicy', 'GlobalNetworkPolicy', 'StagedNetworkPolicy', 'StagedGlobalNetworkPolicy']);
-const NAMESPACED = new Set(['NetworkPolicy', 'StagedNetworkPolicy']);
+export const STAGED_KINDS = new Set(['StagedNetworkPolicy', 'StagedGlobalNetworkPolicy']);
+export const NAMESPACED = new Set(['NetworkPolicy', 'StagedNetworkPolicy']);
+
+/**
+ * A staged policy's `stagedAction` (default `Set`). `Learn` and `Ignore` only tell Calico's policy recommendation
+ * whether it may still rewrite the policy; Calico previews them like `Set` (only `Delete` is kept out of its dataplane).
+ */
+export function stagedActionOf(doc: PolicyDocument): 'Set' | 'Delete' {
+  const spec = doc.body.spec;
+  return isObject(spec) && spec.stagedAction === 'Delete' ? 'Delete' : 'Set';
+}
 
 /** Protocol names Calico accepts (numorstring.Protocol), with their numbers. */
 const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, sctp: 132, udplite: 136 };
@@ -79,6 +89,15 @@ export function validateCalicoDocument(doc: PolicyDocument): Diagnostic[] {
     warn(Code.CALICO_BAD_VALUE, `a ${doc.kind} is cluster-wide: metadata.namespace is ignored`, 'metadata.namespace');
   }
   if (doc.kind === 'Tier') return out;
+  if (STAGED_KINDS.has(doc.kind) && stagedActionOf(doc) === 'Delete') {
+    // validation.go validateStagedNetworkPolicy: a Delete names the policy to remove and carries nothing else.
+    for (const key of Object.keys(spec)) {
+      if (key !== 'tier' && key !== 'stagedAction' && spec[key] !== null) {
+        err(Code.CALICO_FORBIDDEN, `a staged policy with stagedAction Delete only names the policy to delete (and its tier); spec.${key} must be left out`, `spec.${key}`);
+      }
+    }
+    return out;
+  }
   validatePolicy(doc, spec, err);
   return out;
 }
