@@ -127,7 +127,10 @@ spec:
 
   it('propagates deadlines (grpc-timeout) and cancellations to the upstream', async () => {
     const client = echoClient(proxy.port, proxy.caPem, proxy.svids.frontend);
-    const r = await unary(client, { message: 'slow', delay_ms: 2000 }, { deadlineMs: 300 });
+    // A first call opens the connection, so the deadline below is spent on the upstream call and not on a
+    // handshake a loaded machine may stretch past it.
+    await unary(client, { message: 'warm', delay_ms: 0 });
+    const r = await unary(client, { message: 'slow', delay_ms: 2000 }, { deadlineMs: 600 });
     assert.equal(r.err?.code, grpc.status.DEADLINE_EXCEEDED);
     const slow = upstream.calls.filter((c) => c.method === 'Unary').at(-1);
     assert.ok(slow && Number.isFinite(slow.deadline), 'upstream saw a deadline');
