@@ -172,7 +172,8 @@ test('property: indexed rule selection equals the linear scan', () => {
 
 // The secure defaults' DENY widenings (case-insensitive paths, hosts on any port) are indexed under folded
 // keys: the index must still report exactly what a linear scan reports, on mixed-case paths and ported hosts.
-const foldedWord = fc.constantFrom('/', '/a', '/A', '/Api/V1', '/api/v1/Users', '/AB', '', '/b/C');
+// Non-ASCII words: lower-casing them is not per ASCII letter ('İ' lower-cases to two code units).
+const foldedWord = fc.constantFrom('/', '/a', '/A', '/Api/V1', '/api/v1/Users', '/AB', '', '/b/C', '/Ünï', '/İx', '/i\u0307x/Y');
 const foldedLeafArb: fc.Arbitrary<Matcher> = fc.oneof(
   foldedWord.map((value): Matcher => ({ type: 'request.path', match: { kind: 'exact', value, ignoreCase: true } })),
   foldedWord.map((value): Matcher => ({ type: 'request.path', match: { kind: 'prefix', value, ignoreCase: true } })),
@@ -186,7 +187,7 @@ const foldedTreeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => 
     tie('m').map((of): Matcher => ({ type: 'not', of }))),
 })).m;
 const mixedCaseReqArb = fc.record({
-  path: fc.constantFrom('/', '/a', '/A', '/ab', '/AB/c', '/api/v1', '/API/V1/users', '/Api/v1/USERS/1', '/a/X', '/b/c', '/B/C', ''),
+  path: fc.constantFrom('/', '/a', '/A', '/ab', '/AB/c', '/api/v1', '/API/V1/users', '/Api/v1/USERS/1', '/a/X', '/b/c', '/B/C', '', '/ÜNÏ/a', '/ünï', '/İx/y', '/i\u0307X/y', '/Aİx'),
   authority: fc.constantFrom('api', 'api:443', 'other:80', 'other', '[::1]:80'),
   port: fc.constantFrom(80, 8080), peer: peerArb,
 }).map(({ authority, ...r }) => ctx({ ...r, authority, host: authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.split(':')[0] as string }));

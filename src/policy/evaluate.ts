@@ -82,7 +82,7 @@ function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefine
     return s;
   }
   scanShadow = hasShadow;
-  scanCandidates(collect(list.set, ctx), ctx, acceptForScan);
+  scanCandidates(list.set, collect(list.set, ctx), ctx, acceptForScan);
   return s;
 }
 

@@ -8,7 +8,7 @@ import { explain } from './explain.js';
 import type { CompileOptions, Matcher, PolicyProgram, TierRule, TierScope } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { compileMatcher } from './match/compile.js';
-import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
+import { buildRuleSet, candidates, firstMatch, firstMatchLinear } from './match/rule-index.js';
 import { buildRegistry, emptyRegistry, isHeterogeneous, peersWhere, type PeerFacts, type PeerRegistry } from './peers.js';
 import { compileProgram, DECIDE } from './program.js';
 
@@ -146,8 +146,10 @@ test('the rule index files registered identities by principal, and a leaf unknow
     mk('c', peersWhere(registry, labelIs('app', 'api'), 'deny', 'app=api')),
   ], { peers: registry });
   assert.deepEqual(set.stats, { indexed: 2, residual: 0, never: 1 });
-  assert.deepEqual(set.principal.get(API.slice(9))?.map((r) => r.rule.id), ['a', 'c']);
-  assert.deepEqual(set.unregistered.map((r) => r.rule.id), ['c']);
+  // A registered peer is a candidate for the rules naming it; an unknown one only for the pessimistic deny.
+  assert.deepEqual(candidates(set, ctx({ peer: peer(API) })).map((r) => r.rule.id), ['a', 'c']);
+  assert.deepEqual(candidates(set, ctx({ peer: peer(STRANGER) })).map((r) => r.rule.id), ['c']);
+  assert.deepEqual(candidates(set, ctx({ peer: peer(WEB) })).map((r) => r.rule.id), []);
   assert.equal(firstMatch(set, ctx({ peer: peer(API) }))?.rule.id, 'a');
   assert.equal(firstMatch(set, ctx({ peer: peer(STRANGER) }))?.rule.id, 'c');
   assert.equal(firstMatch(set, ctx({ peer: peer(WEB) })), null);
