@@ -5,7 +5,7 @@ import type { PeerIdentity, RequestContext } from './context-types.js';
 import { evaluate } from './evaluate.js';
 import type { CompileOptions, Matcher, PolicyProgram } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
-import { buildRuleSet, firstMatch, firstMatchLinear } from './match/rule-index.js';
+import { buildRuleSet, firstMatch, firstMatchLinear, testRule } from './match/rule-index.js';
 import { compileProgram, DECIDE } from './program.js';
 import { istioTiers } from './dialects/istio/tiers.js';
 import type { IstioAction, IstioChain, IstioRule } from './dialects/istio/types.js';
@@ -165,8 +165,11 @@ const reqArb = fc.record({
 test('property: indexed rule selection equals the linear scan', () => {
   fc.assert(fc.property(fc.array(treeArb, { maxLength: 25 }), fc.array(reqArb, { minLength: 1, maxLength: 8 }), (matchers, requests) => {
     const rules = matchers.map((m, i) => rule('DENY', `p${String(i % 7)}`, m));
-    const set = buildRuleSet(rules.map((r) => ({ rule: { id: r.id, policy: r.policy, action: 'deny', match: r.match, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE })), {});
-    for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+    const entries = rules.map((r) => ({ rule: { id: r.id, policy: r.policy, action: 'deny' as const, match: r.match, reason: 'deny_policy_matched', namedAs: 'rule' as const }, kind: DECIDE }));
+    // Closures (small lists) and flat code (large lists, here forced) select alike.
+    for (const set of [buildRuleSet(entries, {}), buildRuleSet(entries, {}, undefined, 0)]) {
+      for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+    }
   }), { numRuns: 4000 });
 });
 
@@ -196,8 +199,18 @@ const denyRef = rule('DENY', 'p', { type: 'any' }).policy;
 
 test('property: indexed selection equals the linear scan for case-insensitive paths and any-port hosts', () => {
   fc.assert(fc.property(fc.array(foldedTreeArb, { maxLength: 25 }), fc.array(mixedCaseReqArb, { minLength: 1, maxLength: 8 }), (matchers, requests) => {
-    const set = buildRuleSet(matchers.map((match, i) => ({ rule: { id: `r${String(i).padStart(2, '0')}`, policy: denyRef, action: 'deny', match, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE })), {});
-    for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+    const entries = matchers.map((match, i) => ({ rule: { id: `r${String(i).padStart(2, '0')}`, policy: denyRef, action: 'deny' as const, match, reason: 'deny_policy_matched', namedAs: 'rule' as const }, kind: DECIDE }));
+    for (const set of [buildRuleSet(entries, {}), buildRuleSet(entries, {}, undefined, 0)]) {
+      for (const r of requests) assert.equal(firstMatch(set, r)?.rule.id, firstMatchLinear(set, r)?.rule.id);
+    }
+  }), { numRuns: 4000 });
+});
+
+// The scan runs each rule's flat code (match/flat.ts); its compiled closure is the reference.
+test('property: a rule\'s flat code answers as its compiled closure', () => {
+  fc.assert(fc.property(fc.array(fc.oneof(treeArb, foldedTreeArb), { minLength: 1, maxLength: 10 }), fc.array(fc.oneof(reqArb, mixedCaseReqArb), { minLength: 1, maxLength: 8 }), (matchers, requests) => {
+    const set = buildRuleSet(matchers.map((match, i) => ({ rule: { id: `r${String(i).padStart(2, '0')}`, policy: denyRef, action: 'deny', match, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE })), {}, undefined, 0);
+    for (const r of requests) set.rules.forEach((rule, order) => assert.equal(testRule(set, order, r), rule.test(r), JSON.stringify(rule.rule.match)));
   }), { numRuns: 4000 });
 });
 

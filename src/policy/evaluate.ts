@@ -5,7 +5,7 @@ import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
 import { hasEffects, rateLimitEffect, routeEffects } from './effects.js';
 import type { PolicyTier, Route, TierRule, TierScope } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
-import { collect, scanCandidates, type CompiledRule } from './match/rule-index.js';
+import { collect, scanCandidates, testRule, type CompiledRule, type RuleSet } from './match/rule-index.js';
 import { selectRoute, type RouteHit } from './match/routes.js';
 import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
 
@@ -60,11 +60,11 @@ function take(r: CompiledRule, s: ScanState, hasShadow: boolean): boolean {
   }
 }
 
-/** Whether a rule's outcome can still change the scan's result (else it is not tested). */
-function needed(r: CompiledRule, s: ScanState): boolean {
-  if (r.kind === SHADOW) return s.shadowHit === null;
+/** Whether a rule of this kind can still change the scan's result (else it is not tested). */
+function needed(kind: number, s: ScanState): boolean {
+  if (kind === SHADOW) return s.shadowHit === null;
   if (s.decided !== null) return false;
-  return r.kind === DECIDE || (r.kind === LOG ? s.mark === null : s.fallback === null);
+  return kind === DECIDE || (kind === LOG ? s.mark === null : s.fallback === null);
 }
 
 function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): ScanState {
@@ -88,8 +88,9 @@ function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefine
 
 /** `hasShadow` of the list being scanned: module state, so the hot path passes a function, not a closure. */
 let scanShadow = false;
-function acceptForScan(r: CompiledRule, ctx: RequestContext): boolean {
-  return needed(r, state) && r.test(ctx) && take(r, state, scanShadow);
+// The rule object is read only once the rule matches: kinds and flat code sit in the index's arrays.
+function acceptForScan(set: RuleSet, order: number, ctx: RequestContext): boolean {
+  return needed(set.kinds[order] as number, state) && testRule(set, order, ctx) && take(set.rules[order] as CompiledRule, state, scanShadow);
 }
 
 function shadowResult(scope: TierScope, hit: CompiledRule | null): ShadowResult | null {
