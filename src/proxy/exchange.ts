@@ -40,6 +40,12 @@ export interface Exchange<Conn = ConnectionInfo> {
   readonly bodyless: boolean;
   /** An HTTP/1.1 `Upgrade` request handed over by Node with its raw socket (WebSocket). */
   readonly isUpgrade?: boolean;
+  /**
+   * HTTP/1.x framing the codec accepted but Portcullis refuses (RFC 9112 §6.1): a Transfer-Encoding on an
+   * HTTP/1.0 request (faulty framing), or a transfer coding other than `chunked`, which the workload would
+   * read differently once Portcullis re-frames the body.
+   */
+  readonly framingError?: 'http10_transfer_encoding' | 'unsupported_transfer_coding';
   readonly response: DownstreamResponse;
   /** Called once if the client goes away (h1 socket close, h2 RST_STREAM) before the response ended. */
   onAbort(listener: () => void): void;
@@ -141,6 +147,7 @@ class H1Exchange<Conn> extends AbortableExchange implements Exchange<Conn> {
   readonly body: Readable;
   readonly contentLength: number | undefined;
   readonly bodyless: boolean;
+  readonly framingError?: 'http10_transfer_encoding' | 'unsupported_transfer_coding';
   readonly response: H1Response;
 
   constructor(readonly conn: Conn, private readonly req: IncomingMessage, private readonly res: ServerResponse) {
@@ -151,8 +158,13 @@ class H1Exchange<Conn> extends AbortableExchange implements Exchange<Conn> {
     this.body = req;
     const lengthHeader = req.headers['content-length'];
     this.contentLength = lengthHeader !== undefined ? Number(lengthHeader) : undefined;
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const transferEncoding = req.headers['transfer-encoding'];
+    const chunked = transferEncoding !== undefined;
     this.bodyless = !chunked && (this.contentLength === undefined || this.contentLength === 0);
+    if (chunked) {
+      if (req.httpVersionMinor === 0) this.framingError = 'http10_transfer_encoding';
+      else if (transferEncoding.trim().toLowerCase() !== 'chunked') this.framingError = 'unsupported_transfer_coding';
+    }
     this.response = new H1Response(res);
     (res as WithExchange)[kExchange] = this;
     (req as WithExchange)[kExchange] = this;

@@ -7,7 +7,9 @@ import { Code } from '../codes.js';
 import type { Decision } from '../policy/decision.js';
 
 export type Refusal =
-  | { kind: 'bad_request'; reason: BadRequestReason | 'duplicate_header' | 'h2c_upgrade' | 'bad_request' }
+  | { kind: 'bad_request'; reason: BadRequestReason | 'duplicate_header' | 'h2c_upgrade' | 'http10_transfer_encoding' | 'bad_request' }
+  /** A transfer coding other than chunked (RFC 9112 §6.1: 501). */
+  | { kind: 'not_implemented'; reason: 'unsupported_transfer_coding' }
   | { kind: 'headers_too_large'; reason: 'too_many_headers' | 'headers_too_large' }
   | { kind: 'method_not_allowed'; reason: 'connect_not_allowed' }
   | { kind: 'unauthenticated'; reason: string; status: 401 | 403; message: string; realm: string }
@@ -81,6 +83,8 @@ export function replyFor(refusal: Refusal): Reply {
       return { status: 400, grpcStatus: 13, body: 'Bad Request', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
     case 'headers_too_large':
       return { status: 431, grpcStatus: 13, body: 'Request Header Fields Too Large', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
+    case 'not_implemented':
+      return { status: 501, grpcStatus: 13, body: 'Not Implemented', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
     case 'method_not_allowed':
       return { status: 405, grpcStatus: 13, body: 'Method Not Allowed', headers: {}, reason: refusal.reason, verdict: 'bad_request' };
     case 'unauthenticated':

@@ -56,6 +56,8 @@ export const stages: readonly Stage[] = [
     run(state, deps) {
       const { ex } = state;
       if (ex.method === 'CONNECT') return { kind: 'respond', refusal: { kind: 'method_not_allowed', reason: 'connect_not_allowed' } };
+      if (ex.framingError === 'http10_transfer_encoding') return { kind: 'respond', refusal: { kind: 'bad_request', reason: ex.framingError } };
+      if (ex.framingError === 'unsupported_transfer_coding') return { kind: 'respond', refusal: { kind: 'not_implemented', reason: ex.framingError } };
       const scan = scanRequestHeaders(ex.rawHeaders, { maxHeaderCount: deps.limits.maxHeaderCount, ownedNames: (state.snapshot as PolicySnapshot).jwtOutputHeaders });
       if (!scan.ok) return { kind: 'respond', refusal: scan.refusal };
       const h = scan.headers;
@@ -64,6 +66,11 @@ export const stages: readonly Stage[] = [
       // h2c smuggling (PC-13): never honoured; WebSocket upgrades take the 'upgrade' path, not this one.
       if (h.upgrade !== undefined && !(ex.isUpgrade === true && h.upgrade === 'websocket' && ex.method === 'GET')) return { kind: 'respond', refusal: { kind: 'bad_request', reason: 'h2c_upgrade' } };
       if (ex.httpVersion === '2') {
+        // nghttp2 advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives (only
+        // its own 64 KiB per field): count as RFC 9113 §6.5.2 does (name + value + 32 per field), 431 above.
+        let listSize = 0;
+        for (let i = 0; i < ex.rawHeaders.length; i += 2) listSize += (ex.rawHeaders[i] as string).length + (ex.rawHeaders[i + 1] as string).length + 32;
+        if (listSize > deps.limits.maxHeaderBytes) return { kind: 'respond', refusal: { kind: 'headers_too_large', reason: 'headers_too_large' } };
         const hostHeader = h.original['host'];
         const authority = h.original[':authority'];
         if (typeof hostHeader === 'string' && typeof authority === 'string' && hostHeader.toLowerCase() !== authority.toLowerCase()) {

@@ -19,10 +19,36 @@ export function frame(type: number, flags: number, streamId: number, payload: Bu
   return Buffer.concat([head, payload]);
 }
 
-function hpackString(s: string): Buffer {
-  const bytes = Buffer.from(s, 'latin1');
-  if (bytes.length >= 127) throw new Error('hpack string too long for this helper');
-  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+/** An HPACK prefix integer (RFC 7541 §5.1). */
+export function hpackInt(value: number, prefixBits: number, firstByteFlags: number): Buffer {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return Buffer.from([firstByteFlags | value]);
+  const out = [firstByteFlags | max];
+  let v = value - max;
+  while (v >= 128) { out.push((v % 128) + 128); v = Math.floor(v / 128); }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+/** An HPACK string literal without Huffman coding, any length. */
+export function hpackString(s: Buffer | string): Buffer {
+  const bytes = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
+  return Buffer.concat([hpackInt(bytes.length, 7, 0), bytes]);
+}
+
+/** Literal header fields without indexing, new names, taken byte for byte (no validation: for hostile tests). */
+export function hpackLiterals(fields: readonly (readonly [Buffer | string, Buffer | string])[]): Buffer {
+  return Buffer.concat(fields.flatMap(([n, v]) => [Buffer.from([0x00]), hpackString(n), hpackString(v)]));
+}
+
+/** A header block as HEADERS plus CONTINUATION frames of at most 16 KiB (the default SETTINGS_MAX_FRAME_SIZE). */
+export function headerFrames(streamId: number, block: Buffer, endStream: boolean): Buffer {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < block.length || pieces.length === 0; at += 16_384) pieces.push(block.subarray(at, at + 16_384));
+  return Buffer.concat(pieces.map((piece, i) => {
+    const endHeaders = i === pieces.length - 1 ? FLAG.END_HEADERS : 0;
+    return i === 0 ? frame(FRAME.HEADERS, (endStream ? FLAG.END_STREAM : 0) | endHeaders, streamId, piece) : frame(9, endHeaders, streamId, piece);
+  }));
 }
 
 /** A request header block: static-table `:method`/`:scheme`, literal `:path`, `:authority` and extras, no Huffman. */

@@ -32,16 +32,19 @@ export interface RecordingUpstream {
   url: string;
   requests: Recorded[];
   bytes: number;
+  /** Every byte received so far, all connections in arrival order (HTTP/1.1 upstreams only; empty otherwise). */
+  raw(): Buffer;
   close(): Promise<void>;
 }
 
 type H1Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void;
 
 /** An HTTP/1.1 upstream that records every request (and every byte) it receives. */
-export async function startH1Upstream(handler?: H1Handler, opts: { streamBody?: (req: http.IncomingMessage, res: http.ServerResponse) => void } = {}): Promise<RecordingUpstream> {
+export async function startH1Upstream(handler?: H1Handler, opts: { streamBody?: (req: http.IncomingMessage, res: http.ServerResponse) => void; maxHeaderSize?: number } = {}): Promise<RecordingUpstream> {
   const requests: Recorded[] = [];
   const state = { bytes: 0 };
-  const server = http.createServer((req, res) => {
+  const received: Buffer[] = [];
+  const server = http.createServer({ ...(opts.maxHeaderSize !== undefined ? { maxHeaderSize: opts.maxHeaderSize } : {}) }, (req, res) => {
     if (opts.streamBody) { requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0), httpVersion: req.httpVersion }); opts.streamBody(req, res); return; }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -53,7 +56,7 @@ export async function startH1Upstream(handler?: H1Handler, opts: { streamBody?: 
       res.end('upstream ok');
     });
   });
-  server.on('connection', (s) => s.on('data', (d: Buffer) => { state.bytes += d.length; }));
+  server.on('connection', (s) => s.on('data', (d: Buffer) => { state.bytes += d.length; received.push(d); }));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -62,6 +65,7 @@ export async function startH1Upstream(handler?: H1Handler, opts: { streamBody?: 
     url: `http://127.0.0.1:${port}`,
     requests,
     get bytes() { return state.bytes; },
+    raw: () => Buffer.concat(received),
     async close() { server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); },
   };
 }
@@ -91,6 +95,7 @@ export async function startH2Upstream(handler?: (stream: http2.ServerHttp2Stream
     url: `h2c://127.0.0.1:${port}`,
     requests,
     get bytes() { return state.bytes; },
+    raw: () => Buffer.alloc(0),
     async close() { await new Promise<void>((r) => { server.close(() => r()); setTimeout(r, 200); }); },
   };
 }

@@ -121,6 +121,20 @@ describe('HTTP/1.1 request hygiene', () => {
     assert.equal(upstream.bytes, before);
   });
 
+  it('refuses framing it cannot re-frame faithfully: a transfer coding other than chunked (501), Transfer-Encoding on HTTP/1.0 (400); upstream sees nothing', async () => {
+    const before = upstream.bytes;
+    const gzip = await rawTls(proxy, proxy.svids.frontend, 'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n');
+    assert.match(gzip, /^HTTP\/1\.1 501 /);
+    assert.match(gzip, /connection: close/i);
+    const http10 = await rawTls(proxy, proxy.svids.frontend, 'POST /upload HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.0\r\nHost: a\r\n\r\n');
+    assert.match(http10, /^HTTP\/1\.1 400 /);
+    assert.doesNotMatch(http10, /HTTP\/1\.1 403/, 'the bytes after the refused request are never read as a request');
+    assert.equal(upstream.bytes, before);
+    const chunked = await rawTls(proxy, proxy.svids.frontend, 'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n');
+    assert.match(chunked, /^HTTP\/1\.1 200 /, 'chunked in any case is the one coding Portcullis re-frames');
+    assert.equal(upstream.requests.at(-1)?.body.toString(), 'abcd');
+  });
+
   it('is reachable with curl presenting a client certificate', async () => {
     const { execFile } = await import('node:child_process');
     // Async: the proxy runs in this process, a blocking spawn would starve it.

@@ -4,13 +4,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { ALLOW_FRONTEND_POLICY, h2Client, h2Request, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
-import { connectRawH2, frame, FRAME, FLAG, headerBlock, type RawH2 } from '../helpers/h2-raw.js';
+import { connectRawH2, frame, FRAME, FLAG, headerBlock, headerFrames, hpackLiterals, type RawH2 } from '../helpers/h2-raw.js';
 
 describe('HTTP/2 limits', () => {
   let upstream: RecordingUpstream;
   let proxy: ProxyUnderTest;
   before(async () => {
-    upstream = await startH1Upstream();
+    upstream = await startH1Upstream(undefined, { maxHeaderSize: 1 << 20 });
     proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url, flags: ['--h2-max-resets-per-second', '20'] });
   });
   after(async () => { await proxy.stop(); await upstream.close(); });
@@ -32,6 +32,23 @@ describe('HTTP/2 limits', () => {
     s.close();
     assert.equal(r.status, 431);
     assert.equal(upstream.bytes, before);
+  });
+
+  it('answers 431 to a header list above maxHeaderBytes (60 KiB), which nghttp2 advertises but does not enforce; the upstream sees nothing', async () => {
+    const before = upstream.bytes;
+    const h = await connectRawH2({ port: proxy.port, ca: proxy.caPem, cert: proxy.svids.frontend.chainPem, key: proxy.svids.frontend.keyPem });
+    h.socket.on('error', () => undefined);
+    const fields = (size: number): [string, string][] => [[':method', 'GET'], [':scheme', 'https'], [':path', '/public/a'], [':authority', 'a'], ['x-big', 'a'.repeat(size)]];
+    h.write(Buffer.concat([headerFrames(1, hpackLiterals(fields(62_000)), true), headerFrames(3, hpackLiterals(fields(50_000)), true)]));
+    const statusFrame = (id: number): Buffer | undefined => h.reader.frames.find((f) => f.type === FRAME.HEADERS && f.streamId === id)?.payload;
+    for (let i = 0; i < 100 && (!statusFrame(1) || !statusFrame(3)); i++) await new Promise((r) => setTimeout(r, 20));
+    h.socket.destroy();
+    // The first answer's :status is an HPACK literal: 431 is not in the static table and 3 digits are never shorter in Huffman.
+    assert.ok(statusFrame(1)?.includes(Buffer.from('431')), 'the 62,000-byte list is refused with 431');
+    for (let i = 0; i < 50 && !upstream.requests.some((r) => r.headers['x-big']?.length === 50_000); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(upstream.requests.some((r) => r.headers['x-big']?.length === 50_000), 'a 50,000-byte list is within the limit and forwarded');
+    assert.equal(upstream.requests.filter((r) => r.headers['x-big']?.length === 62_000).length, 0);
+    assert.ok(upstream.bytes - before < 60_000, 'only the in-limit request reached the workload');
   });
 
   it('closes a connection that floods RST_STREAM (rapid reset)', async () => {
