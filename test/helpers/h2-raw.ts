@@ -106,9 +106,15 @@ export function connectRawH2(opts: { port: number; ca: string; cert: string; key
   });
 }
 
-/** An h2c workload read frame by frame: records, per stream, whether END_STREAM and RST_STREAM arrived. */
-export async function rawH2cUpstream(): Promise<{ url: string; streams: Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>; close(): Promise<void> }> {
+/**
+ * An h2c workload read frame by frame: records, per stream, whether END_STREAM and RST_STREAM arrived, the
+ * streams completed (END_STREAM) in order, and the bytes of every stream frame; a completed stream is
+ * answered 200.
+ */
+export async function rawH2cUpstream(): Promise<{ url: string; streams: Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>; completed: number[]; readonly bytes: number; close(): Promise<void> }> {
   const streams = new Map<number, { endStream: boolean; rst: number | null; dataBytes: number }>();
+  const completed: number[] = [];
+  let streamBytes = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -128,9 +134,14 @@ export async function rawH2cUpstream(): Promise<{ url: string; streams: Map<numb
       for (const f of reader.frames.slice(start)) {
         if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
         if (f.streamId === 0) continue;
+        streamBytes += 9 + f.payload.length;
         const s = streams.get(f.streamId) ?? { endStream: false, rst: null, dataBytes: 0 };
         streams.set(f.streamId, s);
-        if ((f.type === FRAME.HEADERS || f.type === FRAME.DATA) && (f.flags & FLAG.END_STREAM) !== 0) s.endStream = true;
+        if ((f.type === FRAME.HEADERS || f.type === FRAME.DATA) && (f.flags & FLAG.END_STREAM) !== 0 && !s.endStream) {
+          s.endStream = true;
+          completed.push(f.streamId);
+          socket.write(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, f.streamId, Buffer.from([0x88]))); // :status 200
+        }
         if (f.type === FRAME.DATA) s.dataBytes += f.payload.length;
         if (f.type === FRAME.RST_STREAM) s.rst = f.payload.readUInt32BE(0);
       }
@@ -142,6 +153,8 @@ export async function rawH2cUpstream(): Promise<{ url: string; streams: Map<numb
   return {
     url: `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`,
     streams,
+    completed,
+    get bytes() { return streamBytes; },
     async close() { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
   };
 }

@@ -15,7 +15,7 @@ import { createHmac, createPublicKey } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { SignJWT, importJWK, exportJWK, generateKeyPair, type JWK, type JWTHeaderParameters } from 'jose';
 import { getText, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
-import { frame, FrameReader, FRAME, FLAG, PREFACE, hpackLiterals, hpackString, type ParsedFrame } from '../helpers/h2-raw.js';
+import { frame, FrameReader, FRAME, FLAG, PREFACE, hpackLiterals, hpackString, rawH2cUpstream, type ParsedFrame } from '../helpers/h2-raw.js';
 import { sharedTestPki, TEST_IDS, type IssuedCert } from '../helpers/pki.js';
 import { makeCrl, opensslAvailable } from '../helpers/crl.js';
 import { repoRoot } from '../helpers/paths.js';
@@ -70,7 +70,7 @@ interface AttackCase {
   setup?: string;
   cert?: string;
   raw?: string;
-  send?: ({ raw: string } | { wait: number })[];
+  send?: ({ raw: string } | { wait: number } | { close: 'end' | 'destroy' })[];
   request?: { headers: Record<string, string | string[]>; body?: string };
   frames?: FrameStep[];
   expect: Expect;
@@ -88,7 +88,12 @@ interface TokenSpec {
   /** Pads the token with a filler claim to this many characters. */
   padTo?: number;
 }
-interface SetupSpec { policy: string; flags?: string[] }
+interface SetupSpec {
+  policy: string;
+  flags?: string[];
+  /** The workload's protocol: HTTP/1.1 (default, every byte recorded) or h2c (requests recorded when complete). */
+  upstream?: 'http' | 'h2c';
+}
 interface AttackFile { issuer: string; audience: string; setups: Record<string, SetupSpec>; tokens: Record<string, TokenSpec>; cases: AttackCase[] }
 
 const FILE = join(repoRoot(), 'test', 'attacks', 'attacks.yaml');
@@ -225,7 +230,7 @@ interface Seen {
 }
 
 /** Runs an h1 case: raw bytes over mTLS (ALPN http/1.1), optionally in timed pieces. */
-function runH1(proxy: ProxyUnderTest, cert: IssuedCert | null, pieces: ({ bytes: Buffer } | { wait: number })[], expectedResponses: number): Promise<Seen> {
+function runH1(proxy: ProxyUnderTest, cert: IssuedCert | null, pieces: ({ bytes: Buffer } | { wait: number } | { close: 'end' | 'destroy' })[], expectedResponses: number): Promise<Seen> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
@@ -234,6 +239,8 @@ function runH1(proxy: ProxyUnderTest, cert: IssuedCert | null, pieces: ({ bytes:
     const socket = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: proxy.caPem, ...(cert ? { cert: cert.chainPem, key: cert.keyPem } : {}), ALPNProtocols: ['http/1.1'] }, () => {
       void (async () => {
         for (const p of pieces) {
+          // A caller that vanishes: a FIN (`end`) or an abrupt close (`destroy`); nothing more is read.
+          if ('close' in p) { if (p.close === 'end') socket.end(); else finish(); continue; }
           if ('wait' in p) await new Promise((r) => setTimeout(r, p.wait));
           else if (!socket.destroyed) socket.write(p.bytes);
         }
@@ -572,7 +579,28 @@ function validateFile(): void {
     const body = c.kind === 'h1' ? c.raw ?? c.send : c.kind === 'h2' ? c.request : c.frames;
     assert.ok(body !== undefined, `${c.id}: a ${c.kind} case needs ${c.kind === 'h1' ? 'raw or send' : c.kind === 'h2' ? 'request' : 'frames'}`);
     for (const e of [c.expect, c['istio-exact']]) if (e) assert.ok(e.upstream !== undefined, `${c.id}: every expectation says what the workload may see`);
+    if (c.setup !== undefined && data.setups[c.setup]?.upstream === 'h2c') for (const e of [c.expect, c['istio-exact']]) if (e) assert.ok(typeof e.upstream === 'string', `${c.id}: an h2c workload is judged on completeness only (none / incomplete)`);
   }
+}
+
+/**
+ * An h2c workload judged frame by frame: a request counts as complete only when END_STREAM arrived (a
+ * node:http2 server also ends a stream's body when the stream is reset, which would hide the difference).
+ */
+async function frameRecordingH2c(): Promise<RecordingUpstream> {
+  const up = await rawH2cUpstream();
+  const requests: RecordingUpstreamRequest[] = [];
+  return {
+    port: Number(new URL(up.url.replace('h2c:', 'http:')).port),
+    url: up.url,
+    get requests() {
+      while (requests.length < up.completed.length) requests.push({ method: '', url: `stream ${up.completed[requests.length]}`, headers: {}, rawHeaders: [], body: Buffer.alloc(0), httpVersion: '2.0' });
+      return requests;
+    },
+    get bytes() { return up.bytes; },
+    raw: () => Buffer.alloc(0),
+    close: () => up.close(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -645,7 +673,7 @@ describe('attack run under compatibility: secure and istio-exact', () => {
     if (!s) {
       const spec = data.setups[name]!;
       // The recorder accepts any head the proxy may forward (Node's own limit is 16 KiB).
-      const upstream = await startH1Upstream(undefined, { maxHeaderSize: 1 << 20 });
+      const upstream = spec.upstream === 'h2c' ? await frameRecordingH2c() : await startH1Upstream(undefined, { maxHeaderSize: 1 << 20 });
       const policy = spec.policy.replaceAll('{ISSUER}', data.issuer).replaceAll('{AUDIENCE}', data.audience).replaceAll('{JWKS}', JWKS);
       const proxy = await startProxy({ policy, upstream: upstream.url, flags: ['--compatibility', compat, ...crlFlags, ...(spec.flags ?? [])] });
       s = { proxy, upstream, agent: mtlsAgent(proxy, svids.frontend) };
@@ -667,7 +695,7 @@ describe('attack run under compatibility: secure and istio-exact', () => {
     const cert = certNamed(c.cert);
     let seen: Seen;
     if (c.kind === 'h1') {
-      const pieces = c.raw !== undefined ? [{ bytes: decodeRaw(fill(c.raw)) }] : c.send!.map((p) => ('wait' in p ? p : { bytes: decodeRaw(fill(p.raw)) }));
+      const pieces = c.raw !== undefined ? [{ bytes: decodeRaw(fill(c.raw)) }] : c.send!.map((p) => ('raw' in p ? { bytes: decodeRaw(fill(p.raw)) } : p));
       seen = await runH1(proxy, cert, pieces, want.statuses?.length ?? 1);
     } else if (c.kind === 'h2') {
       const headers = Object.fromEntries(Object.entries(c.request!.headers).map(([k, v]) => [k, Array.isArray(v) ? v.map((x) => expandRepeats(fill(x))) : expandRepeats(fill(v))]));
