@@ -45,6 +45,7 @@ interface Expect {
   refused?: number;
   no100?: boolean;
   closed?: boolean;
+  grpcStatus?: number;
   /** `none`: zero requests and zero bytes; `incomplete`: bytes may arrive, never a complete request. */
   upstream?: 'none' | 'incomplete' | UpstreamExpect;
 }
@@ -81,7 +82,7 @@ interface AttackCase {
   policyFile?: string;
 }
 interface TokenSpec {
-  key?: 'fixture' | 'rogue' | 'attacker' | 'none' | 'hs256-public-pem';
+  key?: 'fixture' | 'rogue' | 'attacker' | 'attacker-ec' | 'none' | 'hs256-public-pem';
   alg?: string;
   header?: Record<string, unknown>;
   claims?: Record<string, unknown>;
@@ -150,6 +151,7 @@ async function mintTokens(specs: Record<string, TokenSpec>): Promise<Record<stri
   const now = Math.floor(Date.now() / 1000);
   const attacker = await generateKeyPair('RS256', { extractable: true });
   const attackerJwk = await exportJWK(attacker.publicKey);
+  const attackerEc = await generateKeyPair('ES256');
   const out: Record<string, string> = {};
   for (const [name, spec] of Object.entries(specs)) {
     const claims: Record<string, unknown> = { iss: data.issuer, aud: data.audience, sub: 'attacker', iat: now };
@@ -170,7 +172,7 @@ async function mintTokens(specs: Record<string, TokenSpec>): Promise<Record<stri
       out[name] = `${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`;
       continue;
     }
-    const signingKey = key === 'attacker' ? attacker.privateKey : await importJWK(key === 'rogue' ? ROGUE_JWK : FIXTURE_JWK, 'RS256');
+    const signingKey = key === 'attacker' ? attacker.privateKey : key === 'attacker-ec' ? attackerEc.privateKey : await importJWK(key === 'rogue' ? ROGUE_JWK : FIXTURE_JWK, 'RS256');
     // jose refuses to sign with unknown `crit` parameters unless told they are understood.
     const signer = new SignJWT(claims).setProtectedHeader(header as unknown as JWTHeaderParameters);
     out[name] = await signer.sign(signingKey, Array.isArray(header.crit) ? { crit: Object.fromEntries((header.crit as string[]).map((c) => [c, true])) } : undefined);
@@ -226,6 +228,8 @@ interface Seen {
   goaway?: string;
   answered?: number;
   refused?: number;
+  /** HTTP/2: grpc-status from the response headers (trailers-only) or trailers. */
+  grpcStatus?: number;
   detail: string;
 }
 
@@ -302,7 +306,12 @@ function runH2(proxy: ProxyUnderTest, cert: IssuedCert | null, request: NonNulla
       finish();
       return;
     }
-    req.on('response', (h) => { const s = Number(h[':status']); if (s >= 200) seen.statuses.push(s); else seen.continued = true; });
+    req.on('response', (h) => {
+      const s = Number(h[':status']);
+      if (s >= 200) seen.statuses.push(s); else seen.continued = true;
+      if (h['grpc-status'] !== undefined) seen.grpcStatus = Number(h['grpc-status']);
+    });
+    req.on('trailers', (t) => { if (t['grpc-status'] !== undefined) seen.grpcStatus = Number(t['grpc-status']); });
     req.on('data', () => undefined);
     req.on('end', finish);
     req.on('close', () => { if (req.rstCode !== undefined && req.rstCode !== 0 && seen.statuses.length === 0) seen.reset = codeName(req.rstCode); finish(); });
@@ -532,6 +541,7 @@ function judge(c: AttackCase, want: Expect, seen: Seen, upstream: { requests: Re
   if (want.answered !== undefined && seen.answered !== want.answered) problems.push(`answered ${seen.answered}, want ${want.answered}`);
   if (want.refused !== undefined && seen.refused !== want.refused) problems.push(`refused ${seen.refused}, want ${want.refused}`);
   if (want.no100 && seen.continued) problems.push('a 100 Continue was sent');
+  if (want.grpcStatus !== undefined && seen.grpcStatus !== want.grpcStatus) problems.push(`grpc-status ${seen.grpcStatus ?? 'none'}, want ${want.grpcStatus}`);
   if (want.closed !== undefined && seen.closed !== want.closed) problems.push(`connection closed: ${seen.closed}, want ${want.closed}`);
   const up = want.upstream;
   if (up === 'none') {
