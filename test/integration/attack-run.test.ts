@@ -666,10 +666,13 @@ function certNamed(name: string | undefined): IssuedCert | null {
   return c;
 }
 
+/** Cases in flight at once per setting (each against its own proxy and workload). */
+const LANES = 3;
+
 type Running = { proxy: ProxyUnderTest; upstream: RecordingUpstream; agent: ReturnType<typeof mtlsAgent> };
 
 // Both settings run side by side: each case is sent to the `secure` and the `istio-exact` proxy at once
-// (separate proxies, separate recording workloads), which halves the wall time of a run that mostly waits.
+// (separate proxies, separate recording workloads); a run that mostly waits takes a fraction of the time.
 describe('attack run under compatibility: secure and istio-exact', () => {
   const running = new Map<string, Running>();
   let tokens: Record<string, string> = {};
@@ -688,8 +691,8 @@ describe('attack run under compatibility: secure and istio-exact', () => {
     for (const { proxy, upstream, agent } of running.values()) { await agent.close(); await proxy.stop(); await upstream.close(); }
     rmSync(crlDir, { recursive: true, force: true });
   });
-  async function setup(compat: Compat, name: string): Promise<Running> {
-    const key = `${compat}/${name}`;
+  async function setup(compat: Compat, name: string, lane: number): Promise<Running> {
+    const key = `${compat}/${name}/${lane}`;
     let s = running.get(key);
     if (!s) {
       const spec = data.setups[name]!;
@@ -705,10 +708,10 @@ describe('attack run under compatibility: secure and istio-exact', () => {
   const fill = (s: string): string => s.replace(/\{TOKEN:([a-z0-9-]+)\}/g, (_m, n: string) => { const t = tokens[n]; assert.ok(t, `unknown token ${n}`); return t; });
 
   /** Runs one case against one setting's proxy; returns the problems (empty when it passed). */
-  async function runCase(c: AttackCase, compat: Compat): Promise<string[]> {
+  async function runCase(c: AttackCase, compat: Compat, lane: number): Promise<string[]> {
     const declared = (compat === 'istio-exact' ? c['istio-exact'] : undefined) ?? c.expect;
     const want = JSON.parse(fill(JSON.stringify(declared))) as Expect;
-    const { proxy, upstream, agent } = await setup(compat, c.setup ?? 'main');
+    const { proxy, upstream, agent } = await setup(compat, c.setup ?? 'main', lane);
     if (c.policyFile !== undefined) await rewritePolicy(proxy, c.policyFile);
     // Let the previous case's connections wind down so their bytes are not counted here.
     await new Promise((r) => setTimeout(r, 10));
@@ -744,9 +747,30 @@ describe('attack run under compatibility: secure and istio-exact', () => {
     return problems;
   }
 
+  // Lanes: cases run one at a time per lane, lanes side by side, each lane with its own proxies and
+  // recording workloads (so every byte a workload records belongs to the one case running against it).
+  // The `main` cases are dealt over the lanes; every other setup keeps one lane, so the reload cases see
+  // each other's policy files in order.
+  const results = new Map<string, string[]>();
+  before(async () => {
+    const lanes: AttackCase[][] = Array.from({ length: LANES }, () => []);
+    const setupNames = Object.keys(data.setups).filter((n) => n !== 'main');
+    let next = 0;
+    for (const c of data.cases) {
+      const lane = c.setup === undefined || c.setup === 'main' ? next++ % LANES : setupNames.indexOf(c.setup) % LANES;
+      lanes[lane]!.push(c);
+    }
+    await Promise.all(lanes.map(async (cases, lane) => {
+      for (const c of cases) {
+        const problems = (await Promise.all(SETTINGS.map((compat) => runCase(c, compat, lane).catch((e: Error) => [`${compat}: the case could not run: ${e.message}`])))).flat();
+        results.set(c.id, problems);
+      }
+    }));
+  });
   for (const c of data.cases) {
-    it(`${c.id} [${c.class.split(' ')[0]}] ${c.what}`, async () => {
-      const problems = (await Promise.all(SETTINGS.map((compat) => runCase(c, compat)))).flat();
+    it(`${c.id} [${c.class.split(' ')[0]}] ${c.what}`, () => {
+      const problems = results.get(c.id);
+      assert.ok(problems, `${c.id} did not run`);
       assert.deepEqual(problems, [], `${c.id}: ${problems.join('; ')}`);
     });
   }
