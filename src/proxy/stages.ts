@@ -99,8 +99,8 @@ export const stages: readonly Stage[] = [
         state.authn = noAuthn;
         return proceed;
       }
-      return deps.jwtFor(snapshot).authenticate({ method: state.ex.method, target: state.ex.target, headers: (state.scanned as ScannedRequestHeaders).original })
-        .then((result) => authenticated(state, deps, result));
+      const result = deps.jwtFor(snapshot).authenticate({ method: state.ex.method, target: state.ex.target, headers: (state.scanned as ScannedRequestHeaders).original });
+      return result instanceof Promise ? result.then((r) => authenticated(state, deps, r)) : authenticated(state, deps, result);
     },
   },
   {
@@ -157,6 +157,8 @@ function authenticated(state: RequestState, deps: ProxyDeps, result: AuthnResult
 /** Re-cleans the headers with the JWT edits and rebuilds the context from them (the one cleaning step, headers.ts). */
 function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
   const scanned = state.scanned as ScannedRequestHeaders;
+  // No verified token and edits that change nothing present (the usual tokenless request): the context stands.
+  if (jwt === null && !changesRequest(edits, scanned.forward)) return null;
   const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: (state.snapshot as PolicySnapshot).jwtOutputHeaders, jwtEdits: edits });
   if (!cleaned.ok) return { kind: 'respond', refusal: cleaned.refusal };
   state.scanned = { ...scanned, forward: cleaned.forward, forPolicy: cleaned.forPolicy };
@@ -167,6 +169,11 @@ function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdi
   return null;
 }
 
+function changesRequest(edits: JwtHeaderEdits, forward: ReadonlyMap<string, string[]>): boolean {
+  if (edits.removeQueryParams !== undefined && edits.removeQueryParams.length > 0) return true;
+  for (const name in edits.set) if (Object.hasOwn(edits.set, name)) return true;
+  return edits.remove.some((name) => forward.has(name.toLowerCase()));
+}
 
 function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInput {
   const { ex } = state;
