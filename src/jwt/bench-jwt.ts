@@ -8,7 +8,7 @@ import { authOptions, jwksJson, makeKey, mint, provider } from './testing.js';
 
 const ISS = 'https://issuer.example';
 
-async function measure(label: string, iterations: number, fn: () => Promise<unknown>): Promise<void> {
+async function measure(label: string, iterations: number, fn: () => unknown): Promise<void> {
   for (let i = 0; i < Math.min(2000, iterations); i++) await fn(); // warm-up: imports, JIT
   const start = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) await fn();
@@ -17,7 +17,7 @@ async function measure(label: string, iterations: number, fn: () => Promise<unkn
 }
 
 /** Same, with `concurrency` calls in flight (a proxy serves many requests at once). */
-async function measureConcurrent(label: string, iterations: number, concurrency: number, fn: () => Promise<unknown>): Promise<void> {
+async function measureConcurrent(label: string, iterations: number, concurrency: number, fn: () => unknown): Promise<void> {
   const start = process.hrtime.bigint();
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -41,8 +41,8 @@ export type AuthnResult =
   | { kind: 'failed'; status: 401 | 403; reason: ReasonCode; message: string };
 
 export interface JwtAuthenticator {
-  /** Never throws; an internal error is a failed result (fail closed). */
-  authenticate(request: JwtRequestView): Promise<AuthnResult>;
+  /** Never throws; an internal error is a failed result (fail closed). Synchronous when nothing is fetched or verified (replay). */
+  authenticate(request: JwtRequestView): Promise<AuthnResult> | AuthnResult;
   /** Stops background JWKS refreshes. */
   close(): void;
   /** Resolves once the first fetch of every JWKS URI has finished (successfully or not). Optional. */
