@@ -33,10 +33,20 @@ export function describeOutcome(o: Outcome): string {
 
 const ID_SEGMENT = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{12,}|(?=[^/]*\d)[A-Za-z0-9_-]{20,})$/i;
 
+/** Patterns of paths already seen: changed requests repeat their paths. Bounded (cleared when full). */
+const patterns = new Map<string, string>();
+const MAX_CACHED_PATTERNS = 10_000;
+
 /** Collapses path segments that look like ids (numbers, UUIDs, hex, long tokens) to `*`: `/orders/42` -> `/orders/*`. */
 export function pathPattern(path: string): string {
   if (path === '' || path === '*') return path === '' ? '(no path: tcp)' : path;
-  return path.split('/').map((s) => (ID_SEGMENT.test(s) ? '*' : s)).join('/');
+  let pattern = patterns.get(path);
+  if (pattern === undefined) {
+    pattern = path.split('/').map((s) => (ID_SEGMENT.test(s) ? '*' : s)).join('/');
+    if (patterns.size >= MAX_CACHED_PATTERNS) patterns.clear();
+    patterns.set(path, pattern);
+  }
+  return pattern;
 }
 
 /** A request shown as an example of a group. */
@@ -111,6 +121,9 @@ export class ChangeTally {
     const make = (): ChangeGroups => ({ byRule: new Groups(samplesPerGroup), byPeer: new Groups(samplesPerGroup), byPath: new Groups(samplesPerGroup) });
     this.groups = { newly_denied: make(), newly_allowed: make(), changed_reason: make() };
   }
+
+  /** An unchanged request is only counted (its details need not be assembled). */
+  addUnchanged(): void { this.counts.unchanged++; }
 
   add(c: ChangeInput): void {
     this.counts[c.kind]++;

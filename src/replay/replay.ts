@@ -60,7 +60,7 @@ function failingConditions(snapshot: PolicySnapshot, result: DecideResult): stri
 
 interface Side { snapshot: PolicySnapshot; jwt: RecordedJwt }
 
-async function decide(side: Side, r: RecordedRequest, jwt: ReplayJwtOutcome): Promise<DecideResult> {
+function decide(side: Side, r: RecordedRequest, jwt: ReplayJwtOutcome): Promise<DecideResult> {
   return decideRequestDetailed(side.snapshot, r.request, { authenticator: side.jwt.authenticatorFor(r.token, jwt) });
 }
 
@@ -110,6 +110,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
       if (!baseline && Object.keys(revisions).length < MAX_REVISIONS) revisions[r.revision] = (revisions[r.revision] ?? 0) + 1;
       const after = outcomeOf(now.output);
       const kind = classify(before, after);
+      if (kind === 'unchanged') { tally.addUnchanged(); continue; }
       const q = r.request;
       tally.add({
         kind, baseline: before, candidate: after, peer: q.peer ?? null,
