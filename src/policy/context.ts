@@ -105,12 +105,19 @@ function buildHeaders(input: RequestInput['headers']): { headers: Record<string,
     if (!HEADER_NAME.test(rawName)) return bad('bad_header', `invalid header name ${JSON.stringify(rawName.slice(0, 64))}`);
     const name = rawName.toLowerCase();
     const value = input[rawName];
-    const values = Array.isArray(value) ? value : [value];
-    for (const v of values) {
-      if (typeof v !== 'string') return bad('bad_header', `header ${name} has a non-string value`);
-      if (BAD_HEADER_VALUE.test(v)) return bad('bad_header', `header ${name} contains NUL, CR or LF`);
+    let joined: string;
+    // One value is the usual case: no array is made to join it.
+    if (typeof value === 'string') {
+      if (BAD_HEADER_VALUE.test(value)) return bad('bad_header', `header ${name} contains NUL, CR or LF`);
+      joined = value;
+    } else {
+      const values = Array.isArray(value) ? value : [value];
+      for (const v of values) {
+        if (typeof v !== 'string') return bad('bad_header', `header ${name} has a non-string value`);
+        if (BAD_HEADER_VALUE.test(v)) return bad('bad_header', `header ${name} contains NUL, CR or LF`);
+      }
+      joined = values.join(',');
     }
-    const joined = values.join(',');
     const prior = out[name];
     out[name] = prior === undefined ? joined : `${prior},${joined}`;
   }
