@@ -83,7 +83,25 @@ export async function decideRequest(snapshot: PolicySnapshot, request: CheckRequ
   return (await decideRequestDetailed(snapshot, request, deps)).output;
 }
 
-export async function decideRequestDetailed(snapshot: PolicySnapshot, request: CheckRequest, deps: DecideDeps): Promise<DecideResult> {
+export function decideRequestDetailed(snapshot: PolicySnapshot, request: CheckRequest, deps: DecideDeps): Promise<DecideResult> {
+  return requestDecider(snapshot, deps)(request);
+}
+
+/**
+ * decideRequestDetailed for many requests under one snapshot and deps: the data plane's dependencies are
+ * assembled once, not per request (a replay decides a million). One request at a time: each call's logical
+ * time (`request.time`) holds until the next call.
+ */
+export function requestDecider(snapshot: PolicySnapshot, deps: DecideDeps): (request: CheckRequest) => Promise<DecideResult> {
+  let timeMs = 0;
+  const proxyDeps = checkProxyDeps(snapshot, deps, () => timeMs);
+  return (request) => {
+    timeMs = request.time ?? 0;
+    return decide(snapshot, proxyDeps, request);
+  };
+}
+
+async function decide(snapshot: PolicySnapshot, proxyDeps: ProxyDeps, request: CheckRequest): Promise<DecideResult> {
   const input = toRequestInput(request);
   const isGrpc = input.protocol === 'grpc';
   const conn: ConnectionInfo = {
@@ -97,7 +115,6 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
     destinationIp: input.destinationIp,
     sni: input.sni,
   };
-  const proxyDeps = checkProxyDeps(snapshot, deps, request.time ?? 0);
   if (input.protocol === 'tcp') {
     const j = judgeConnection(snapshot, conn, proxyDeps);
     if (!j.decision || !j.context) return { output: refused(replyFor({ kind: 'internal_error' }), false), context: undefined, decision: undefined };
@@ -123,7 +140,7 @@ export async function decideRequestDetailed(snapshot: PolicySnapshot, request: C
 /** The data plane's dependencies for one offline decision: the snapshot given, the check authenticator, no I/O. */
 let requestLimits: ProxyDeps['limits'] | undefined;
 
-function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: number): ProxyDeps {
+function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, now: () => number): ProxyDeps {
   // Resolved from the config schema once when not given: a replay decides a million requests with them.
   const limits = deps.limits ?? (requestLimits ??= defaultRequestSettings().limits);
   const { workload } = snapshot.options;
@@ -141,7 +158,7 @@ function checkProxyDeps(snapshot: PolicySnapshot, deps: DecideDeps, timeMs: numb
     decisionEvents: false,
     capture: { mode: 'minimal', redactHeaders: [] },
     ...(deps.rateLimiter ? { rateLimiter: rateLimiterOf(deps.rateLimiter) } : {}),
-    now: () => timeMs,
+    now,
   };
 }
 

@@ -25,6 +25,8 @@ export interface ReplayJwtOutcome { unverifiable: boolean }
 /** One snapshot's JWT setup, prepared once; `authenticatorFor` is cheap per event. */
 export interface RecordedJwt {
   authenticatorFor(token: RecordedToken, outcome: ReplayJwtOutcome): JwtAuthenticator;
+  /** One authenticator for a run of events decided one at a time: `use` points it at the next event's token. */
+  readonly reusable: JwtAuthenticator & { use(token: RecordedToken, outcome: ReplayJwtOutcome): void };
 }
 
 export function recordedJwt(snapshot: PolicySnapshot): RecordedJwt {
@@ -58,7 +60,14 @@ export function recordedJwt(snapshot: PolicySnapshot): RecordedJwt {
     return verifiedOutcome(spec, spaceDelimited[index]!, outputHeaders, token.claims, payloadSegment, locations);
   }
 
+  let currentToken: RecordedToken = { kind: 'none' };
+  let currentOutcome: ReplayJwtOutcome = { unverifiable: false };
   return {
+    reusable: {
+      use(token, outcome) { currentToken = token; currentOutcome = outcome; },
+      authenticate: (request) => authenticate(request, currentToken, currentOutcome),
+      close: () => undefined,
+    },
     authenticatorFor(token, outcome) {
       return {
         // Synchronous: no key is fetched and no signature checked, so the stage costs no promise.

@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { explain } from '../policy/explain.js';
-import { CheckInputError, decideRequestDetailed, type CheckOutput, type DecideResult } from '../check/decide.js';
+import { CheckInputError, requestDecider, type CheckOutput, type CheckRequest, type DecideResult } from '../check/decide.js';
 import { logLines } from './log-lines.js';
 import { notReplayable, readRecordedLine, type Outcome, type RecordedRequest } from './recorded-event.js';
 import { recordedJwt, type RecordedJwt, type ReplayJwtOutcome } from './recorded-jwt.js';
@@ -58,17 +58,24 @@ function failingConditions(snapshot: PolicySnapshot, result: DecideResult): stri
   return because.length > 0 ? because : [`${result.decision.reason}`];
 }
 
-interface Side { snapshot: PolicySnapshot; jwt: RecordedJwt }
+interface Side { snapshot: PolicySnapshot; jwt: RecordedJwt['reusable']; decide: (request: CheckRequest) => Promise<DecideResult> }
 
+function sideOf(snapshot: PolicySnapshot): Side {
+  const jwt = recordedJwt(snapshot).reusable;
+  return { snapshot, jwt, decide: requestDecider(snapshot, { authenticator: jwt }) };
+}
+
+/** Events are decided one at a time: the side's authenticator holds this event's token until the next. */
 function decide(side: Side, r: RecordedRequest, jwt: ReplayJwtOutcome): Promise<DecideResult> {
-  return decideRequestDetailed(side.snapshot, r.request, { authenticator: side.jwt.authenticatorFor(r.token, jwt) });
+  side.jwt.use(r.token, jwt);
+  return side.decide(r.request);
 }
 
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const started = process.hrtime.bigint();
   const cpuStarted = process.cpuUsage();
-  const candidate: Side = { snapshot: options.candidate, jwt: recordedJwt(options.candidate) };
-  const baseline: Side | undefined = options.baseline ? { snapshot: options.baseline, jwt: recordedJwt(options.baseline) } : undefined;
+  const candidate = sideOf(options.candidate);
+  const baseline = options.baseline ? sideOf(options.baseline) : undefined;
   const tally = new ChangeTally(options.samplesPerGroup);
   const skipped = new Map<string, { count: number; first: string }>();
   const malformed = { count: 0, first: [] as Problem[] };
