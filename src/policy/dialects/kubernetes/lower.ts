@@ -8,7 +8,8 @@ import { selectorMatches } from '../../selector.js';
 import type { DialectOutput } from '../types.js';
 import { labelKeysBeyondName, mixedIdentities, peerEnv, podPeer, workloadNamespaceLabels, type NamespaceScope, type PeerEnv, type PeerUse } from './peers.js';
 import { adminPolicyPorts, clusterPolicyProtocols, networkPolicyPorts, type UnresolvedPort } from './ports.js';
-import { isObject } from './schema.js';
+import { walkAsShadow } from '../../preview.js';
+import { STAGED_NETWORK_POLICY, isObject } from './schema.js';
 import { Code } from '../../../codes.js';
 
 export const DIALECT = 'kubernetes';
@@ -31,6 +32,8 @@ interface Context {
   options: CompileOptions;
   env: PeerEnv;
   warn: Warn;
+  /** Each NetworkPolicy's rules, lowered once for the enforced and the staged walk (so each warning is reported once). */
+  lowered: Map<PolicyDocument, TierRule[]>;
 }
 
 function unresolvedPorts(ctx: Context, doc: PolicyDocument): UnresolvedPort {
@@ -60,39 +63,51 @@ function networkPolicyPeer(ctx: Context, namespace: string, peer: Obj): Matcher 
 }
 
 function networkPolicyRules(ctx: Context, doc: PolicyDocument, ref: PolicyRef): TierRule[] {
+  const known = ctx.lowered.get(doc);
+  if (known !== undefined) return known;
   const spec = specOf(doc);
-  return objects(spec.ingress).map((rule, i): TierRule => {
+  // A staged policy's rules say so in their ids, as Calico names staged policies `staged:<name>`.
+  const name = doc.kind === STAGED_NETWORK_POLICY ? `staged:${ref.name}` : ref.name;
+  const rules = objects(spec.ingress).map((rule, i): TierRule => {
     const from = objects(rule.from);
     // An empty or missing `from` admits every source (pods and addresses alike).
     const peers: Matcher = from.length === 0 ? { type: 'any' } : or(from.map((p) => networkPolicyPeer(ctx, ref.namespace, p)));
     const ports = networkPolicyPorts(rule.ports, `spec.ingress[${i}].ports`, ctx.options.linkerd.portNames, unresolvedPorts(ctx, doc));
     return {
-      id: `tier[NetworkPolicy]-ns[${ref.namespace}]-policy[${ref.name}]-ingress[${i}]`,
+      id: `tier[NetworkPolicy]-ns[${ref.namespace}]-policy[${name}]-ingress[${i}]`,
       policy: ref, action: 'allow', match: allOf([peers, ports]),
       reason: 'networkpolicy_allowed', namedAs: 'rule',
     };
   });
+  ctx.lowered.set(doc, rules);
+  return rules;
+}
+
+/** Whether a NetworkPolicy (or its staged form) selects the workload for ingress. */
+function selectsWorkload(options: CompileOptions, doc: PolicyDocument): boolean {
+  const { workload } = options;
+  return (doc.metadata.namespace ?? 'default') === workload.namespace
+    && selectorMatches(specOf(doc).podSelector ?? undefined, workload.labels)
+    && policyTypes(specOf(doc)).includes('Ingress');
 }
 
 function networkPolicyTier(ctx: Context, docs: PolicyDocument[], applied: Set<PolicyDocument>): PolicyTier | null {
   const { workload } = ctx.options;
   const selecting = docs
-    .filter((d) => (d.metadata.namespace ?? 'default') === workload.namespace)
-    .filter((d) => selectorMatches(specOf(d).podSelector ?? undefined, workload.labels))
-    .filter((d) => policyTypes(specOf(d)).includes('Ingress'))
+    .filter((d) => selectsWorkload(ctx.options, d))
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
   if (selecting.length === 0) return null;
   const rules: TierRule[] = [];
   for (const doc of selecting) {
     applied.add(doc);
-    const ref: PolicyRef = { dialect: DIALECT, kind: 'NetworkPolicy', namespace: workload.namespace, name: doc.metadata.name };
+    const ref: PolicyRef = { dialect: DIALECT, kind: doc.kind, namespace: workload.namespace, name: doc.metadata.name };
     rules.push(...networkPolicyRules(ctx, doc, ref));
   }
   const first = selecting[0] as PolicyDocument;
   // Selected for ingress = isolated: whatever no rule admits is refused, and Baseline is never consulted.
   const isolated: TierDefault = {
     verdict: 'deny', reason: 'networkpolicy_isolated',
-    policy: { dialect: DIALECT, kind: 'NetworkPolicy', namespace: workload.namespace, name: first.metadata.name },
+    policy: { dialect: DIALECT, kind: first.kind, namespace: workload.namespace, name: first.metadata.name },
   };
   return tier('networkpolicy', rules, isolated);
 }
@@ -217,14 +232,14 @@ export function lowerKubernetes(docs: PolicyDocument[], options: CompileOptions)
   const diagnostics: Diagnostic[] = [];
   const warn: Warn = (doc, code, message, fieldPath, severity = 'warning') =>
     diagnostics.push({ code, severity, message, origin: doc.locate(fieldPath), fieldPath });
-  const ctx: Context = { options, env: peerEnv(options), warn };
+  const ctx: Context = { options, env: peerEnv(options), warn, lowered: new Map() };
   const applied = new Set<PolicyDocument>();
   const nsLabels = workloadNamespaceLabels(options);
   const namespaceLabelsConfigured = options.workload.namespaceLabels !== undefined;
 
   const cluster: ClusterPolicy[] = [];
   for (const doc of docs) {
-    if (doc.kind === 'NetworkPolicy') continue;
+    if (doc.kind === 'NetworkPolicy' || doc.kind === STAGED_NETWORK_POLICY) continue;
     const spec = specOf(doc);
     const keys = subjectNamespaceKeys(spec.subject);
     if (keys.length > 0 && !namespaceLabelsConfigured) {
@@ -238,13 +253,35 @@ export function lowerKubernetes(docs: PolicyDocument[], options: CompileOptions)
     cluster.push(clusterPolicy(doc));
   }
 
-  const tiers = [
-    clusterTier(ctx, 'Admin', cluster),
-    networkPolicyTier(ctx, docs.filter((d) => d.kind === 'NetworkPolicy'), applied),
-    clusterTier(ctx, 'Baseline', cluster),
-  ].filter((t): t is PolicyTier => t !== null);
-  // Nothing decided in any tier (no rule matched, or a Pass out of the last one): Kubernetes' default,
-  // every pod may talk to every pod. A tier of its own, so that a Pass ends here and names the dialect.
-  if (tiers.length > 0) tiers.push(tier('default', [], { verdict: 'allow', reason: 'kubernetes_default_allow', policy: null }));
-  return { diagnostics, output: { tiers, applied } };
+  const admin = clusterTier(ctx, 'Admin', cluster);
+  const baseline = clusterTier(ctx, 'Baseline', cluster);
+  const tiersWith = (networkPolicies: PolicyDocument[]): PolicyTier[] => {
+    const tiers = [admin, networkPolicyTier(ctx, networkPolicies, applied), baseline].filter((t): t is PolicyTier => t !== null);
+    // Nothing decided in any tier (no rule matched, or a Pass out of the last one): Kubernetes' default,
+    // every pod may talk to every pod. A tier of its own, so that a Pass ends here and names the dialect.
+    if (tiers.length > 0) tiers.push(tier('default', [], { verdict: 'allow', reason: 'kubernetes_default_allow', policy: null }));
+    return tiers;
+  };
+  const enforced = docs.filter((d) => d.kind === 'NetworkPolicy');
+  const tiers = tiersWith(enforced);
+  const staged = docs.filter((d) => d.kind === STAGED_NETWORK_POLICY);
+  if (staged.length === 0) return { diagnostics, output: { tiers, applied } };
+
+  // Calico's StagedKubernetesNetworkPolicy commits to the NetworkPolicy of its namespace and name: Set replaces or
+  // adds it, Delete removes it (stagedkubernetesnetworkpolicy.go ConvertStagedKubernetesPolicyToK8SEnforced).
+  const key = (d: PolicyDocument) => `${d.metadata.namespace ?? 'default'}\0${d.metadata.name}`;
+  const committed = new Map(enforced.map((d) => [key(d), d]));
+  let previewed = false;
+  for (const doc of staged) {
+    const replaced = committed.get(key(doc));
+    if (replaced !== undefined && replaced.kind === 'NetworkPolicy' && selectsWorkload(options, replaced)) previewed = true;
+    if (specOf(doc).stagedAction === 'Delete') { committed.delete(key(doc)); continue; }
+    committed.set(key(doc), doc);
+    if (selectsWorkload(options, doc)) previewed = true;
+  }
+  if (!previewed) return { diagnostics, output: { tiers, applied } };
+  // A tier that always passes, first in the group: its shadow result is the committed walk's decision.
+  const staging = tier('staged', [], { verdict: 'pass', reason: 'kubernetes_staged_preview', policy: null });
+  staging.anyPort.shadow = walkAsShadow(tiersWith([...committed.values()]), 'STAGED');
+  return { diagnostics, output: { tiers: [staging, ...tiers], applied } };
 }

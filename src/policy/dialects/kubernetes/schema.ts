@@ -24,12 +24,15 @@ const protocol = s.oneOf('TCP', 'UDP', 'SCTP');
 const npPeer = s.object({ podSelector: labelSelector, namespaceSelector: labelSelector, ipBlock: s.object({ cidr: s.string, except: s.strings }, ['cidr']) });
 const npPort = s.object({ protocol, port: s.intOrString, endPort: port });
 
-const networkPolicySpec = s.object({
+const networkPolicyFields = {
   podSelector: labelSelector,
   policyTypes: s.list(s.oneOf('Ingress', 'Egress'), { max: 2 }),
   ingress: s.list(s.object({ from: s.list(npPeer), ports: s.list(npPort) })),
   egress: s.list(s.object({ to: s.list(npPeer), ports: s.list(npPort) })),
-});
+};
+const networkPolicySpec = s.object(networkPolicyFields);
+/** Calico's staged form of a NetworkPolicy (projectcalico.org/v3 stagedkubernetesnetworkpolicy.go): the same spec plus stagedAction. */
+const stagedNetworkPolicySpec = s.object({ ...networkPolicyFields, stagedAction: s.oneOf('Set', 'Delete', 'Learn', 'Ignore') });
 
 // --- policy.networking.k8s.io ClusterNetworkPolicy v1alpha2 / v1beta1 (apis/v1alpha2 clusternetworkpolicy_types.go)
 
@@ -84,10 +87,14 @@ const anpSubject = s.object({ namespaces: labelSelector, pods: namespacedPod(tru
 const adminNetworkPolicySpec = s.object({ priority: s.int({ min: 0, max: 1000 }), subject: anpSubject, ...anpRules('Allow', 'Deny', 'Pass') }, ['priority', 'subject']);
 const baselineAdminNetworkPolicySpec = s.object({ subject: anpSubject, ...anpRules('Allow', 'Deny') }, ['subject']);
 
-export type KubernetesKind = 'NetworkPolicy' | 'ClusterNetworkPolicy' | 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy';
+export type KubernetesKind = 'NetworkPolicy' | 'StagedKubernetesNetworkPolicy' | 'ClusterNetworkPolicy' | 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy';
+
+/** A proposed NetworkPolicy: previewed in the decision's shadow result, never enforced (docs/cni.md). */
+export const STAGED_NETWORK_POLICY = 'StagedKubernetesNetworkPolicy';
 
 const SHAPES: Record<string, Partial<Record<KubernetesKind, Shape>>> = {
   'networking.k8s.io/v1': { NetworkPolicy: networkPolicySpec },
+  'projectcalico.org/v3': { StagedKubernetesNetworkPolicy: stagedNetworkPolicySpec },
   'policy.networking.k8s.io/v1alpha2': { ClusterNetworkPolicy: clusterNetworkPolicySpec },
   'policy.networking.k8s.io/v1beta1': { ClusterNetworkPolicy: clusterNetworkPolicySpec },
   'policy.networking.k8s.io/v1alpha1': { AdminNetworkPolicy: adminNetworkPolicySpec, BaselineAdminNetworkPolicy: baselineAdminNetworkPolicySpec },

@@ -6,7 +6,7 @@ import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
 import { cidrContainsCidr, parseCidrStrict } from '../../match/cidr.js';
 import { checkShape, isObject, shapeDiagnostics, type ShapeProblem } from '../../schema.js';
-import { ingressPeerShape, kubernetesShapeCodes, specShapeFor, versionsOf } from './schema.js';
+import { STAGED_NETWORK_POLICY, ingressPeerShape, kubernetesShapeCodes, specShapeFor, versionsOf } from './schema.js';
 import { Code } from '../../../codes.js';
 
 const TOP_LEVEL = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -40,7 +40,7 @@ export function validateKubernetesDocument(doc: PolicyDocument): Diagnostic[] {
   checkShape(spec, shape, 'spec', problems);
   out.push(...shapeDiagnostics(doc, problems, kubernetesShapeCodes));
   if (out.some((d) => d.severity === 'error') || !isObject(spec)) return out;
-  if (doc.kind === 'NetworkPolicy') validateNetworkPolicy(spec, report);
+  if (doc.kind === 'NetworkPolicy' || doc.kind === STAGED_NETWORK_POLICY) validateNetworkPolicy(spec, report);
   else validateClusterPolicy(doc, spec, report);
   return out;
 }
