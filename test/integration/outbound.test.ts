@@ -69,7 +69,7 @@ async function grpcServer(cert: IssuedCert, calls: string[]): Promise<{ server: 
   return { server, port };
 }
 
-async function outbound(port: number, expectIdentity: string, timeouts?: { headersMs?: number }): Promise<OutboundListener> {
+async function outbound(port: number, expectIdentity: string, timeouts?: { headersMs?: number; connectMs?: number }): Promise<OutboundListener> {
   const { credentials } = buildCredentials(client.chainPem, client.keyPem, pki.caCertPem, Date.now());
   const listener = await startOutboundListener(
     { name: `outbound-test-${port}`, listen: { host: '127.0.0.1', port: 0 }, target: `https://127.0.0.1:${port}`, expectIdentity },
@@ -368,4 +368,21 @@ test('a destination that never answers: 504 upstream_timeout after the response-
   assert.equal(viaH2?.status, 504);
   assert.equal(viaH2?.body, 'upstream request timeout');
   assert.deepEqual(events.map((e) => [e.request.path, e.status, e.reason, e.upstream?.outcome]).sort(), [['/slow-h1', 504, 'upstream_timeout', 'upstream_timeout'], ['/slow-h2', 504, 'upstream_timeout', 'upstream_timeout']]);
+});
+
+test('a destination that accepts TCP but never finishes the TLS handshake: 503 after the connect timeout, over HTTP/1.1 and h2c', async () => {
+  const { createServer: createNetServer } = await import('node:net');
+  const held = new Set<import('node:net').Socket>();
+  const mute = createNetServer((socket) => { held.add(socket); socket.on('error', () => { /* closed by the listener */ }); });
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => { for (const s of held) s.destroy(); mute.close(() => r()); }));
+  const out = await outbound((mute.address() as AddressInfo).port, TEST_IDS.httpbin, { connectMs: 300, headersMs: 60_000 });
+  events.length = 0;
+
+  const res = await undiciRequest(`http://127.0.0.1:${out.address.port}/mute-h1`);
+  assert.equal(res.statusCode, 503);
+  await res.body.dump();
+  const [viaH2] = await h2cGet(out.address.port, ['/mute-h2'], 1);
+  assert.equal(viaH2?.status, 503, 'the h2 handshake has the connect timeout too (not the 60 s response deadline)');
+  assert.deepEqual(events.map((e) => [e.request.path, e.status, e.reason]).sort(), [['/mute-h1', 503, 'upstream_refused'], ['/mute-h2', 503, 'upstream_refused']]);
 });
