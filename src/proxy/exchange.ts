@@ -6,6 +6,7 @@ import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectionInfo } from './types.js';
 import { encodeGrpcMessage, type Reply } from './respond.js';
+import { connectionHeaders } from './headers.js';
 
 export type OutHeaders = Record<string, string | string[]>;
 
@@ -194,7 +195,8 @@ export function h1Exchange<Conn = ConnectionInfo>(conn: Conn, req: IncomingMessa
 
 // === HTTP/2 ===
 
-const forbiddenH2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
+/** Connection-specific headers are malformed on HTTP/2 (RFC 9113 §8.2.2): headers.ts's one hop-by-hop set. */
+const forbiddenH2 = connectionHeaders;
 
 function h2Headers(headers: OutHeaders): OutHeaders {
   const out: OutHeaders = {};

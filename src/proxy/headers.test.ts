@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { util as undiciUtil } from 'undici';
-import { cleanRawResponseHeaders, cleanRequestHeaders, cleanResponseHeaders, connectionForwardedClientCert, forwardedClientCert, groupHeaders, scanRequestHeaders } from './headers.js';
+import { cleanRawResponseHeaders, cleanRequestHeaders, cleanResponseHeaders, connectionForwardedClientCert, forwardedClientCert, groupHeaders, hopRequestHeaders, scanRequestHeaders } from './headers.js';
 
 const scan = (raw: string[], owned: string[] = [], max = 10) => scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: new Set(owned) });
 
@@ -67,6 +67,22 @@ describe('scanRequestHeaders', () => {
 describe('response headers and XFCC', () => {
   it('removes connection-specific response headers and those Connection names', () => {
     assert.deepEqual(cleanResponseHeaders({ connection: 'x-secret', 'x-secret': '1', 'transfer-encoding': 'chunked', 'keep-alive': 'timeout=5', 'content-type': 'text/plain', ':status': '200' }), { 'content-type': 'text/plain' });
+  });
+
+  it('uses the one hop-by-hop set both ways: Proxy-Authenticate answers the hop that asked, never the caller (RFC 9110 §11.7.1)', () => {
+    const clean = cleanResponseHeaders({ 'proxy-authenticate': 'Basic realm="upstream proxy"', 'www-authenticate': 'Bearer', 'content-type': 'text/plain' });
+    assert.deepEqual(clean, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' });
+    assert.deepEqual(cleanRawResponseHeaders(['Proxy-Authenticate', 'Basic', 'WWW-Authenticate', 'Bearer']), { 'www-authenticate': 'Bearer' });
+  });
+
+  it('hopRequestHeaders (the outbound listener) removes hop-by-hop and Connection-named headers and keeps the rest as sent', () => {
+    const raw = ['Host', 'localhost:15001', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'a', 'TE', 'trailers', 'Content-Length', '3',
+      'X-Forwarded-For', '10.0.0.1', 'x_under', 'kept', 'Accept', 'a', 'accept', 'b'];
+    assert.deepEqual(hopRequestHeaders(raw), {
+      headers: { 'x-forwarded-for': '10.0.0.1', x_under: 'kept', accept: ['a', 'b'] },
+      authority: 'localhost:15001',
+    });
+    assert.equal(hopRequestHeaders([':authority', 'svc:8443', ':path', '/', 'host', 'other']).authority, 'svc:8443');
   });
 
   it('cleans undici raw response headers exactly as parsing them with undici and cleaning the object', () => {

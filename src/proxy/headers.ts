@@ -7,8 +7,11 @@ import type { Refusal } from './respond.js';
 /** Headers that must appear at most once (PC-8); a repeat is a 400, never "first wins". */
 const singletons = new Set(['host', 'authorization', 'content-length', 'content-type', ':authority', ':path', ':method', ':scheme']);
 
-/** Connection-specific headers (RFC 9110 §7.6.1, plus `host`, which every hop sets itself): never copied. */
-const connectionHeaders: ReadonlySet<string> = new Set([
+/**
+ * THE hop-by-hop set: connection-specific headers (RFC 9110 §7.6.1; illegal on HTTP/2, RFC 9113 §8.2.2), plus
+ * `host`, which every hop sets itself. Never copied in either direction, nor rendered on an h2 stream.
+ */
+export const connectionHeaders: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'trailer',
   'host', 'proxy-authorization', 'proxy-authenticate',
 ]);
@@ -199,8 +202,8 @@ export function connectionForwardedClientCert(conn: { peer: { spiffeId: string }
   return value;
 }
 
-/** Response headers that must not cross the proxy (connection-specific; illegal on h2). */
-const responseHopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings']);
+/** Response headers that must not cross the proxy: the one hop-by-hop set (the body is re-framed per hop). */
+const responseHopByHop = connectionHeaders;
 
 /**
  * cleanResponseHeaders() straight from the flat raw list undici's dispatcher hands over (latin1 values, as
