@@ -178,6 +178,7 @@ const FOLDED = 2;
 const RAW_EXACT = 3;
 const FOLDED_EXACT = 4;
 const SEED = 0x811c9dc5 | 0;
+const GOLDEN = 0x9e3779b1 | 0;
 const step = (h: number, c: number): number => Math.imul(h ^ c, 0x01000193);
 function finish(h: number, length: number, fold: number): number {
   h ^= Math.imul(length, 0x9e3779b1) ^ Math.imul(fold, 0x85ebca77);
@@ -217,6 +218,13 @@ export interface RuleSet {
   /** Path keys: open addressing, linear probing, [key hash, list start] pairs; a 0 hash is an empty slot. */
   pathSlots: Int32Array;
   pathMask: number;
+  /**
+   * A Bloom filter (one hash) over the path keys, about 16 bits per key: most probed prefix lengths have no
+   * key, and the filter, small enough for the L1 cache, answers them without touching the table.
+   */
+  pathFilter: Int32Array;
+  /** 32 - log2(filter bits): a key's filter bit is (hash * golden ratio) >>> pathFilterShift. */
+  pathFilterShift: number;
   /** Per path length, RAW | FOLDED when a prefix key of that length exists. */
   prefixLengths: Uint8Array;
   /** Which path keys exist: bit RAW..FOLDED_EXACT (1 << kind); 0 = none, the path is not read. */
@@ -264,7 +272,7 @@ class ListBuilder {
     return start;
   }
 
-  build(): Pick<RuleSet, 'candidates' | ExactDim | 'pathSlots' | 'pathMask' | 'residual' | 'unregistered'> {
+  build(): Pick<RuleSet, 'candidates' | ExactDim | 'pathSlots' | 'pathMask' | 'pathFilter' | 'pathFilterShift' | 'residual' | 'unregistered'> {
     let total = this.residual.length + this.unregistered.length + 2;
     for (const map of [...this.exact.values(), this.paths]) for (const l of map.values()) total += l.length + 1;
     this.candidates = new Int32Array(total);
@@ -284,8 +292,16 @@ class ListBuilder {
       pathSlots[i * 2] = hash;
       pathSlots[i * 2 + 1] = this.place(list);
     }
+    let filterBits = 1024;
+    while (filterBits < this.paths.size * 16) filterBits *= 2;
+    const pathFilterShift = 32 - Math.log2(filterBits);
+    const pathFilter = new Int32Array(filterBits / 32);
+    for (const hash of this.paths.keys()) {
+      const bit = Math.imul(hash, GOLDEN) >>> pathFilterShift;
+      pathFilter[bit >>> 5] = (pathFilter[bit >>> 5] as number) | (1 << (bit & 31));
+    }
     return {
-      principal: placed('principal'), authority: placed('authority'), host: placed('host'), port: placed('port'), pathSlots, pathMask,
+      principal: placed('principal'), authority: placed('authority'), host: placed('host'), port: placed('port'), pathSlots, pathMask, pathFilter, pathFilterShift,
       residual: this.residual.length > 0 ? this.place(this.residual) : -1,
       unregistered: this.unregistered.length > 0 ? this.place(this.unregistered) : -1,
       candidates: this.candidates,
@@ -313,12 +329,18 @@ export function buildRuleSet(entries: readonly RuleEntry[], env: MatcherEnv, cac
     }
     return test;
   };
+  const encoder = entries.length >= flatFrom ? new FlatEncoder(compile) : null;
+  // With flat code only explain and the tests call a rule's closure: it is compiled on first use. A matcher
+  // that cannot be built still fails here: the leaves that can throw (regex, CIDR, unknown) are flat calls.
+  const lazy = (m: Matcher): CompiledMatcher => {
+    let test: CompiledMatcher | undefined;
+    return (ctx) => (test ??= compile(m))(ctx);
+  };
   const compiled: CompiledRule[] = entries.map(({ rule, kind }, order) => ({
-    rule, test: compile(rule.match), kind, order,
+    rule, test: encoder === null ? compile(rule.match) : lazy(rule.match), kind, order,
     id: rule.id, policy: rule.policy, action: rule.action, reason: rule.reason, namedAs: rule.namedAs,
   }));
   const stats = { indexed: 0, residual: 0, never: 0 };
-  const encoder = entries.length >= flatFrom ? new FlatEncoder(compile) : null;
   const lists = new ListBuilder();
   const lengths: number[] = [];
   let pathKinds = 0;
@@ -373,6 +395,8 @@ const ends: number[] = [];
 
 /** Appends the prefix list filed under `hash`, if any. */
 function probe(set: RuleSet, hash: number, n: number): number {
+  const bit = Math.imul(hash, GOLDEN) >>> set.pathFilterShift;
+  if (((set.pathFilter[bit >>> 5] as number) & (1 << (bit & 31))) === 0) return n;
   const slots = set.pathSlots;
   const mask = set.pathMask;
   let i = hash & mask;
