@@ -26,23 +26,48 @@ export const ROUNDS = 5;
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
+/** One round: ns per operation over MEASURE_MS / ROUNDS of CPU time. */
+function round(fn: () => number): number {
+  let ops = 0;
+  const c0 = cpuMs();
+  let c1 = c0;
+  while (c1 - c0 < MEASURE_MS / ROUNDS) {
+    // Read the clock (a system call) only every ~4,096 operations so it does not weigh on the figure.
+    const target = ops + 4096;
+    while (ops < target) ops += fn();
+    c1 = cpuMs();
+  }
+  return ((c1 - c0) * 1e6) / ops;
+}
+
+function warm(fn: () => number): void {
+  const warmEnd = cpuMs() + MEASURE_MS / 3;
+  while (cpuMs() < warmEnd) fn();
+}
+
 /** Best of ROUNDS rounds (the least disturbed by other processes), after a warm-up. */
 export function measure(fn: () => number): { nsPerOp: number; opsPerSec: number } {
   collectGarbage();
-  const warmEnd = cpuMs() + MEASURE_MS / 3;
-  while (cpuMs() < warmEnd) fn();
+  warm(fn);
   let best = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
-    let ops = 0;
-    const c0 = cpuMs();
-    let c1 = c0;
-    while (c1 - c0 < MEASURE_MS / ROUNDS) {
-      // Read the clock (a system call) only every ~4,096 operations so it does not weigh on the figure.
-      const target = ops + 4096;
-      while (ops < target) ops += fn();
-      c1 = cpuMs();
-    }
-    best = Math.min(best, ((c1 - c0) * 1e6) / ops);
-  }
+  for (let r = 0; r < ROUNDS; r++) best = Math.min(best, round(fn));
   return { nsPerOp: best, opsPerSec: 1e9 / best };
+}
+
+/**
+ * The same for several workloads whose figures are compared (rule-set sizes): their rounds alternate, so a
+ * burst of load on the shared machine weighs on all of them alike, not on whichever ran at the time.
+ */
+export function measureInterleaved(fns: readonly (() => number)[]): { nsPerOp: number; opsPerSec: number }[] {
+  collectGarbage();
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < ROUNDS; r++) {
+    fns.forEach((fn, i) => {
+      // Each round starts warm: the other workloads ran in between.
+      if (r === 0) warm(fn);
+      else fn();
+      best[i] = Math.min(best[i] as number, round(fn));
+    });
+  }
+  return best.map((ns) => ({ nsPerOp: ns, opsPerSec: 1e9 / ns }));
 }

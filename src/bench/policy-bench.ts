@@ -8,7 +8,8 @@ import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { CompileOptions } from '../policy/ir.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import { cpuMs, measure, MEASURE_MS, rng, ROUNDS } from './measure.js';
+import { loadavg } from 'node:os';
+import { cpuMs, measureInterleaved, MEASURE_MS, rng, ROUNDS } from './measure.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RULES_PER_POLICY = 10;
@@ -33,8 +34,10 @@ interface RuleShape {
   client: number;
 }
 
+// The kinds follow a low-discrepancy sequence (not the random stream), so every set, 10 rules included, has the
+// same mix of kinds: with random kinds the 10-rule set had no DENY rule, and its requests a different mix.
 function shapeFor(i: number, rand: () => number): RuleShape {
-  const r = rand();
+  const r = ((i + 0.5) * 0.6180339887498949) % 1;
   const service = Math.floor(i / 4);
   const item = i;
   const client = Math.floor(rand() * 50);
@@ -163,16 +166,24 @@ function contextsFor(inputs: RequestInput[]): RequestContext[] {
 
 let sink = 0;
 
-function measureEvaluate(snapshot: PolicySnapshot, contexts: RequestContext[]) {
-  return measure(() => {
-    for (let i = 0; i < contexts.length; i++) if (evaluate(snapshot, contexts[i] as RequestContext).verdict === 'allow') sink++;
-    return contexts.length;
-  });
-}
+const evaluateAll = (snapshot: PolicySnapshot, contexts: RequestContext[]) => (): number => {
+  for (let i = 0; i < contexts.length; i++) if (evaluate(snapshot, contexts[i] as RequestContext).verdict === 'allow') sink++;
+  return contexts.length;
+};
+
+const contextAndEvaluate = (snapshot: PolicySnapshot, inputs: RequestInput[]) => (): number => {
+  for (let i = 0; i < inputs.length; i++) {
+    const r = buildRequestContext(inputs[i] as RequestInput, { pathNormalization: 'BASE', rejectEncodedSlashes: false });
+    if (r.ok && evaluate(snapshot, r.context).verdict === 'allow') sink++;
+  }
+  return inputs.length;
+};
+
+const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' ');
 
 function run(): void {
-  const rows: Row[] = [];
-  for (const size of SIZES) {
+  const loadBefore = load();
+  const sets = SIZES.map((size) => {
     const { yaml, shapes } = policySetYaml(size);
     const t0 = cpuMs();
     const result = compilePolicies([{ file: `bench-${size}.yaml`, text: yaml }], options, { clock: cpuMs });
@@ -193,23 +204,22 @@ function run(): void {
       const d = evaluate(snapshot, c);
       tally.set(d.reason, (tally.get(d.reason) ?? 0) + 1);
     }
-    const wide = measureEvaluate(snapshot, contexts);
-    const warm = measureEvaluate(snapshot, hot);
-    const pipeline = measure(() => {
-      for (let i = 0; i < inputs.length; i++) {
-        const r = buildRequestContext(inputs[i] as RequestInput, { pathNormalization: 'BASE', rejectEncodedSlashes: false });
-        if (r.ok && evaluate(snapshot, r.context).verdict === 'allow') sink++;
-      }
-      return inputs.length;
-    });
-    rows.push({
-      rules: ruleCount, compileMs, prepareMs: result.timings.find((t) => t.stage === 'prepare')?.ms ?? NaN,
-      evalNs: wide.nsPerOp, evalPerSec: wide.opsPerSec, hotNs: warm.nsPerOp, pipelineNs: pipeline.nsPerOp,
-      verdicts: [...tally.entries()].map(([k, v]) => `${k} ${Math.round((v * 100) / contexts.length)}%`).join(', '),
-    });
     const stages = result.timings.map((t) => `${t.stage} ${t.ms.toFixed(1)}`).join(', ');
     console.log(`compiled ${ruleCount} rules in ${compileMs.toFixed(1)} ms (${stages})`);
-  }
+    return {
+      ruleCount, compileMs, prepareMs: result.timings.find((t) => t.stage === 'prepare')?.ms ?? NaN, snapshot, inputs, contexts, hot,
+      verdicts: [...tally.entries()].map(([k, v]) => `${k} ${Math.round((v * 100) / contexts.length)}%`).join(', '),
+    };
+  });
+  // Every size is measured in the same rounds, in turn, so the ratios between sizes come from one stretch of time.
+  const wide = measureInterleaved(sets.map((s) => evaluateAll(s.snapshot, s.contexts)));
+  const warm = measureInterleaved(sets.map((s) => evaluateAll(s.snapshot, s.hot)));
+  const pipeline = measureInterleaved(sets.map((s) => contextAndEvaluate(s.snapshot, s.inputs)));
+  const rows: Row[] = sets.map((s, i) => ({
+    rules: s.ruleCount, compileMs: s.compileMs, prepareMs: s.prepareMs,
+    evalNs: (wide[i] as { nsPerOp: number }).nsPerOp, evalPerSec: (wide[i] as { opsPerSec: number }).opsPerSec,
+    hotNs: (warm[i] as { nsPerOp: number }).nsPerOp, pipelineNs: (pipeline[i] as { nsPerOp: number }).nsPerOp, verdicts: s.verdicts,
+  }));
   if (sink < 0) console.log(sink);
   console.log('');
   console.log(`ns/decision: evaluate() alone over ${WIDE_MIX} distinct requests (wide) and over ${HOT_MIX} (hot); context: buildRequestContext + evaluate (wide)`);
@@ -224,7 +234,8 @@ function run(): void {
   console.log(`slowdown ${first.rules} -> ${last.rules} rules: ${(last.evalNs / first.evalNs).toFixed(2)}x wide, ${(last.hotNs / first.hotNs).toFixed(2)}x hot (target <= 4x)`);
   console.log(`decisions/s at ${at1k.rules} rules: ${Math.round(at1k.evalPerSec).toLocaleString('en-US')} wide, ${Math.round(1e9 / at1k.hotNs).toLocaleString('en-US')} hot (target >= 500,000)`);
   console.log(`compile time at ${last.rules} rules: ${last.compileMs.toFixed(0)} ms, of which prepare (matchers + index) ${last.prepareMs.toFixed(0)} ms (target < 1000 ms)`);
-  console.log(`compatibility ${compatibility}; node ${process.version}, one core; all times are process CPU time (steadier than wall time on a busy machine); ns/decision is the best of ${ROUNDS} rounds over ${MEASURE_MS} ms`);
+  console.log(`compatibility ${compatibility}; node ${process.version}, one core; all times are process CPU time (steadier than wall time on a busy machine); ns/decision is the best of ${ROUNDS} rounds of ${MEASURE_MS / ROUNDS} ms, the sizes' rounds interleaved`);
+  console.log(`load average (1, 5, 15 min): ${loadBefore} before, ${load()} after`);
 }
 
 run();
