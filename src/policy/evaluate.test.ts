@@ -214,6 +214,14 @@ test('property: a rule\'s flat code answers as its compiled closure', () => {
   }), { numRuns: 4000 });
 });
 
+test('a matcher that cannot be built refuses a large (flat-code) rule list too', () => {
+  const bad = { type: 'no.such.leaf' } as unknown as Matcher;
+  for (const match of [bad, { type: 'and', of: [methodIs('GET'), bad] }, { type: 'not', of: bad }, { type: 'or', of: [methodIs('GET'), { type: 'and', of: [bad] }] }] as Matcher[]) {
+    const entries = [methodIs('GET'), match].map((m, i) => ({ rule: { id: `r${i}`, policy: denyRef, action: 'deny' as const, match: m, reason: 'deny_policy_matched', namedAs: 'rule' as const }, kind: DECIDE }));
+    assert.throws(() => buildRuleSet(entries, {}, undefined, 0), /unknown matcher type/);
+  }
+});
+
 test('case-insensitive DENY paths and any-port DENY hosts are indexed, not residual', () => {
   const set = buildRuleSet([
     { rule: { id: 'a', policy: denyRef, action: 'deny', match: { type: 'request.path', match: { kind: 'prefix', value: '/Admin', ignoreCase: true } }, reason: 'deny_policy_matched', namedAs: 'rule' }, kind: DECIDE },
