@@ -409,10 +409,18 @@ function runFrames(proxy: ProxyUnderTest, cert: IssuedCert | null, steps: FrameS
       if (s?.reset !== undefined && s.status === undefined) seen.reset = s.reset;
       seen.answered = [...streams.values()].filter((x) => x.status !== undefined).length;
       seen.refused = [...streams.values()].filter((x) => x.reset === 'REFUSED_STREAM').length;
-      seen.detail = `streams ${JSON.stringify([...streams.entries()].slice(0, 5))} goaway ${seen.goaway ?? 'none'} closed ${seen.closed}`;
+      // Outcomes by kind (`200`, `reset REFUSED_STREAM`, `ended without status`, `no answer`) over every opened stream.
+      const kinds: Record<string, number> = {};
+      for (const id of opened) {
+        const x = streams.get(id);
+        const kind = x?.status !== undefined ? String(x.status) : x?.reset !== undefined ? `reset ${x.reset}` : x?.ended ? 'ended without status' : 'no answer';
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
+      }
+      seen.detail = `streams ${JSON.stringify(kinds)} goaway ${seen.goaway ?? 'none'} closed ${seen.closed} after ${Date.now() - started} ms`;
       resolve(seen);
     };
     let timer = setTimeout(finish, 8000);
+    const started = Date.now();
     let scriptDone = false;
     const maybeDone = (): void => {
       if (scriptDone && (seen.closed || (opened.size > 0 && settled()))) { clearTimeout(timer); timer = setTimeout(finish, 40); }
@@ -445,6 +453,8 @@ function runFrames(proxy: ProxyUnderTest, cert: IssuedCert | null, steps: FrameS
         }
         if (f.type === FRAME.DATA && (f.flags & FLAG.END_STREAM) !== 0) stream(f.streamId).ended = true;
       }
+      // While frames keep coming (a busy machine answering 100 streams), wait up to 8 s more, 20 s in all.
+      if (!finished && opened.size > 0 && !(scriptDone && settled())) { clearTimeout(timer); timer = setTimeout(finish, Math.max(0, Math.min(8000, started + 20_000 - Date.now()))); }
       maybeDone();
     });
     socket.on('close', () => { seen.closed = true; maybeDone(); finish(); });
