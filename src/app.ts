@@ -16,6 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import type { JwtAuthenticator, JwtAuthenticatorOptions } from './jwt/types.js';
 import { createDecisionLog, fanOut, type DecisionLog } from './observe/decision-log.js';
+import { reasonOf, verdictOf, type DecisionRecord } from './observe/decision-event.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { startAdminServer, type AdminServer } from './observe/admin.js';
 import type { DecisionEventV1, DecisionSink } from './observe/types.js';
@@ -133,6 +134,23 @@ function metricsSink(metrics: Metrics): DecisionSink {
         authorization: event.authorization,
         // End to end without another clock read: deciding, then the workload until the response ended.
         ...(event.request.protocol === 'tcp' ? {} : { request: { protocol: event.request.protocol, status: event.status, grpcStatus: event.grpc_status, durationMs: (event.latency_us + (event.upstream?.duration_us ?? 0)) / 1000 } }),
+      });
+    },
+    // The same sample read from the record the event is built from (the data plane builds no event object).
+    publishRecord(r: DecisionRecord) {
+      const d = r.decision;
+      metrics.recordDecision({
+        listener: r.request.listener,
+        verdict: verdictOf(r),
+        mode: r.mode,
+        reason: reasonOf(r),
+        wouldDeny: r.wouldDeny,
+        decisionSeconds: r.latencyUs / 1e6,
+        dialect: d?.dialect ?? null,
+        policy: d?.policy ? `${d.policy.namespace}/${d.policy.name}` : null,
+        rule: d?.rule ?? null,
+        authorization: d?.authorization ?? null,
+        ...(r.request.protocol === 'tcp' ? {} : { request: { protocol: r.request.protocol, status: r.status, grpcStatus: r.grpcStatus, durationMs: (r.latencyUs + (r.upstream?.durationUs ?? 0)) / 1000 } }),
       });
     },
   };

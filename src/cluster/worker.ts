@@ -4,7 +4,7 @@
 import type { Config } from '../config/types.js';
 import { createApp, StartupError, type App } from '../app.js';
 import { createDecisionLog, type DecisionLog } from '../observe/decision-log.js';
-import { decisionEventJson } from '../observe/decision-json.js';
+import { decisionEventJson, decisionRecordJson } from '../observe/decision-json.js';
 import type { Metrics } from '../observe/metrics.js';
 import { isPrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -54,17 +54,20 @@ export function createWorkerDecisionLog(options: { maxBufferedEvents: number; ma
   };
   const onTimer = () => { timer = undefined; handOver(); };
 
+  const append = (json: () => string) => {
+    if (closed) { drop(); return; }
+    if (pending() >= maxEvents || bufferBytes + sendingBytes >= maxBytes) { drop(); return; }
+    const line = json() + '\n';
+    buffer += line;
+    bufferEvents++;
+    bufferBytes += Buffer.byteLength(line);
+    if (bufferBytes >= BATCH_BYTES) handOver();
+    else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+  };
+
   const log: DecisionLog = {
-    publish(event) {
-      if (closed) { drop(); return; }
-      if (pending() >= maxEvents || bufferBytes + sendingBytes >= maxBytes) { drop(); return; }
-      const line = decisionEventJson(event) + '\n';
-      buffer += line;
-      bufferEvents++;
-      bufferBytes += Buffer.byteLength(line);
-      if (bufferBytes >= BATCH_BYTES) handOver();
-      else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
-    },
+    publish(event) { append(() => decisionEventJson(event)); },
+    publishRecord(record) { append(() => decisionRecordJson(record)); },
     get dropped() { return dropped; },
     get pending() { return pending(); },
     ready: async () => undefined,

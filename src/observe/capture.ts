@@ -80,15 +80,23 @@ function redactValue(value: string, how: 'credential' | 'cookie' | 'deny', redac
   return how === 'deny' ? REDACTED : how === 'cookie' ? redactCookie(value) : redactCredential(value, redaction);
 }
 
+/** Whether a received header is captured: pseudo-headers and `host` are left out (`authority` says it). */
+export function isCapturedHeader(name: string): boolean {
+  return name.charCodeAt(0) !== 58 /* : */ && name !== 'host';
+}
+
+/** A captured header's value as logged: credentials redacted, anything else as received. */
+export function capturedHeaderValue(name: string, value: string | string[], redaction: Redaction): string | string[] {
+  const how = redaction.headers.get(name);
+  if (how === undefined) return value;
+  return typeof value === 'string' ? redactValue(value, how, redaction) : value.map((v) => redactValue(v, how, redaction));
+}
+
 /** The request headers as received (pseudo-headers and `host` left out: `authority` says it), credentials redacted. */
 export function capturedHeaders(original: Record<string, string | string[]>, redaction: Redaction): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in original) {
-    if (name.charCodeAt(0) === 58 /* : */ || name === 'host') continue;
-    const value = original[name] as string | string[];
-    const how = redaction.headers.get(name);
-    if (how === undefined) out[name] = value;
-    else out[name] = typeof value === 'string' ? redactValue(value, how, redaction) : value.map((v) => redactValue(v, how, redaction));
+    if (isCapturedHeader(name)) out[name] = capturedHeaderValue(name, original[name] as string | string[], redaction);
   }
   return out;
 }

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Decision } from '../policy/decision.js';
-import type { DecisionEventV1 } from './types.js';
+import type { DecisionEventV1, DecisionSink } from './types.js';
 import { capturedHeaders, queryKeys, rawPathOf, type CaptureFacts } from './capture.js';
 
 type PolicyRef = { kind: string; namespace: string; name: string };
@@ -43,11 +43,28 @@ export function newDecisionId(): string {
   return `${idPrefix}-${idCounter.toString(36)}`;
 }
 
+/** The event's verdict: a refusal's own, else the engine's; a record with neither is an internal error. */
+export const verdictOf = (r: DecisionRecord): string => r.override?.verdict ?? r.decision?.verdict ?? 'error';
+/** The event's reason, chosen like its verdict. */
+export const reasonOf = (r: DecisionRecord): string => r.override?.reason ?? r.decision?.reason ?? 'internal_error';
+
+/**
+ * Hands one decision to a sink. The id and time are fixed here, once, so every sink of a fan-out tells of the
+ * same event; a sink that writes records itself (the decision log) gets the record and no event object is built.
+ */
+export function publishDecision(sink: DecisionSink, r: DecisionRecord): void {
+  r.decisionId ??= newDecisionId();
+  r.time ??= Date.now();
+  if (sink.publishRecord) sink.publishRecord(r);
+  else sink.publish(buildDecisionEvent(r));
+}
+
 const policyOf = (ref: PolicyRef | null | undefined): DecisionEventV1['policy'] => (ref ? { kind: ref.kind, namespace: ref.namespace, name: ref.name } : null);
 
 /**
  * Builds the v1 event; the one place its fields are filled, in the order every line has. A record with
- * neither a decision nor an override is an internal error (fail closed, and said so).
+ * neither a decision nor an override is an internal error (fail closed, and said so). decision-json.ts
+ * writes the same event's line straight from a record (decisionRecordJson), byte for byte JSON.stringify of this.
  */
 export function buildDecisionEvent(r: DecisionRecord): DecisionEventV1 {
   const d = r.decision;
@@ -56,14 +73,14 @@ export function buildDecisionEvent(r: DecisionRecord): DecisionEventV1 {
     decision_id: r.decisionId ?? newDecisionId(),
     time: new Date(r.time ?? Date.now()).toISOString(),
     mode: r.mode,
-    verdict: r.override?.verdict ?? d?.verdict ?? 'error',
+    verdict: verdictOf(r),
     would_deny: r.wouldDeny,
     dialect: d?.dialect ?? null,
     tier: d?.tier ?? null,
     policy: policyOf(d?.policy),
     rule: d?.rule ?? null,
     authorization: d?.authorization ?? null,
-    reason: r.override?.reason ?? d?.reason ?? 'internal_error',
+    reason: reasonOf(r),
     audit: d?.audit ? { policy: policyOf(d.audit.policy) as PolicyRef, rule: d.audit.rule } : null,
     shadow: d?.shadow ? { verdict: d.shadow.verdict, action: d.shadow.action, policy: policyOf(d.shadow.policy), rule: d.shadow.rule } : null,
     peer: { spiffe_id: r.peer.spiffeId, ip: r.peer.ip },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Decision } from '../policy/decision.js';
 import { buildDecisionEvent, type DecisionRecord } from './decision-event.js';
-import { decisionEventJson } from './decision-json.js';
+import { decisionEventJson, decisionRecordJson } from './decision-json.js';
 import type { DecisionEventV1 } from './types.js';
 import { redactionFor, type CaptureFacts } from './capture.js';
 import type { RequestContext } from '../policy/context-types.js';
@@ -87,4 +87,55 @@ test('replayable events (headers, query names, claims, addresses) are written ex
     const event = buildDecisionEvent({ ...r, jwt, capture: c });
     assert.equal(decisionEventJson(event), JSON.stringify(event));
   }), { numRuns: 2000 });
+});
+
+test('the line written straight from a record is exactly JSON.stringify(buildDecisionEvent(record)), with and without capture', () => {
+  const redaction = redactionFor({ jwtProviders: [{ fromHeaders: [{ name: 'x-token', prefix: 'Token ' }] }] } as unknown as PolicySnapshot, { mode: 'replayable', redactHeaders: ['x-secret'] });
+  const capture: fc.Arbitrary<CaptureFacts | undefined> = fc.option(fc.record({
+    context: fc.record({
+      protocol: fc.constantFrom('http', 'grpc', 'tcp'), path: text, sourceIp: fc.constantFrom('10.0.0.1', '10.0.0.2'), remoteIp: fc.constantFrom('10.0.0.1', '10.0.0.2'),
+      destinationIp: fc.option(text, { nil: undefined }), sni: fc.option(text, { nil: undefined }),
+      jwt: maybe(fc.record({ issuer: text, subject: text, claims: fc.dictionary(text, fc.jsonValue()) })),
+    }).map((c) => c as unknown as RequestContext),
+    target: fc.option(fc.oneof(text, fc.constantFrom('/a?x=1&y&&z=2#f', '/p?', '/q?a=1&a=2', '/r#h?x')), { nil: undefined }),
+    headers: fc.option(fc.dictionary(fc.oneof(text, fc.constantFrom('authorization', 'cookie', 'x-secret', 'x-token', ':path', 'host', '__proto__', '1', '20')),
+      fc.oneof(text, fc.array(text), fc.constantFrom('Bearer abc', 'token Token x', 'a=1; b=2'))), { nil: undefined }),
+    redaction: fc.constant(redaction),
+  }, { requiredKeys: ['context', 'redaction'] }), { nil: undefined });
+  fc.assert(fc.property(record, capture, (r, c) => {
+    const withCapture: DecisionRecord = c ? { ...r, capture: c } : { ...r };
+    const line = decisionRecordJson(withCapture);
+    // The id and time are fixed in the record by the first call, so the event built afterwards is the same event.
+    assert.equal(line, JSON.stringify(buildDecisionEvent(withCapture)));
+  }), { numRuns: 5000 });
+});
+
+test('a record with a field of an unexpected type still gets the line JSON.stringify writes for its event', () => {
+  const base: DecisionRecord = {
+    decision: null, override: { verdict: 'allow', reason: 'forwarded' }, mode: 'enforce', wouldDeny: false, policyRevision: 'r',
+    peer: { spiffeId: null, ip: '127.0.0.1' }, request: { protocol: 'http1', method: 'GET', authority: 'a', path: '/', listener: 'l', port: 1 },
+    jwt: null, status: 200, grpcStatus: null, latencyUs: 1, time: 0, decisionId: 'd',
+  };
+  const odd = [
+    { ...base, status: '200' },
+    { ...base, request: { ...base.request, method: undefined } },
+    { ...base, decision: { verdict: 'deny', reason: 'x', dialect: 'istio', tier: null, policy: null, rule: { nested: [1] }, authorization: null, audit: null, shadow: null } },
+    { ...base, upstream: { outcome: 'ok', status: 200, durationUs: 1, bytesSent: '3' } },
+  ] as unknown as DecisionRecord[];
+  for (const r of odd) assert.equal(decisionRecordJson(r), JSON.stringify(buildDecisionEvent(r)));
+});
+
+test('a record without an id or time gets them once: the line and a later built event agree', () => {
+  const r: DecisionRecord = {
+    decision: null, override: { verdict: 'deny', reason: 'x' }, mode: 'audit', wouldDeny: true, policyRevision: 'r',
+    peer: { spiffeId: 'spiffe://a/b', ip: '::1' }, request: { protocol: 'http2', method: 'POST', authority: 'h', path: '/p', listener: 'l', port: 8080 },
+    jwt: { iss: 'i', sub: 's' }, status: 403, grpcStatus: 7, latencyUs: 12,
+  };
+  // Plain ASCII fields need no JSON.stringify at all: the line comes from the record, not from the fallback.
+  const stringify = JSON.stringify;
+  let line: string;
+  JSON.stringify = () => { throw new Error('fallback taken'); };
+  try { line = decisionRecordJson(r); } finally { JSON.stringify = stringify; }
+  assert.ok(r.decisionId && typeof r.time === 'number');
+  assert.equal(line, JSON.stringify(buildDecisionEvent(r)));
 });

@@ -1,6 +1,8 @@
 // Owns the decision event's NDJSON text: byte for byte what JSON.stringify(event) writes (schema v1,
 // ARCHITECTURE.md), from code that knows the event's fixed shape instead of walking it generically.
 
+import { buildDecisionEvent, newDecisionId, reasonOf, verdictOf, type DecisionRecord } from './decision-event.js';
+import { capturedHeaderValue, isCapturedHeader, queryKeys, rawPathOf, type CaptureFacts } from './capture.js';
 import type { DecisionEventV1 } from './types.js';
 
 /** Thrown (preallocated) at a field of an unexpected type: the whole event is then written by JSON.stringify. */
@@ -89,6 +91,90 @@ export function decisionEventJson(event: DecisionEventV1): string {
     return fixedShape(event);
   } catch {
     return JSON.stringify(event);
+  }
+}
+
+let isoMs = Number.NaN;
+let isoText = '';
+/** new Date(ms).toISOString(), remembered for the last millisecond (several decisions share one under load). */
+function isoTime(ms: number): string {
+  if (ms !== isoMs) { isoText = new Date(ms).toISOString(); isoMs = ms; }
+  return isoText;
+}
+
+const policyRefOrNull = (p: PolicyRef | null | undefined): string => (p ? policy(p) : 'null');
+
+/** The captured request headers as an object literal, in the order capturedHeaders() builds them. */
+function capturedHeadersJson(original: Record<string, string | string[]>, c: CaptureFacts): string {
+  let out = '{';
+  for (const name in original) {
+    // An own `__proto__` key cannot become an own property of capturedHeaders()' object: never written.
+    if (!isCapturedHeader(name) || name === '__proto__') continue;
+    const value = capturedHeaderValue(name, original[name] as string | string[], c.redaction);
+    if (out.length > 1) out += ',';
+    out += `${str(name)}:${typeof value === 'string' ? str(value) : `[${value.map(str).join(',')}]`}`;
+  }
+  return `${out}}`;
+}
+
+/** The `request` object's replay attributes for record `c`, as buildDecisionEvent adds them. */
+function capturedRequestJson(c: CaptureFacts): string {
+  const ctx = c.context;
+  let out = '';
+  if (ctx.protocol !== 'tcp') {
+    const target = c.target ?? ctx.path;
+    const rawPath = rawPathOf(target);
+    if (rawPath !== ctx.path) out += `,"raw_path":${str(rawPath)}`;
+    out += `,"query_keys":[${queryKeys(target).map(str).join(',')}]`;
+    out += `,"headers":${c.headers ? capturedHeadersJson(c.headers, c) : '{}'}`;
+  }
+  if (ctx.destinationIp !== undefined) out += `,"destination_ip":${str(ctx.destinationIp)}`;
+  if (ctx.sni !== undefined) out += `,"sni":${str(ctx.sni)}`;
+  return out;
+}
+
+function recordShape(r: DecisionRecord, id: string, time: number): string {
+  const d = r.decision;
+  const c = r.capture;
+  const ctx = c?.context;
+  const audit = d?.audit;
+  const shadow = d?.shadow;
+  const peer = r.peer;
+  const q = r.request;
+  const jwt = r.jwt;
+  let line = `{"v":1,"decision_id":${str(id)},"time":${str(isoTime(time))},"mode":${str(r.mode)}`
+    + `,"verdict":${str(verdictOf(r))},"would_deny":${bool(r.wouldDeny)},"dialect":${strOrNull(d?.dialect ?? null)},"tier":${strOrNull(d?.tier ?? null)}`
+    + `,"policy":${policyRefOrNull(d?.policy)},"rule":${strOrNull(d?.rule ?? null)},"authorization":${strOrNull(d?.authorization ?? null)}`
+    + `,"reason":${str(reasonOf(r))}`
+    + `,"audit":${audit ? `{"policy":${policyRefOrNull(audit.policy)},"rule":${strOrNull(audit.rule)}}` : 'null'}`
+    + `,"shadow":${shadow ? `{"verdict":${str(shadow.verdict)},"action":${str(shadow.action)},"policy":${policyRefOrNull(shadow.policy)},"rule":${strOrNull(shadow.rule)}}` : 'null'}`
+    + `,"peer":{"spiffe_id":${strOrNull(peer.spiffeId)},"ip":${str(peer.ip)}${ctx !== undefined && ctx.remoteIp !== ctx.sourceIp ? `,"remote_ip":${str(ctx.remoteIp)}` : ''}}`
+    + `,"request":{"protocol":${str(q.protocol)},"method":${str(q.method)},"authority":${str(q.authority)},"path":${str(q.path)},"listener":${str(q.listener)},"port":${num(q.port)}${c ? capturedRequestJson(c) : ''}}`
+    + `,"jwt":${jwt ? `{"iss":${str(jwt.iss)},"sub":${str(jwt.sub)}${ctx?.jwt && ctx.jwt.claims !== undefined ? `,"claims":${anyJson(ctx.jwt.claims)}` : ''}}` : 'null'}`
+    + `,"status":${num(r.status)},"grpc_status":${numOrNull(r.grpcStatus)},"policy_revision":${str(r.policyRevision)},"latency_us":${num(r.latencyUs)}`;
+  const u = r.upstream;
+  if (u) {
+    line += `,"upstream":{"outcome":${str(u.outcome)},"status":${numOrNull(u.status)},"duration_us":${num(u.durationUs)}`;
+    if (u.bytesSent !== undefined) line += `,"bytes_sent":${num(u.bytesSent)}`;
+    if (u.bytesReceived !== undefined) line += `,"bytes_received":${num(u.bytesReceived)}`;
+    line += '}';
+  }
+  if (c) line += ',"capture":"replayable"';
+  return `${line}}`;
+}
+
+/**
+ * The line of buildDecisionEvent(r), written straight from the record (no event object in between);
+ * identical to JSON.stringify(buildDecisionEvent(r)), which it falls back to at a field of an unexpected
+ * type. The decision id and time are fixed in the record first, so both ways tell of the same event.
+ */
+export function decisionRecordJson(r: DecisionRecord): string {
+  const id = (r.decisionId ??= newDecisionId());
+  const time = (r.time ??= Date.now());
+  try {
+    return recordShape(r, id, time);
+  } catch {
+    return JSON.stringify(buildDecisionEvent(r));
   }
 }
 

@@ -2,9 +2,10 @@
 // async destination. Bounded like OPA's decision logs (models.md §5): a slow destination drops new events and counts them; never blocks.
 
 import pino from 'pino';
-import { decisionEventJson } from './decision-json.js';
+import { buildDecisionEvent } from './decision-event.js';
+import { decisionEventJson, decisionRecordJson } from './decision-json.js';
 import type { Metrics } from './metrics.js';
-import type { DecisionSink } from './types.js';
+import type { DecisionEventV1, DecisionSink } from './types.js';
 
 export interface DecisionLogOptions {
   /** `stdout`, `stderr`, `off`, or a file path (appended; parent directories are created). */
@@ -160,6 +161,11 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
       if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
       append(decisionEventJson(event) + '\n', 1);
     },
+    publishRecord(record) {
+      if (closed) { drop(); return; }
+      if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
+      append(decisionRecordJson(record) + '\n', 1);
+    },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }
       if (pendingEvents() + events > maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(events); return; }
@@ -210,6 +216,16 @@ export function fanOut(...sinks: DecisionSink[]): DecisionSink {
     publish(event) {
       for (const s of sinks) {
         try { s.publish(event); } catch { /* a sink must not break the request path */ }
+      }
+    },
+    // The event object is built only if some sink needs it (publishDecision fixed the id and time already).
+    publishRecord(record) {
+      let event: DecisionEventV1 | undefined;
+      for (const s of sinks) {
+        try {
+          if (s.publishRecord) s.publishRecord(record);
+          else s.publish(event ??= buildDecisionEvent(record));
+        } catch { /* a sink must not break the request path */ }
       }
     },
   };

@@ -1,6 +1,8 @@
 // Owns the decision event (schema v1, see ARCHITECTURE.md) and the sinks the data plane publishes to;
 // decision-event.ts builds one event per request or connection from the proxy's record; logs and metrics subscribe.
 
+import type { DecisionRecord } from './decision-event.js';
+
 export interface DecisionEventV1 {
   v: 1;
   decision_id: string;
@@ -38,4 +40,9 @@ export interface DecisionEventV1 {
 
 export interface DecisionSink {
   publish(event: DecisionEventV1): void;
+  /**
+   * The same event as the data plane's record, for a sink that can use it without the event object
+   * (the decision log writes its line straight from it). Called through publishDecision (decision-event.ts).
+   */
+  publishRecord?(record: DecisionRecord): void;
 }

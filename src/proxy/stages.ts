@@ -7,8 +7,7 @@ import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { AuthnResult, JwtHeaderEdits } from '../jwt/types.js';
-import type { DecisionEventV1 } from '../observe/types.js';
-import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
+import { publishDecision, type DecisionRecord } from '../observe/decision-event.js';
 import { defaultCaptureSettings, redactionFor } from '../observe/capture.js';
 import { sendReply, type Exchange } from './exchange.js';
 import { cleanRequestHeaders, connectionForwardedClientCert, scanRequestHeaders, type ScannedRequestHeaders } from './headers.js';
@@ -179,7 +178,7 @@ function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInp
   const { ex } = state;
   const conn = ex.conn;
   const scanned = state.scanned as ScannedRequestHeaders;
-  return {
+  const input: RequestInput = {
     protocol: state.grpc ? 'grpc' : 'http',
     method: ex.method,
     path: ex.target,
@@ -187,12 +186,18 @@ function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInp
     headers: scanned.forPolicy,
     peer: conn.peer,
     sourceIp: conn.sourceIp,
-    ...(conn.remoteIp !== undefined ? { remoteIp: conn.remoteIp } : {}),
-    ...(conn.destinationIp !== undefined ? { destinationIp: conn.destinationIp } : {}),
     port: conn.listener.workloadPort,
-    ...(conn.sni !== undefined ? { sni: conn.sni } : {}),
     jwt,
   };
+  if (conn.remoteIp !== undefined) input.remoteIp = conn.remoteIp;
+  if (conn.destinationIp !== undefined) input.destinationIp = conn.destinationIp;
+  if (conn.sni !== undefined) input.sni = conn.sni;
+  return input;
+}
+
+/** Headers only Portcullis sets upstream: whatever a client, a JWT output or a route filter put there is replaced. */
+function isPortcullisOwn(name: string): boolean {
+  return name === 'x-forwarded-client-cert' || name === 'l5d-client-id' || name.startsWith('x-forwarded-') || name.startsWith('x-portcullis-');
 }
 
 /** The upstream request, from validated fields only (PC-16); Portcullis' own headers are set last. */
@@ -212,10 +217,14 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
       headers[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
     }
   }
-  // Portcullis' own set, after every edit so nothing (client, JWT output, route filter) can override it.
-  for (const name of Object.keys(headers)) {
-    if (name === 'x-forwarded-client-cert' || name === 'l5d-client-id' || name.startsWith('x-forwarded-') || name.startsWith('x-portcullis-')) delete headers[name];
+  // Portcullis' own set, after every edit so nothing (client, JWT output, route filter) can override it. The
+  // client's copies were stripped with the other spoofable headers (headers.ts); only an edit can add one back.
+  if (effects) {
+    for (const { name } of effects.setHeaders) if (isPortcullisOwn(name.toLowerCase())) delete headers[name.toLowerCase()];
+    for (const { name } of effects.addHeaders) if (isPortcullisOwn(name.toLowerCase())) delete headers[name.toLowerCase()];
   }
+  const jwtSet = state.authn !== undefined && state.authn.kind !== 'failed' ? state.authn.edits.set : undefined;
+  if (jwtSet) for (const name in jwtSet) if (isPortcullisOwn(name.toLowerCase())) delete headers[name.toLowerCase()];
   const conn = state.ex.conn;
   const xfcc = connectionForwardedClientCert(conn, ownSpiffeId);
   if (xfcc !== null) headers['x-forwarded-client-cert'] = xfcc;
@@ -245,13 +254,13 @@ function micros(fromNs: bigint, toNs: bigint): number {
  * refusal that did not come from the engine (parse error, JWT, rate limit, redirect); the decision's provenance
  * is kept whenever one exists.
  */
-function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionRecord['upstream']): DecisionEventV1 | null {
+function decisionRecord(state: RequestState, deps: ProxyDeps, status: number, grpcStatus: number | null, override: { verdict: string; reason: string } | null, upstream?: DecisionRecord['upstream']): DecisionRecord | null {
   if (deps.decisionEvents === false) return null;
   const ctx = state.ctx;
   const conn: ConnectionInfo = state.ex.conn;
   const jwt = ctx?.jwt ?? null;
   const capture = deps.capture ?? defaultCaptureSettings;
-  return buildDecisionEvent({
+  const record: DecisionRecord = {
     decision: state.decision ?? null,
     override,
     mode: deps.mode,
@@ -270,18 +279,20 @@ function decisionEvent(state: RequestState, deps: ProxyDeps, status: number, grp
     status,
     grpcStatus,
     latencyUs: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
-    ...(upstream ? { upstream } : {}),
     time: (deps.now ?? Date.now)(),
-    // Only a request that reached a context can be decided again; one refused earlier has nothing to replay.
-    ...(ctx && state.scanned && state.snapshot && capture.mode === 'replayable'
-      ? { capture: { context: ctx, target: state.ex.target, headers: state.scanned.original, redaction: redactionFor(state.snapshot, capture) } }
-      : {}),
-  });
+  };
+  if (upstream) record.upstream = upstream;
+  // Only a request that reached a context can be decided again; one refused earlier has nothing to replay.
+  if (ctx && state.scanned && state.snapshot && capture.mode === 'replayable') {
+    record.capture = { context: ctx, target: state.ex.target, headers: state.scanned.original, redaction: redactionFor(state.snapshot, capture) };
+  }
+  return record;
 }
 
-function publish(deps: ProxyDeps, event: DecisionEventV1 | null): void {
-  if (event === null) return;
-  try { deps.sink.publish(event); } catch { /* a failing sink never fails the request */ }
+/** One decision event per request (none when deps.decisionEvents is false); the log writes its line from the record, without an event object. */
+function publish(deps: ProxyDeps, record: DecisionRecord | null): void {
+  if (record === null) return;
+  try { publishDecision(deps.sink, record); } catch { /* a failing sink never fails the request */ }
 }
 
 /**
@@ -305,7 +316,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   }
   if (!refusal && ex.aborted) {
     // The client went away while we decided: nothing to answer, nothing forwarded; still one event.
-    publish(deps, decisionEvent(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, durationUs: 0 }));
+    publish(deps, decisionRecord(state, deps, 499, null, state.decision ? null : { verdict: 'error', reason: 'client_aborted' }, { outcome: 'client_aborted', status: null, durationUs: 0 }));
     return state;
   }
   if (refusal || !state.permit) {
@@ -316,7 +327,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
     let status = reply.status;
     try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
     const fromEngine = state.decision !== undefined && state.permit === undefined && refusal !== null && refusal.kind !== 'unauthenticated' && refusal.kind !== 'internal_error';
-    publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, fromEngine ? null : { verdict: reply.verdict, reason: reply.reason }));
+    publish(deps, decisionRecord(state, deps, status, state.grpc ? reply.grpcStatus : null, fromEngine ? null : { verdict: reply.verdict, reason: reply.reason }));
     return state;
   }
   const upstreamStart = process.hrtime.bigint();
@@ -329,7 +340,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   const upstreamUs = micros(upstreamStart, process.hrtime.bigint());
   deps.metrics?.upstreamDuration?.(outcome.ok ? outcome.outcome : replyFor(outcome.refusal).reason, upstreamUs / 1e6);
   if (outcome.ok) {
-    publish(deps, decisionEvent(state, deps, outcome.status, outcome.grpcStatus ?? null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
+    publish(deps, decisionRecord(state, deps, outcome.status, outcome.grpcStatus ?? null, null, { outcome: outcome.outcome, status: outcome.status, durationUs: upstreamUs }));
     return state;
   }
   const reply = replyFor(outcome.refusal);
@@ -338,6 +349,6 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   if (outcome.refusal.kind === 'body_timeout') { ex.closeAfterResponse(); ex.body.resume(); }
   let status = reply.status;
   try { status = sendReply(ex, reply, state.grpc); } catch { ex.response.abort(); }
-  publish(deps, decisionEvent(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, durationUs: upstreamUs }));
+  publish(deps, decisionRecord(state, deps, status, state.grpc ? reply.grpcStatus : null, null, { outcome: reply.reason, status: null, durationUs: upstreamUs }));
   return state;
 }
