@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { util as undiciUtil } from 'undici';
+import fc from 'fast-check';
 import { cleanRawResponseHeaders, cleanRequestHeaders, cleanResponseHeaders, connectionForwardedClientCert, forwardedClientCert, groupHeaders, hopRequestHeaders, scanRequestHeaders } from './headers.js';
 
 const scan = (raw: string[], owned: string[] = [], max = 10) => scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: new Set(owned) });
@@ -112,5 +113,34 @@ describe('response headers and XFCC', () => {
 
   it('formats XFCC as Envoy does', () => {
     assert.equal(forwardedClientCert('spiffe://td/ns/a/sa/me', 'ab12', 'spiffe://td/ns/b/sa/you'), 'By=spiffe://td/ns/a/sa/me;Hash=ab12;URI=spiffe://td/ns/b/sa/you');
+  });
+});
+
+describe('scanRequestHeaders in one pass', () => {
+  /** The two-step definition: group the list, refuse repeated singletons, count, then the one cleaning step. */
+  function reference(raw: string[], maxHeaderCount: number, ownedNames: ReadonlySet<string>): unknown {
+    const pairs: [string, string][] = [];
+    let count = 0;
+    for (let i = 0; i + 1 < raw.length; i += 2) { if (!(raw[i] as string).startsWith(':')) count++; pairs.push([raw[i] as string, raw[i + 1] as string]); }
+    const seen = groupHeaders(pairs);
+    for (const [name, values] of seen) if (values.length > 1 && ['host', 'authorization', 'content-length', 'content-type', ':authority', ':path', ':method', ':scheme'].includes(name)) return { refusal: 'duplicate_header' };
+    if (count > maxHeaderCount) return { refusal: 'too_many_headers' };
+    const cleaned = cleanRequestHeaders(seen, { ownedNames });
+    if (!cleaned.ok) return { refusal: cleaned.refusal.reason };
+    const original: Record<string, string | string[]> = {};
+    for (const [name, values] of seen) original[name] = values.length === 1 ? (values[0] as string) : values;
+    return { forward: [...cleaned.forward], forPolicy: cleaned.forPolicy, original, seen: [...seen] };
+  }
+  const names = fc.constantFrom('Host', 'host', ':authority', ':path', 'Content-Type', 'Accept', 'accept', 'X-Trace', 'Connection', 'keep-alive', 'TE', 'Upgrade',
+    'x-forwarded-for', 'X-Portcullis-User', 'x-envoy-peer', 'x-claim', 'Authorization', 'Content-Length', 'expect', 'x_under', 'cookie', 'x-nominated');
+  const values = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('x-nominated, X-Trace', 'close', 'trailers, deflate', '100-continue', 'h2c'));
+  it('gives what grouping and then cleaning give, refusals and their precedence included', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(names, values), { maxLength: 14 }), fc.integer({ min: 2, max: 12 }), (list, max) => {
+      const raw = list.flat();
+      const owned = new Set(['x-claim']);
+      const r = scanRequestHeaders(raw, { maxHeaderCount: max, ownedNames: owned });
+      const got = r.ok ? { forward: [...r.headers.forward], forPolicy: r.headers.forPolicy, original: r.headers.original, seen: [...r.headers.seen] } : { refusal: (r.refusal as { reason: string }).reason };
+      assert.deepEqual(got, reference(raw, max, owned));
+    }), { numRuns: 3000 });
   });
 });

@@ -145,39 +145,63 @@ export function groupHeaders(pairs: Iterable<readonly [string, string]>): Map<st
   return seen;
 }
 
-/** `raw` is Node's flat rawHeaders list: [name, value, name, value, ...], pseudo-headers included for h2. */
+/**
+ * `raw` is Node's flat rawHeaders list: [name, value, name, value, ...], pseudo-headers included for h2.
+ * One pass groups, counts and cleans: the result is what groupHeaders() then cleanRequestHeaders() make of
+ * the same list (same refusals in the same precedence, same maps in arrival order), without the
+ * intermediate lists. Repeated values share one array across the views (nothing mutates them).
+ */
 export function scanRequestHeaders(raw: readonly string[], options: ScanOptions): ScanResult {
   let count = 0;
-  const pairs: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (!name.startsWith(':')) count++;
-    pairs.push([name, raw[i + 1] as string]);
-  }
-  const seen = groupHeaders(pairs);
-  for (const [name, values] of seen) {
-    if (values.length > 1 && singletons.has(name)) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
-  }
-  if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
+  let duplicate = false;
+  let underscore = false;
+  const seen = new Map<string, string[]>();
   const original: Record<string, string | string[]> = {};
-  for (const [name, values] of seen) original[name] = values.length === 1 ? (values[0] as string) : values;
-  const cleaned = cleanRequestHeaders(seen, { ownedNames: options.ownedNames });
-  if (!cleaned.ok) return cleaned;
-  const te = (seen.get('te') ?? []).join(',').toLowerCase();
-  const expect = (seen.get('expect') ?? []).join(',').toLowerCase();
-  const upgrade = seen.get('upgrade')?.join(',').toLowerCase();
+  const forward = new Map<string, string[]>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    const pseudo = name.charCodeAt(0) === 58; /* : */
+    if (!pseudo) count++;
+    const list = seen.get(name);
+    if (list !== undefined) {
+      list.push(value);
+      if (list.length === 2) {
+        original[name] = list;
+        if (singletons.has(name)) duplicate = true;
+      }
+      continue;
+    }
+    const values = [value];
+    seen.set(name, values);
+    original[name] = value;
+    if (pseudo) continue;
+    // Refused, not dropped (PC-9): see cleanRequestHeaders.
+    if (name.includes('_')) underscore = true;
+    if (!hopByHop.has(name) && !isOwned(name, options.ownedNames)) forward.set(name, values);
+  }
+  if (duplicate) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
+  if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
+  if (underscore) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
+  const connection = seen.get('connection');
+  if (connection !== undefined) for (const name of connectionNominated(connection)) forward.delete(name);
+  const forPolicy: Record<string, string | string[]> = {};
+  for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
+  const te = seen.get('te');
+  const expect = seen.get('expect');
+  const upgrade = seen.get('upgrade');
   return {
     ok: true,
     headers: {
-      forward: cleaned.forward,
-      forPolicy: cleaned.forPolicy,
+      forward,
+      forPolicy,
       original,
       seen,
       host: seen.get(':authority')?.[0] ?? seen.get('host')?.[0],
       contentType: seen.get('content-type')?.[0],
-      expectContinue: expect.includes('100-continue'),
-      upgrade,
-      teTrailers: te.split(',').some((t) => t.trim() === 'trailers'),
+      expectContinue: expect !== undefined && expect.join(',').toLowerCase().includes('100-continue'),
+      upgrade: upgrade?.join(',').toLowerCase(),
+      teTrailers: te !== undefined && te.join(',').toLowerCase().split(',').some((t) => t.trim() === 'trailers'),
     },
   };
 }
