@@ -71,12 +71,21 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   const activeH1 = new Set<Exchange>();
   let draining = false;
   let idleResolve: (() => void) | null = null;
-  const track = async (run: Promise<unknown>): Promise<void> => {
+  const settled = (): void => {
+    inFlight--;
+    if (inFlight === 0 && idleResolve) idleResolve();
+  };
+  /** Counts a request or upgrade in flight until it settles (handleRequest never rejects; defensive). */
+  const track = (run: Promise<unknown>): void => {
     inFlight++;
-    try { await run; } catch { /* handleRequest never throws; defensive */ } finally {
-      inFlight--;
-      if (inFlight === 0 && idleResolve) idleResolve();
-    }
+    run.then(settled, settled);
+  };
+  /** track() for an HTTP/1.1 exchange, which drain also asks to close its connection. */
+  const trackH1 = (ex: Exchange): void => {
+    inFlight++;
+    activeH1.add(ex);
+    const done = (): void => { activeH1.delete(ex); settled(); };
+    handleRequest(ex, deps, forwarder).then(done, done);
   };
 
   function baseInfo(raw: net.Socket): Omit<ConnectionInfo, 'tls' | 'peer' | 'peerCertHash' | 'sni'> {
@@ -105,6 +114,11 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   // behind headersTimeout/requestTimeout runs only while it has connections (h1-connection-checks.ts).
   const h1Checks = connectionChecks(h1);
   h1.timeout = limits.idleTimeoutMs;
+  // Shared by every response ('close' fires once): no closure per request.
+  function onH1ResponseClose(this: http.ServerResponse): void {
+    const socket = this.req.socket;
+    pipelined.set(socket, (pipelined.get(socket) ?? 1) - 1);
+  }
   const onH1Request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const info = infoBySocket.get(req.socket);
     if (!info) { res.destroy(); return; }
@@ -113,11 +127,10 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     const outstanding = (pipelined.get(req.socket) ?? 0) + 1;
     if (outstanding > MAX_PIPELINED_REQUESTS) { req.socket.destroy(); return; }
     pipelined.set(req.socket, outstanding);
-    res.once('close', () => pipelined.set(req.socket, (pipelined.get(req.socket) ?? 1) - 1));
+    res.on('close', onH1ResponseClose);
     const ex = h1Exchange(info, req, res);
     if (draining) ex.closeAfterResponse();
-    activeH1.add(ex);
-    void track(handleRequest(ex, deps, forwarder)).finally(() => activeH1.delete(ex));
+    trackH1(ex);
   };
   h1.on('request', onH1Request);
   // PC-15: the decision comes first; the exchange sends 100 only once a Permit exists.
@@ -125,7 +138,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const info = infoBySocket.get(req.socket);
     if (!info) { socket.destroy(); return; }
-    void track(handleUpgrade(info, req, socket, head, deps, listener));
+    track(handleUpgrade(info, req, socket, head, deps, listener));
   });
   // Node's default answer to a parse error destroys the socket with the rest of the oversized head still
   // unread, so the kernel resets the connection and the caller never sees the status. Write it, half-close,
@@ -191,7 +204,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       if (draining) { stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
       const ex = h2Exchange(info, stream, headers as Record<string, string | string[] | undefined>, rawHeaders, endStream);
-      void track(handleRequest(ex, deps, forwarder));
+      track(handleRequest(ex, deps, forwarder));
     });
   });
 
