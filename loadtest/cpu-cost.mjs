@@ -19,7 +19,7 @@ import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { Agent, request } from 'undici';
 import { createEnvironment } from './lib/env.mjs';
-import { loadAverage, preciseCpuSeconds } from './lib/procfs.mjs';
+import { loadAverage, memory, preciseCpuSeconds } from './lib/procfs.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values: args } = parseArgs({
@@ -115,6 +115,7 @@ try {
   for (const name of setups) await clients[name].send(perRound);
   const perRequestUs = Object.fromEntries(setups.map((s) => [s, []]));
   const promoted = Object.fromEntries(setups.map((s) => [s, []]));
+  const rssMb = Object.fromEntries(setups.map((s) => [s, 0]));
   const loads = [];
   for (let r = 0; r < rounds; r++) {
     // Rotating order, so no setup always follows the same one.
@@ -124,10 +125,14 @@ try {
       const c = clients[name];
       const cpu0 = preciseCpuSeconds(c.pid);
       const log0 = traceGc ? logSize(name) : 0;
+      const sampleRss = () => { rssMb[name] = Math.max(rssMb[name], memory(c.pid)?.rssMb ?? 0); };
+      const rssTimer = setInterval(sampleRss, 100);
       await c.send(perRound);
+      clearInterval(rssTimer);
       // The decision log is written in batches within 100 ms: its cost lands in this round.
       await new Promise((res) => setTimeout(res, 150));
       perRequestUs[name].push(((preciseCpuSeconds(c.pid) - cpu0) * 1e6) / perRound);
+      sampleRss();
       if (traceGc) promoted[name].push(promotedBetween(name, log0, logSize(name)) / perRound);
     }
   }
@@ -141,6 +146,8 @@ try {
     cpu_us_per_request: Object.fromEntries(setups.map((s) => [s, { median: median(perRequestUs[s]), all: perRequestUs[s].map((x) => Math.round(x)) }])),
     ratios: Object.fromEntries(setups.flatMap((a) => setups.filter((b) => b !== a && (b === 'bare' || b === 'pc-10-baseline') && a !== 'bare').map((b) => [`${a}/${b}`, ratio(a, b)]))),
     load_average_1m: { min: Math.min(...loads), max: Math.max(...loads) },
+    // VmRSS sampled every 100 ms during the rounds: the largest seen (not VmHWM, which includes start-up).
+    rss_mb_max: rssMb,
     ...(traceGc ? { promoted_bytes_per_request: Object.fromEntries(setups.map((s) => [s, { mean: promoted[s].reduce((a, b) => a + b, 0) / rounds, all: promoted[s].map(Math.round) }])) } : {}),
   };
   await Promise.all(Object.values(clients).map((c) => c.close()));
@@ -150,8 +157,8 @@ try {
   else rmSync(tmp, { recursive: true, force: true });
 }
 process.stdout.write(`\nCPU per request, ${protocol}, ${rounds} rounds x ${perRound} requests, ${concurrency} in flight, load average ${result.load_average_1m.min}-${result.load_average_1m.max}\n\n`);
-process.stdout.write('| Setup | µs per request (median) | rounds |\n|---|---|---|\n');
-for (const [s, v] of Object.entries(result.cpu_us_per_request)) process.stdout.write(`| \`${s}\` | ${v.median.toFixed(1)} | ${v.all.join(' ')} |\n`);
+process.stdout.write('| Setup | µs per request (median) | peak RSS in the rounds | rounds |\n|---|---|---|---|\n');
+for (const [s, v] of Object.entries(result.cpu_us_per_request)) process.stdout.write(`| \`${s}\` | ${v.median.toFixed(1)} | ${result.rss_mb_max[s].toFixed(1)} MB | ${v.all.join(' ')} |\n`);
 process.stdout.write('\n| Paired ratio | median | range |\n|---|---|---|\n');
 for (const [k, v] of Object.entries(result.ratios)) process.stdout.write(`| ${k} | ${v.median.toFixed(3)} | ${v.min.toFixed(3)}-${v.max.toFixed(3)} |\n`);
 if (result.promoted_bytes_per_request) {
