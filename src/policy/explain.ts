@@ -116,7 +116,11 @@ function describeLeaf(m: Matcher, ctx: RequestContext, env: MatcherEnv): { expec
     case 'remote.ip': return { expected: `in ${JSON.stringify(m.cidrs)}`, actual: orNull(ctx.remoteIp) };
     case 'destination.ip': return { expected: `in ${JSON.stringify(m.cidrs)}`, actual: orNull(ctx.destinationIp) };
     case 'destination.port': return { expected: `one of ${JSON.stringify(m.ports)}`, actual: String(ctx.port) };
-    case 'peer.namespace': return { expected: `a pod identity <td>/ns/<ns>/sa/<sa> of ${JSON.stringify(m.trustDomains)}${m.namespaces === undefined ? '' : ` in namespace ${JSON.stringify(m.namespaces)}`}`, actual: ctx.peer?.spiffeId ?? null };
+    case 'peer.namespace': {
+      const ns = m.namespaces === undefined ? '' : ` in namespace ${JSON.stringify(m.namespaces)}`;
+      const sa = m.serviceAccounts === undefined ? '' : ` with service account ${JSON.stringify(m.serviceAccounts)}`;
+      return { expected: `a pod identity <td>/ns/<ns>/sa/<sa> of ${JSON.stringify(m.trustDomains)}${ns}${sa}`, actual: ctx.peer?.spiffeId ?? null };
+    }
     case 'destination.portRange': return { expected: `${m.from}-${m.to}`, actual: String(ctx.port) };
     case 'connection.sni': return { expected: describeString(m.match), actual: orNull(ctx.sni) };
     case 'request.method': return { expected: describeString(m.match), actual: orNull(ctx.method) };

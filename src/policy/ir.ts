@@ -72,10 +72,11 @@ export type Matcher =
   | { type: 'peer.registered'; spiffeIds: string[]; unknown: boolean; describe: string }
   /**
    * A verified peer whose SPIFFE ID is exactly `spiffe://<td>/ns/<ns>/sa/<sa>` with `td` in `trustDomains`
-   * (a pod of this cluster); `namespaces`, when given, must hold its namespace. Namespace-by-name selectors
-   * of the network-policy dialects read it: set lookups on the parsed ID, no regex per request.
+   * (a pod of this cluster); `namespaces` and `serviceAccounts`, when given, must hold its namespace and
+   * service account. Namespace and service-account selectors of the network-policy dialects read it (Cilium's
+   * implicit namespace scoping among them): set lookups on the parsed ID, no regex per request.
    */
-  | { type: 'peer.namespace'; trustDomains: string[]; namespaces?: string[] }
+  | { type: 'peer.namespace'; trustDomains: string[]; namespaces?: string[]; serviceAccounts?: string[] }
   /** TCP peer address (Envoy direct_remote_ip). */
   | { type: 'source.ip'; cidrs: CidrText[] }
   /** Client address as computed by the proxy; Portcullis sets it to the peer address. */

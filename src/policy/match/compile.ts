@@ -191,10 +191,11 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
     case 'peer.namespace': {
       const trustDomains = new Set(m.trustDomains);
       const namespaces = m.namespaces === undefined ? null : new Set(m.namespaces);
+      const accounts = m.serviceAccounts === undefined ? null : new Set(m.serviceAccounts);
       return (ctx) => {
         const p = ctx.peer;
         return p !== null && p.namespace !== undefined && p.serviceAccount !== undefined && trustDomains.has(p.trustDomain)
-          && (namespaces === null || namespaces.has(p.namespace));
+          && (namespaces === null || namespaces.has(p.namespace)) && (accounts === null || accounts.has(p.serviceAccount));
       };
     }
     case 'destination.portRange': {

@@ -40,6 +40,57 @@ function literalShape(pattern: string): ((value: string) => boolean) | null {
   return (v) => v.startsWith(lit) && noNewline(v.slice(lit.length));
 }
 
+const META = '\\.[](){}*+?|^$';
+const QUANTIFIERS = '*+?{';
+
+/** Index of the first `|` outside groups and classes, or -1: such an alternation voids any common prefix. */
+function topLevelBar(pattern: string): number {
+  let depth = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') i++;
+    else if (c === '[') {
+      i++;
+      if (pattern[i] === '^') i++;
+      if (pattern[i] === ']') i++; // a leading `]` is literal
+      while (i < pattern.length && pattern[i] !== ']') i += pattern[i] === '\\' ? 2 : 1;
+    } else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * The literal text every whole match of `pattern` starts with (`/api/v1/.*` -> `/api/v1/`), or `''`: plain
+ * characters and escaped punctuation up to the first operator, minus a last character that a quantifier
+ * makes optional. The rule index files regex rules by it; the regex still decides.
+ */
+export function regexLiteralPrefix(pattern: string): string {
+  if (topLevelBar(pattern) !== -1) return '';
+  let out = '';
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i] as string;
+    let lit: string;
+    let next: number;
+    if (c === '\\') {
+      const e = pattern[i + 1];
+      if (e === undefined || /[A-Za-z0-9]/.test(e)) break; // \d, \x41, \pL, \Q...: classes and escapes, not one literal
+      lit = e;
+      next = i + 2;
+    } else if (META.includes(c)) break;
+    else {
+      lit = String.fromCodePoint(pattern.codePointAt(i) as number); // a quantifier after it applies to the whole code point
+      next = i + lit.length;
+    }
+    if (next < pattern.length && QUANTIFIERS.includes(pattern[next] as string)) break;
+    out += lit;
+    i = next;
+  }
+  return out;
+}
+
 /** Compiles once; the returned predicate is true when the pattern matches the WHOLE value. */
 export function compileFullMatch(pattern: string, ignoreCase = false): (value: string) => boolean {
   if (pattern.length > MAX_REGEX_LENGTH) throw new PolicyRegexError(pattern, `longer than ${MAX_REGEX_LENGTH} characters`);

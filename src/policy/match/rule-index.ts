@@ -1,12 +1,14 @@
 // Owns the rule index behind evaluate's hot path: each rule is filed under a necessary condition taken
-// from its matcher (exact path, path prefix, peer principal or registered SPIFFE IDs, authority, port) so a
+// from its matcher (exact path, path prefix, peer principal or registered SPIFFE IDs, peer namespace, authority,
+// port) so a
 // request only tests candidate rules, in the same rule-id order a linear scan would use (so the reported rule
 // is identical).
 import type { RequestContext } from '../context-types.js';
-import type { Matcher, TierRule } from '../ir.js';
+import type { Matcher, StringMatcher, TierRule } from '../ir.js';
 import { compileMatcher } from './compile.js';
 import { FlatEncoder, runFlat, type FlatCode } from './flat.js';
 import { templateLiteralPrefix } from './path.js';
+import { regexLiteralPrefix } from './regex.js';
 import type { CompiledMatcher, MatcherEnv } from './types.js';
 
 /**
@@ -39,11 +41,13 @@ type KeyEntry =
   | { dim: 'principal'; value: string }
   /** A `peer.registered` leaf that identities missing from the registry match (a deny's pessimistic reading). */
   | { dim: 'unregistered'; value: '' }
+  /** The namespace of a pod identity `<td>/ns/<ns>/sa/<sa>` (`peer.namespace` leaves that name namespaces). */
+  | { dim: 'namespace'; value: string }
   | { dim: 'authority'; value: string }
   | { dim: 'host'; value: string }
   | { dim: 'port'; value: number };
 
-type Dim = 'path' | 'principal' | 'authority' | 'port';
+type Dim = 'path' | 'principal' | 'namespace' | 'authority' | 'port';
 
 function dimOf(e: KeyEntry): Dim {
   switch (e.dim) {
@@ -91,6 +95,11 @@ export function keyOptions(m: Matcher): KeyOptions {
     }
     case 'peer.principal':
       return m.match.kind === 'exact' && !m.match.ignoreCase ? single({ dim: 'principal', value: m.match.value }) : NONE_OPTIONS;
+    case 'peer.namespace':
+      return m.namespaces === undefined ? NONE_OPTIONS
+        : { never: m.namespaces.length === 0, byDim: new Map([['namespace', m.namespaces.map((value): KeyEntry => ({ dim: 'namespace', value }))]]) };
+    case 'request.header':
+      return m.name.toLowerCase() === ':path' ? rawPathKeys(m.match) : NONE_OPTIONS;
     case 'peer.registered': {
       // The listed IDs are filed by principal (the SPIFFE ID without its scheme, as the request's peer carries
       // it; an ID without the scheme never matches), and when unknown identities match, under `unregistered`
@@ -135,6 +144,25 @@ export function keyOptions(m: Matcher): KeyOptions {
     default:
       return NONE_OPTIONS;
   }
+}
+
+/**
+ * `:path` is the path with `?query` appended (Cilium matches it whole): a value that must start with a literal
+ * without `?` needs the request path to start with it; an exact value without `?` needs that exact path.
+ */
+function rawPathKeys(match: StringMatcher): KeyOptions {
+  const beforeQuery = (text: string): string => text.split('?', 1)[0] as string;
+  let prefix: string;
+  switch (match.kind) {
+    case 'exact':
+      if (match.ignoreCase !== true && !match.value.includes('?')) return single({ dim: 'pathExact', value: match.value });
+      prefix = match.ignoreCase === true ? '' : beforeQuery(match.value);
+      break;
+    case 'prefix': prefix = match.ignoreCase === true ? '' : beforeQuery(match.value); break;
+    case 'regex': prefix = beforeQuery(regexLiteralPrefix(match.pattern)); break;
+    default: prefix = '';
+  }
+  return prefix === '' ? NONE_OPTIONS : single({ dim: 'pathPrefix', value: prefix });
 }
 
 const keyText = (e: KeyEntry): string => `${e.dim}\u0000${String(e.value)}`;
@@ -212,6 +240,7 @@ export interface RuleSet {
   /** Candidate lists: at a list's start its length, then rule orders ascending. */
   candidates: Int32Array;
   principal: Map<string, number>;
+  namespace: Map<string, number>;
   authority: Map<string, number>;
   host: Map<string, number>;
   port: Map<number, number>;
@@ -238,7 +267,7 @@ export interface RuleSet {
   stats: { indexed: number; residual: number; never: number };
 }
 
-type ExactDim = 'principal' | 'authority' | 'host' | 'port';
+type ExactDim = 'principal' | 'namespace' | 'authority' | 'host' | 'port';
 
 /** Collects candidate lists per key while rules are filed in order, then lays them out in one array. */
 class ListBuilder {
@@ -301,7 +330,7 @@ class ListBuilder {
       pathFilter[bit >>> 5] = (pathFilter[bit >>> 5] as number) | (1 << (bit & 31));
     }
     return {
-      principal: placed('principal'), authority: placed('authority'), host: placed('host'), port: placed('port'), pathSlots, pathMask, pathFilter, pathFilterShift,
+      principal: placed('principal'), namespace: placed('namespace'), authority: placed('authority'), host: placed('host'), port: placed('port'), pathSlots, pathMask, pathFilter, pathFilterShift,
       residual: this.residual.length > 0 ? this.place(this.residual) : -1,
       unregistered: this.unregistered.length > 0 ? this.place(this.unregistered) : -1,
       candidates: this.candidates,
@@ -480,6 +509,7 @@ export function collect(set: RuleSet, ctx: RequestContext): number {
   if (peer !== null) {
     if (set.principal.size > 0) n = lookup(set.principal, peer.principal, n);
     if (set.unregistered >= 0 && !set.registered.has(peer.spiffeId)) hits[n++] = set.unregistered;
+    if (set.namespace.size > 0 && peer.namespace !== undefined) n = lookup(set.namespace, peer.namespace, n);
   }
   if (set.authority.size > 0) n = lookup(set.authority, ctx.authority, n);
   if (set.host.size > 0) n = lookup(set.host, ctx.host, n);

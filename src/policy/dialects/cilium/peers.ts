@@ -88,14 +88,19 @@ const or = (...of: Matcher[]): Matcher => {
 const not = (m: Matcher): Matcher => (m.type === 'any' ? NONE : m.type === 'none' ? ANY : { type: 'not', of: m });
 export const matchers = { and, or, not, ANY, NONE };
 
-const escapeRe = (s: string): string => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
-const alternation = (values: readonly string[]): string => `(?:${values.map(escapeRe).join('|')})`;
-
-/** A peer whose SPIFFE ID `spiffe://<local trust domain>/ns/<ns>/sa/<sa>` makes it a pod of this cluster. */
-function principal(scope: PeerScope, ns: string, sa: string): Matcher {
-  return { type: 'peer.principal', match: { kind: 'regex', pattern: `${alternation(scope.trustDomains)}/ns/${ns}/sa/${sa}` } };
+/**
+ * A peer whose SPIFFE ID `spiffe://<local trust domain>/ns/<ns>/sa/<sa>` makes it a pod of this cluster, optionally
+ * in one of `namespaces` with one of `serviceAccounts`: answered from the parsed ID, filed by namespace in the index.
+ */
+function pod(scope: PeerScope, namespaces?: readonly string[], serviceAccounts?: readonly string[]): Matcher {
+  if (namespaces?.length === 0 || serviceAccounts?.length === 0) return NONE;
+  return {
+    type: 'peer.namespace', trustDomains: [...scope.trustDomains],
+    ...(namespaces === undefined ? {} : { namespaces: [...namespaces] }),
+    ...(serviceAccounts === undefined ? {} : { serviceAccounts: [...serviceAccounts] }),
+  };
 }
-const localPod = (scope: PeerScope): Matcher => principal(scope, '[^/]+', '[^/]+');
+const localPod = (scope: PeerScope): Matcher => pod(scope);
 const podByIp = (scope: PeerScope): Matcher => (scope.podIps.length > 0 ? { type: 'source.ip', cidrs: [...scope.podIps] } : NONE);
 /** Not a pod this cluster knows: no local workload identity and not a registered pod IP (Cilium's world, nodes, CIDR peers). */
 export const notPod = (scope: PeerScope): Matcher => not(or(localPod(scope), podByIp(scope)));
@@ -127,20 +132,6 @@ export function cidrMatcher(cidrs: readonly string[], excepts: readonly string[]
   if (cidrs.length === 0) return NONE;
   const inside: Matcher = { type: 'source.ip', cidrs: [...cidrs] };
   return and(notPod(scope), inside, excepts.length > 0 ? not({ type: 'source.ip', cidrs: [...excepts] }) : ANY);
-}
-
-function identityRequirement(r: Requirement, scope: PeerScope): Matcher {
-  const part = (values: readonly string[]): [string, string] => {
-    const alt = alternation(values);
-    return r.key === LABEL_NAMESPACE ? [alt, '[^/]+'] : ['[^/]+', alt];
-  };
-  switch (r.op) {
-    case 'In': return principal(scope, ...part(r.values));
-    case 'NotIn': return and(localPod(scope), not(principal(scope, ...part(r.values))));
-    case 'Exists': return localPod(scope);
-    // Every pod has a namespace and a service account: this selects non-pod identities only.
-    case 'DoesNotExist': return unresolvable(scope);
-  }
 }
 
 function describe(reqs: readonly Requirement[]): string {
@@ -179,13 +170,21 @@ export function endpointMatcher(sel: JsonValue | undefined, scope: PeerScope): M
   // Implicit scoping (pkg/k8s/apis/cilium.io/utils getEndpointSelector): a CNP's peer selector is confined to the
   // policy's namespace unless it names a namespace or namespace labels; a CCNP's to real pods (localPod below).
   if (!namesNamespace && !namesNamespaceLabels && scope.namespace !== null) scoped.push({ key: LABEL_NAMESPACE, source: 'k8s', op: 'In', values: [scope.namespace] });
-  const parts: Matcher[] = [localPod(scope)];
+  // Namespace and service account come from the SPIFFE ID: the `In` values of each key are intersected into one
+  // pod leaf; `NotIn` excludes pods of those names; every pod has both, so `DoesNotExist` selects no pod.
+  const inValues: Record<string, string[] | undefined> = {};
+  const parts: Matcher[] = [];
   const registryReqs: Requirement[] = [];
   for (const r of scoped) {
-    if (r.source === 'k8s' && (r.key === LABEL_NAMESPACE || r.key === LABEL_SERVICE_ACCOUNT)) parts.push(identityRequirement(r, scope));
-    else if (r.source === 'other' && scope.use === 'deny') continue; // cannot be checked: a deny reads it as satisfied
+    if (r.source === 'k8s' && (r.key === LABEL_NAMESPACE || r.key === LABEL_SERVICE_ACCOUNT)) {
+      const isNs = r.key === LABEL_NAMESPACE;
+      if (r.op === 'In') inValues[r.key] = inValues[r.key]?.filter((v) => r.values.includes(v)) ?? [...new Set(r.values)];
+      else if (r.op === 'NotIn') parts.push(not(isNs ? pod(scope, r.values) : pod(scope, undefined, r.values)));
+      else if (r.op === 'DoesNotExist') parts.push(unresolvable(scope));
+    } else if (r.source === 'other' && scope.use === 'deny') continue; // cannot be checked: a deny reads it as satisfied
     else registryReqs.push(r);
   }
+  parts.unshift(pod(scope, inValues[LABEL_NAMESPACE], inValues[LABEL_SERVICE_ACCOUNT]));
   if (registryReqs.length > 0) {
     const selector = asSelector(registryReqs) as unknown as JsonValue;
     parts.push(peersWhere(scope.registry, (pod) => selectorMatches(selector, podLabelView(pod.labels, pod.namespace, pod.serviceAccount, pod.namespaceLabels)), scope.use, describe(registryReqs)));
