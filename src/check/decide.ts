@@ -58,6 +58,11 @@ export interface CheckOutput {
   authorization: string | null;
   /** True when a `log` rule (Istio AUDIT, Calico Log) recorded the request; absent otherwise. */
   log?: true;
+  /**
+   * Edits of the forwarded request's headers, applied in this order (Linkerd RequestHeaderModifier, Cilium
+   * headerMatches ADD/DELETE/REPLACE); absent when the request is not forwarded or nothing is edited.
+   */
+  headerEdits?: { remove: string[]; set: { name: string; value: string }[]; add: { name: string; value: string }[] };
   /** Response body text for JWT failures (Envoy's wording), else absent. */
   message?: string;
 }
@@ -208,6 +213,8 @@ function toOutput(d: Decision, reply: Reply | null, isGrpc: boolean): CheckOutpu
     reason: d.reason,
     authorization: d.authorization,
     ...(d.audit?.log === true ? { log: true as const } : {}),
+    ...(reply === null && d.effects !== null && d.effects.removeHeaders.length + d.effects.setHeaders.length + d.effects.addHeaders.length > 0
+      ? { headerEdits: { remove: [...d.effects.removeHeaders], set: [...d.effects.setHeaders], add: [...d.effects.addHeaders] } } : {}),
   };
 }
 

@@ -43,8 +43,10 @@ const help = `usage: portcullis check --policies PATH [--policies PATH...] (--re
 
 Decides a request the way the sidecar would and prints one JSON object:
   verdict (allow | deny | unauthenticated | bad_request | not_found | rate_limited), status, grpcStatus,
-  audit, shadow, policy {dialect, kind, namespace, name}, tier, rule, reason, authorization, and log: true
-  when a log rule (Istio AUDIT, Calico Log) recorded the request.
+  audit, shadow, policy {dialect, kind, namespace, name}, tier, rule, reason, authorization, log: true
+  when a log rule (Istio AUDIT, Calico Log, Cilium headerMatches actions) recorded the request, and
+  headerEdits {remove, set, add} when the forwarded request's headers are edited (Linkerd route filters,
+  Cilium headerMatches ADD/DELETE/REPLACE).
   shadow is a result computed and never enforced: Istio dry-run policies (action ALLOW or DENY), or what
   Calico would decide with its staged policies committed (action STAGED); null when none applies.
   tier names the deciding dialect's tier: a Calico tier (default, or a Tier's name; profile for the

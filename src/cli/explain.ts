@@ -84,7 +84,8 @@ function renderReport(r: ExplainReport, status: string, out: string[]): void {
     if (t.route === 'none') out.push('  route: none matches (not found, before any authorization)');
     else if (t.route) out.push(`  route: ${t.route.label} (score ${t.route.score.join(',')})`);
     for (const rule of t.rules) {
-      out.push(`  ${rule.action.toUpperCase()}${rule.dryRun ? ' (dry-run)' : ''} ${rule.id}: ${rule.matched ? 'MATCHED' : 'no match'}`);
+      const edit = rule.edit === undefined ? '' : rule.edit.op === 'remove' ? ` (edit: remove ${rule.edit.name})` : ` (edit: ${rule.edit.op} ${rule.edit.name}: ${rule.edit.value})`;
+      out.push(`  ${rule.action.toUpperCase()}${rule.dryRun ? ' (dry-run)' : ''} ${rule.id}${edit}: ${rule.matched ? 'MATCHED' : 'no match'}`);
       renderTrace(rule.trace, '    ', out);
     }
     out.push(`  when no rule decides: ${t.otherwise}`);

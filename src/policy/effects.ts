@@ -2,7 +2,7 @@
 // and the local rate limit to apply. Redirects follow Gateway API RequestRedirect (linkerd.md §7).
 import type { RequestContext } from './context-types.js';
 import type { DecisionEffects } from './decision.js';
-import type { RouteFilter } from './ir.js';
+import type { HeaderEdit, RouteFilter } from './ir.js';
 import type { CompiledScope } from './program.js';
 import { segmentPrefixMatches, type RouteHit } from './match/routes.js';
 
@@ -12,6 +12,38 @@ export function emptyEffects(): DecisionEffects {
 
 export function hasEffects(e: DecisionEffects): boolean {
   return e.redirect !== null || e.rateLimit !== null || e.setHeaders.length + e.addHeaders.length + e.removeHeaders.length > 0;
+}
+
+/**
+ * Header edits applied one after another (Cilium's order), as the final state of each header they touch in the
+ * data plane's remove / set / add lists: a header an edit replaced or removed is dropped, then the values left
+ * are added; one only appended to keeps its received values.
+ */
+export function headerEditEffects(edits: readonly HeaderEdit[]): DecisionEffects {
+  const touched = new Map<string, { cleared: boolean; values: string[] }>();
+  for (const e of edits) {
+    let h = touched.get(e.name);
+    if (h === undefined) touched.set(e.name, (h = { cleared: false, values: [] }));
+    if (e.op === 'add') h.values.push(e.value);
+    else {
+      h.cleared = true;
+      h.values = e.op === 'set' ? [e.value] : [];
+    }
+  }
+  const effects = emptyEffects();
+  for (const [name, h] of touched) {
+    if (h.cleared) effects.removeHeaders.push(name);
+    for (const value of h.values) effects.addHeaders.push({ name, value });
+  }
+  return effects;
+}
+
+/** Both tiers' effects (defense in depth: each admitting tier's edits apply); the first redirect and rate limit win. */
+export function mergeEffects(a: DecisionEffects, b: DecisionEffects): DecisionEffects {
+  return {
+    setHeaders: [...a.setHeaders, ...b.setHeaders], addHeaders: [...a.addHeaders, ...b.addHeaders], removeHeaders: [...a.removeHeaders, ...b.removeHeaders],
+    redirect: a.redirect ?? b.redirect, rateLimit: a.rateLimit ?? b.rateLimit,
+  };
 }
 
 export function routeEffects(hit: RouteHit, ctx: RequestContext): DecisionEffects {

@@ -2,12 +2,12 @@
 // Synchronous, deterministic, allocation-light; the optional tracer reports each step for `explain`.
 import type { RequestContext } from './context-types.js';
 import type { Decision, DecisionEffects, ShadowResult } from './decision.js';
-import { hasEffects, rateLimitEffect, routeEffects } from './effects.js';
-import type { PolicyTier, Route, TierRule, TierScope } from './ir.js';
+import { hasEffects, headerEditEffects, mergeEffects, rateLimitEffect, routeEffects } from './effects.js';
+import type { HeaderEdit, PolicyTier, Route, TierRule, TierScope } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { collect, scanCandidates, testRule, type CompiledRule, type RuleSet } from './match/rule-index.js';
 import { selectRoute, type RouteHit } from './match/routes.js';
-import { DECIDE, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
+import { DECIDE, EDIT, FALLBACK, LOG, PROTOCOL_BIT, SHADOW, type CompiledList, type CompiledScope, type CompiledTier } from './program.js';
 
 /** Receives every step of one evaluation, in order (explain); evaluation without a tracer skips no work it needs. */
 export interface Tracer {
@@ -33,9 +33,11 @@ interface ScanState {
   fallback: CompiledRule | null;
   /** First matching dry-run rule. */
   shadowHit: CompiledRule | null;
+  /** The edits of every matching edit rule before the decision, in rule order (reused: copied when applied). */
+  edits: HeaderEdit[];
 }
 
-const state: ScanState = { mark: null, decided: null, fallback: null, shadowHit: null };
+const state: ScanState = { mark: null, decided: null, fallback: null, shadowHit: null, edits: [] };
 
 /**
  * Records a rule's match if the scan still needs it; returns true when the scan can stop. A decision stops
@@ -45,6 +47,11 @@ function take(r: CompiledRule, s: ScanState, hasShadow: boolean): boolean {
   switch (r.kind) {
     case LOG:
       if (s.decided === null && s.mark === null) s.mark = r;
+      return false;
+    case EDIT:
+      if (s.decided !== null) return false;
+      s.mark ??= r;
+      s.edits.push(r.rule.edit as HeaderEdit);
       return false;
     case DECIDE:
       if (s.decided !== null) return false;
@@ -64,12 +71,13 @@ function take(r: CompiledRule, s: ScanState, hasShadow: boolean): boolean {
 function needed(kind: number, s: ScanState): boolean {
   if (kind === SHADOW) return s.shadowHit === null;
   if (s.decided !== null) return false;
-  return kind === DECIDE || (kind === LOG ? s.mark === null : s.fallback === null);
+  return kind === DECIDE || kind === EDIT || (kind === LOG ? s.mark === null : s.fallback === null);
 }
 
 function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): ScanState {
   const s = state;
   s.mark = s.decided = s.fallback = s.shadowHit = null;
+  s.edits.length = 0;
   const hasShadow = list.hasShadow;
   if (tracer) {
     // Explain tests every rule in order (no index), so each one's outcome can be shown.
@@ -158,6 +166,12 @@ function evaluateTier(ct: CompiledTier, ctx: RequestContext, tracer: Tracer | un
     out.rule = routeLabel;
   }
   if (mark !== null) out.audit = { policy: mark.policy, rule: mark.id, log: true };
+  // Header edits of matching rules apply to a request the tier admits (Cilium headerMatches ADD/DELETE/REPLACE).
+  if (state.edits.length > 0 && out.verdict === 'allow') {
+    const edited = headerEditEffects(state.edits);
+    tracer?.note(`header edits on the forwarded request: ${state.edits.map((e) => (e.op === 'remove' ? `remove ${e.name}` : `${e.op} ${e.name}: ${e.value}`)).join('; ')}`);
+    out.effects = out.effects === null ? edited : mergeEffects(out.effects, edited);
+  }
   out.shadow = shadowResult(scope, shadowHit);
   return out;
 }
@@ -249,7 +263,7 @@ export function evaluate(snapshot: PolicySnapshot, ctx: RequestContext, tracer?:
     }
     audit ??= r.audit;
     shadow ??= r.shadow;
-    effects ??= r.effects;
+    if (r.effects !== null) effects = effects === null ? r.effects : mergeEffects(effects, r.effects);
     authorization ??= r.authorization;
     i = ct.nextGroup;
   }

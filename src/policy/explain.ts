@@ -4,7 +4,7 @@
 import type { RequestContext } from './context-types.js';
 import type { Decision } from './decision.js';
 import { evaluate, type Tracer } from './evaluate.js';
-import type { Matcher, PathMatcher, PolicyRef, PolicyTier, Route, RuleAction, StringMatcher, TierRule, TierScope } from './ir.js';
+import type { HeaderEdit, Matcher, PathMatcher, PolicyRef, PolicyTier, Route, RuleAction, StringMatcher, TierRule, TierScope } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { compileMatcher, headerValue } from './match/compile.js';
 import { lookupClaim } from './match/claims.js';
@@ -30,6 +30,8 @@ export interface RuleExplanation {
   /** A dry-run rule: evaluated into the shadow result, never enforced. */
   dryRun: boolean;
   provider?: string;
+  /** The header edit a matching rule makes on the forwarded request (Cilium headerMatches ADD/DELETE/REPLACE). */
+  edit?: HeaderEdit;
   matched: boolean;
   trace: MatchTrace;
   /** For a rule that did not match: the conditions that failed (`request.method wants exact "GET", saw "POST"`). */
@@ -223,6 +225,7 @@ function collector(ctx: RequestContext, snapshot: PolicySnapshot): { tracer: Tra
       const trace = traceMatcher(rule.match, ctx, env);
       const entry: RuleExplanation = { id: rule.id, policy: rule.policy, action: rule.action, dryRun: shadow, matched, trace, failed: matched ? [] : failingConditions(trace) };
       if (rule.provider !== undefined) entry.provider = rule.provider;
+      if (rule.edit !== undefined) entry.edit = rule.edit;
       current().rules.push(entry);
     },
     note(text: string) {

@@ -125,6 +125,12 @@ export type Matcher =
  */
 export type RuleAction = 'allow' | 'deny' | 'pass' | 'log' | 'audit' | 'custom';
 
+/**
+ * One edit of the forwarded request's headers (name lower-cased): `add` appends a value, `set` replaces every
+ * value, `remove` drops the header. Cilium headerMatches ADD / REPLACE / DELETE lower to them.
+ */
+export type HeaderEdit = { op: 'add' | 'set'; name: string; value: string } | { op: 'remove'; name: string };
+
 export interface TierRule {
   /** Stable name shown in decisions and explain (`ns[..]-policy[..]-rule[0]`, `authorizationpolicy/web`). */
   id: string;
@@ -137,6 +143,12 @@ export interface TierRule {
   namedAs: 'rule' | 'authorization';
   /** `custom`: the external authorizer (Istio CUSTOM provider). */
   provider?: string;
+  /**
+   * `log` rules only: the header edit this rule makes when it matches. Unlike a plain mark, every matching edit
+   * rule before the tier's decision applies, in rule order, when the tier admits the request (Cilium runs the
+   * header actions of every matching HTTP rule).
+   */
+  edit?: HeaderEdit;
 }
 
 /** What a scope concludes when no ending rule matches. `pass` = no opinion: the next tier of the group judges. */

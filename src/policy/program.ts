@@ -15,6 +15,8 @@ export const DECIDE = 1;
 export const FALLBACK = 2;
 /** dry-run: the first match is the shadow result. */
 export const SHADOW = 3;
+/** log with a header edit: marks like LOG, and every match before the decision adds its edit. */
+export const EDIT = 4;
 
 export interface CompiledList {
   set: RuleSet;
@@ -51,7 +53,7 @@ export const PROTOCOL_BIT: Record<RequestProtocol, number> = { http: 1, grpc: 2,
 
 function kindOf(rule: TierRule): number {
   switch (rule.action) {
-    case 'log': return LOG;
+    case 'log': return rule.edit === undefined ? LOG : EDIT;
     case 'audit': return FALLBACK;
     default: return DECIDE;
   }

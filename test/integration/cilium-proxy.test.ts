@@ -1,6 +1,7 @@
 // Integration: Cilium policy YAML through the real proxy (real mTLS, undici and node:http2 clients): an L7
 // deny answers as Cilium's Envoy filter does (403 text/plain `Access denied`), gRPC callers get grpc-status 7,
-// a LOG header mismatch is forwarded and logged, and every decision event names dialect, policy and rule.
+// a LOG header mismatch is forwarded and logged, ADD/REPLACE/DELETE mismatches edit the headers the workload
+// receives, and every decision event names dialect, policy and rule.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { getText, h2Client, h2Request, mtlsAgent, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
@@ -29,6 +30,12 @@ spec:
           path: /tenant
           headerMatches:
           - {name: x-tenant, value: acme, mismatch: LOG}
+        - method: GET
+          path: /edited
+          headerMatches:
+          - {name: x-region, value: eu, mismatch: ADD}
+          - {name: x-tenant, value: acme, mismatch: REPLACE}
+          - {name: x-debug, value: "off", mismatch: DELETE}
 `;
 
 describe('Cilium policies through the real proxy', () => {
@@ -99,5 +106,30 @@ describe('Cilium policies through the real proxy', () => {
     const ev = await proxy.event((e) => e.request.path === '/tenant');
     assert.equal(ev?.verdict, 'allow');
     assert.deepEqual(ev?.audit, { policy: { kind: 'CiliumNetworkPolicy', namespace: 'foo', name: 'items-api' }, rule: 'spec.ingress[0].toPorts[0].rules.http[2].headerMatches[0]' });
+  });
+
+  it('forwards ADD, REPLACE and DELETE mismatches with the headers edited as Cilium does', async () => {
+    const before = upstream.requests.length;
+    const res = await getText(`${proxy.origin}/edited`, mtlsAgent(proxy, proxy.svids.frontend), { headers: { 'x-tenant': 'globex', 'x-debug': 'on', 'x-keep': 'yes' } });
+    assert.equal(res.status, 200);
+    assert.equal(upstream.requests.length, before + 1);
+    const got = upstream.requests.at(-1)?.headers ?? {};
+    assert.equal(got['x-region'], 'eu', 'ADD adds the missing header with the expected value');
+    assert.equal(got['x-tenant'], 'acme', 'REPLACE sets the expected value over the wrong one');
+    assert.equal(got['x-debug'], undefined, 'DELETE removes the header carrying a wrong value');
+    assert.equal(got['x-keep'], 'yes');
+    const ev = await proxy.event((e) => e.request.path === '/edited');
+    assert.equal(ev?.verdict, 'allow');
+    assert.equal(ev?.rule, 'spec.ingress[0].toPorts[0].rules.http[3]');
+    assert.equal(ev?.audit?.rule, 'spec.ingress[0].toPorts[0].rules.http[3].headerMatches[0]');
+  });
+
+  it('forwards a request whose headers already match unchanged', async () => {
+    const res = await getText(`${proxy.origin}/edited`, mtlsAgent(proxy, proxy.svids.frontend), { headers: { 'x-region': 'eu', 'x-tenant': 'acme', 'x-debug': 'off' } });
+    assert.equal(res.status, 200);
+    const got = upstream.requests.at(-1)?.headers ?? {};
+    assert.deepEqual([got['x-region'], got['x-tenant'], got['x-debug']], ['eu', 'acme', 'off']);
+    const ev = await proxy.event((e) => e.request.path === '/edited' && e.audit === null);
+    assert.equal(ev?.verdict, 'allow');
   });
 });

@@ -1,16 +1,17 @@
 // Owns lowering CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy for one workload into one tier: ingressDeny
-// rules first (any matching deny wins), header LOG marks, the union of allows, then the L7 restriction of every
+// rules first (any matching deny wins), headerMatches LOG marks and ADD/DELETE/REPLACE edits, the union of allows, then the L7 restriction of every
 // port that has HTTP rules, and default deny once a selecting rule isolates the pod (cni-dialects.md §1.4-1.6).
 
 import type { Diagnostic } from '../../diagnostics.js';
 import type { JsonValue, PolicyDocument } from '../../documents-types.js';
-import type { CompileOptions, Matcher, PolicyRef, PolicyTier, TierRule } from '../../ir.js';
+import type { CompileOptions, HeaderEdit, Matcher, PolicyRef, PolicyTier, TierRule } from '../../ir.js';
 import { isObject } from '../../schema.js';
 import { emptyRegistry } from '../../peers.js';
 import { Code } from '../../../codes.js';
 import type { DialectOutput } from '../types.js';
 import { endpointMatcher, l3Matcher, matchers, selectsWorkload, unknownSourceKeys, type PeerScope } from './peers.js';
 import { isClusterwide, parsePortText, policyNamespace, rulesOf, type Obj } from './types.js';
+import { editableHeader } from './validate.js';
 
 const { and, or, not, ANY, NONE } = matchers;
 
@@ -86,8 +87,8 @@ export function lowerCilium(docs: PolicyDocument[], options: CompileOptions): { 
       isolated = true;
       isolatedBy ??= ref;
     }
-    const make = (id: string, action: TierRule['action'], match: Matcher, reason: string): TierRule =>
-      ({ id, policy: ref, action, match, reason, namedAs: 'rule' });
+    const make = (id: string, action: TierRule['action'], match: Matcher, reason: string, edit?: HeaderEdit): TierRule =>
+      ({ id, policy: ref, action, match, reason, namedAs: 'rule', ...(edit === undefined ? {} : { edit }) });
     const portsOf = (entry: Obj, at: string): Matcher => portMatcher(entry.ports, portNames, (field, message) => warn(doc, Code.CILIUM_PORT_NAME_UNRESOLVED, message, `${at}.${field}`));
 
     objects(rule.ingressDeny).forEach((r, i) => {
@@ -126,9 +127,9 @@ export function lowerCilium(docs: PolicyDocument[], options: CompileOptions): { 
         restrictions.push(make(`${pat}.rules`, 'deny', and(l3, l4), REASONS.l7));
         http.forEach((h, k) => {
           const hat = `${pat}.rules.http[${k}]`;
-          const { condition, logs } = httpMatcher(h, hat);
+          const { condition, actions } = httpMatcher(h, hat);
           allows.push(make(hat, 'allow', and(l3, l4, condition), REASONS.allow));
-          for (const log of logs) marks.push(make(log.id, 'log', and(l3, l4, log.match), REASONS.log));
+          for (const a of actions) marks.push(make(a.id, 'log', and(l3, l4, a.match), REASONS.log, a.edit));
         });
       });
     });
@@ -205,31 +206,46 @@ const IS_HTTP: Matcher = { type: 'request.method', match: { kind: 'present' } };
 
 /**
  * One `rules.http` entry: method, path (the raw `:path` with its query) and host as whole-value RE2 matches,
- * `headers` and `headerMatches` (cilium/cilium pkg/envoy getHTTPRule). A LOG mismatch leaves the rule matching
- * and marks the decision; ADD/DELETE/REPLACE are enforced as a plain match (Portcullis does not rewrite).
+ * `headers` and `headerMatches` (cilium/cilium pkg/envoy getHTTPRule; cilium/proxy network_policy.cc
+ * HeaderMatch::allowed). A headerMatch without mismatch action must hold for the rule to match. With an action
+ * the rule matches either way, and a mismatch of a request whose other fields match is an action rule: LOG marks
+ * the decision, ADD appends the expected value, REPLACE sets it, DELETE drops a header carrying a wrong value
+ * (not an absent one, and nothing for a presence check); each edit also marks, as Cilium logs every action.
  */
-function httpMatcher(h: Obj, at: string): { condition: Matcher; logs: { id: string; match: Matcher }[] } {
-  const parts: Matcher[] = [IS_HTTP];
-  const logs: { id: string; match: Matcher }[] = [];
-  if (typeof h.method === 'string' && h.method !== '') parts.push({ type: 'request.method', match: { kind: 'regex', pattern: h.method } });
-  if (typeof h.path === 'string' && h.path !== '') parts.push({ type: 'request.header', name: ':path', match: { kind: 'regex', pattern: h.path } });
-  if (typeof h.host === 'string' && h.host !== '') parts.push({ type: 'request.host', match: { kind: 'regex', pattern: h.host } });
+function httpMatcher(h: Obj, at: string): { condition: Matcher; actions: { id: string; match: Matcher; edit?: HeaderEdit }[] } {
+  const plain: Matcher[] = [IS_HTTP];
+  const required: Matcher[] = [];
+  const actions: { id: string; match: Matcher; edit?: HeaderEdit }[] = [];
+  if (typeof h.method === 'string' && h.method !== '') plain.push({ type: 'request.method', match: { kind: 'regex', pattern: h.method } });
+  if (typeof h.path === 'string' && h.path !== '') plain.push({ type: 'request.header', name: ':path', match: { kind: 'regex', pattern: h.path } });
+  if (typeof h.host === 'string' && h.host !== '') plain.push({ type: 'request.host', match: { kind: 'regex', pattern: h.host } });
   for (const entry of list(h.headers)) {
     if (typeof entry !== 'string' || entry.trim() === '') continue;
     const space = entry.indexOf(' ');
-    if (space === -1) { parts.push({ type: 'request.header', name: entry, match: { kind: 'present' } }); continue; }
+    if (space === -1) { plain.push({ type: 'request.header', name: entry, match: { kind: 'present' } }); continue; }
     const name = entry.slice(0, space).replace(/:$/, '');
-    parts.push({ type: 'request.header', name, match: { kind: 'exact', value: entry.slice(space + 1) } });
+    plain.push({ type: 'request.header', name, match: { kind: 'exact', value: entry.slice(space + 1) } });
   }
+  const matched = and(...plain);
   objects(h.headerMatches).forEach((m, i) => {
     if (typeof m.name !== 'string') return;
     const value = typeof m.value === 'string' && m.value !== '' ? m.value : undefined;
-    // A secret is never read: its value (if any) is the fallback the agent uses too; without one the match fails.
-    const cond: Matcher = m.secret !== undefined && value === undefined ? NONE
-      : { type: 'request.header', name: m.name, match: value === undefined ? { kind: 'present' } : { kind: 'exact', value } };
-    if (m.mismatch === 'LOG') logs.push({ id: `${at}.headerMatches[${i}]`, match: not(cond) });
-    else parts.push(cond);
+    // A secret is never read: its value (if any) is the fallback the agent uses too; without one the match fails
+    // before any mismatch action (HeaderMatch::allowed returns false).
+    if (m.secret !== undefined && value === undefined) { required.push(NONE); return; }
+    const cond: Matcher = { type: 'request.header', name: m.name, match: value === undefined ? { kind: 'present' } : { kind: 'exact', value } };
+    const id = `${at}.headerMatches[${i}]`;
+    const name = m.name.toLowerCase();
+    const action = m.mismatch;
+    // An edit of a header the proxy owns (framing, pseudo-headers, identity) is refused as a plain match: fail closed.
+    const edits = action === 'ADD' || action === 'REPLACE' || action === 'DELETE';
+    if (action === 'LOG') actions.push({ id, match: and(matched, not(cond)) });
+    else if (edits && !editableHeader(name)) required.push(cond);
+    else if (action === 'ADD') actions.push({ id, match: and(matched, not(cond)), edit: { op: 'add', name, value: value ?? '' } });
+    else if (action === 'REPLACE') actions.push({ id, match: and(matched, not(cond)), edit: { op: 'set', name, value: value ?? '' } });
+    else if (action === 'DELETE') {
+      if (value !== undefined) actions.push({ id, match: and(matched, { type: 'request.header', name: m.name, match: { kind: 'present' } }, not(cond)), edit: { op: 'remove', name } });
+    } else required.push(cond);
   });
-  const condition = and(...parts);
-  return { condition, logs: logs.map((l) => ({ id: l.id, match: and(condition, l.match) })) };
+  return { condition: and(matched, ...required), actions };
 }

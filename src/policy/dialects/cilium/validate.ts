@@ -176,8 +176,31 @@ function validateHttpRule(h: Obj, path: string, err: Report, warn: Report): void
       warn(Code.CILIUM_APPROXIMATED, `secret values are not read by Portcullis; ${fallback}`, `${path}.headerMatches[${i}].secret`);
     }
     const action = m.mismatch;
-    if (action === 'ADD' || action === 'DELETE' || action === 'REPLACE') {
-      warn(Code.CILIUM_APPROXIMATED, `mismatch ${action} rewrites the forwarded header in Cilium; Portcullis does not rewrite it and refuses a mismatching request instead (fail closed)`, `${path}.headerMatches[${i}].mismatch`);
+    if ((action === 'ADD' || action === 'DELETE' || action === 'REPLACE') && typeof m.name === 'string') {
+      if (!HTTP_TOKEN.test(m.name.replace(/^:/, ''))) err(Code.CILIUM_BAD_VALUE, `mismatch ${action} edits the header "${m.name}", which is not a valid HTTP header name`, `${path}.headerMatches[${i}].name`);
+      else if (!editableHeader(m.name.toLowerCase())) {
+        warn(Code.CILIUM_APPROXIMATED, `mismatch ${action} would edit "${m.name}", a header the proxy owns (framing, routing or identity); Portcullis does not edit it and requires the match instead (fail closed)`, `${path}.headerMatches[${i}].mismatch`);
+      }
+      if (typeof m.value === 'string' && /[\0\r\n]/.test(m.value)) err(Code.CILIUM_BAD_VALUE, 'a header value must not contain CR, LF or NUL', `${path}.headerMatches[${i}].value`);
     }
   });
+}
+
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Headers a policy's header action may not edit, because the proxy itself owns them: framing and connection
+ * headers (the body is re-framed), the authority, and the identity headers Portcullis sets (security.md PC-12,
+ * PC-21); an edit of one of these is read as a plain match instead.
+ */
+const OWNED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer',
+  'expect', 'http2-settings', 'proxy-authorization', 'proxy-authenticate', 'x-forwarded-client-cert', 'x-spiffe-id', 'forwarded',
+  'l5d-client-id', 'l5d-remote-ip', 'l5d-server-id', 'x-real-ip',
+]);
+const OWNED_PREFIXES = [':', 'x-forwarded-', 'x-portcullis-', 'x-envoy-'];
+
+/** Whether a headerMatches action may edit this (lower-cased) header on the forwarded request. */
+export function editableHeader(name: string): boolean {
+  return HTTP_TOKEN.test(name) && !OWNED_HEADERS.has(name) && !OWNED_PREFIXES.some((p) => name.startsWith(p));
 }
