@@ -77,7 +77,7 @@ function needed(kind: number, s: ScanState): boolean {
 function scan(list: CompiledList, ctx: RequestContext, tracer: Tracer | undefined): ScanState {
   const s = state;
   s.mark = s.decided = s.fallback = s.shadowHit = null;
-  s.edits.length = 0;
+  if (s.edits.length > 0) s.edits.length = 0; // setting an array's length is a runtime call: skip it when empty
   const hasShadow = list.hasShadow;
   if (tracer) {
     // Explain tests every rule in order (no index), so each one's outcome can be shown.
