@@ -37,6 +37,16 @@ function memoRegex(pattern: string, env: MatcherEnv): (value: string) => boolean
 }
 const fewValued = (match: StringMatcher, env: MatcherEnv): ((value: string) => boolean) => (match.kind === 'regex' ? memoRegex(match.pattern, env) : compileString(match));
 
+/** Membership in a list of names: one comparison for the common single name, else a set lookup. */
+function oneOf(values: readonly string[]): (value: string) => boolean {
+  if (values.length === 1) {
+    const only = values[0] as string;
+    return (v) => v === only;
+  }
+  const set = new Set(values);
+  return (v) => set.has(v);
+}
+
 const TRUE: CompiledMatcher = () => true;
 const FALSE: CompiledMatcher = () => false;
 
@@ -189,13 +199,13 @@ export function compileMatcher(m: Matcher, env: MatcherEnv): CompiledMatcher {
       return (ctx) => ports.has(ctx.port);
     }
     case 'peer.namespace': {
-      const trustDomains = new Set(m.trustDomains);
-      const namespaces = m.namespaces === undefined ? null : new Set(m.namespaces);
-      const accounts = m.serviceAccounts === undefined ? null : new Set(m.serviceAccounts);
+      const inTrustDomain = oneOf(m.trustDomains);
+      const inNamespace = m.namespaces === undefined ? null : oneOf(m.namespaces);
+      const inAccount = m.serviceAccounts === undefined ? null : oneOf(m.serviceAccounts);
       return (ctx) => {
         const p = ctx.peer;
-        return p !== null && p.namespace !== undefined && p.serviceAccount !== undefined && trustDomains.has(p.trustDomain)
-          && (namespaces === null || namespaces.has(p.namespace)) && (accounts === null || accounts.has(p.serviceAccount));
+        return p !== null && p.namespace !== undefined && p.serviceAccount !== undefined && inTrustDomain(p.trustDomain)
+          && (inNamespace === null || inNamespace(p.namespace)) && (inAccount === null || inAccount(p.serviceAccount));
       };
     }
     case 'destination.portRange': {

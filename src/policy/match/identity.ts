@@ -20,12 +20,16 @@ export function compilePeerName(template: string, exact: readonly string[], suff
   const nameExact = new Set(exact.filter((e) => !e.startsWith('spiffe://')));
   const anyName = suffixes.includes('');
   const dotted = suffixes.filter((s) => s.length > 0).map((s) => '.' + s);
-  // Names are computed per peer object; the same peer is shared by every request on a connection.
+  // A one-placeholder template is a field of the parsed ID: no rendering, no cache (network-policy dialects
+  // test many such leaves per request). namespace/serviceAccount are set exactly for /ns/<ns>/sa/<sa> IDs.
+  const field = template === '{ns}' ? 'namespace' : template === '{sa}' ? 'serviceAccount' : template === '{td}' ? 'trustDomain' : null;
+  // Other names are computed per peer object; the same peer is shared by every request on a connection.
   const names = new WeakMap<PeerIdentity, string | null>();
   return (peer) => {
     if (peer === null) return false;
-    if (spiffeExact.has(peer.spiffeId)) return true;
-    let name = names.get(peer);
+    if (spiffeExact.size > 0 && spiffeExact.has(peer.spiffeId)) return true;
+    let name: string | null | undefined = field !== null && peer.namespace !== undefined && peer.serviceAccount !== undefined ? peer[field] : undefined;
+    if (name === undefined) name = names.get(peer);
     if (name === undefined) {
       name = peerName(peer, template);
       names.set(peer, name);
