@@ -77,7 +77,7 @@ function compileAll(list: readonly Matcher[], env: MatcherEnv): CompiledMatcher[
 // principal, method, path) compare in place instead of calling a string predicate.
 
 /** The children of nested nodes of one type, as one list (`and(a, and(b, c))` -> `[a, b, c]`). */
-function flatten(type: 'and' | 'or', list: readonly Matcher[]): Matcher[] {
+export function flatten(type: 'and' | 'or', list: readonly Matcher[]): Matcher[] {
   const out: Matcher[] = [];
   for (const m of list) {
     if (m.type === type) out.push(...flatten(type, m.of));

@@ -6,6 +6,7 @@
 // Any other part of a matcher calls its compiled closure (compile.ts), which stays the reference semantics.
 import type { RequestContext } from '../context-types.js';
 import type { Matcher } from '../ir.js';
+import { flatten } from './compile.js';
 import type { CompiledMatcher } from './types.js';
 
 // A rule's code is [count, ...count checks]; each check is ITEM ints: [op, attr, negated, a, b].
@@ -126,16 +127,6 @@ function oneOf(parts: readonly Matcher[]): { attr: number; values: string[] } | 
   if (attr === undefined || leaves.some((l) => l === undefined || l.attr !== attr)) return null;
   const values = (leaves as { value: string }[]).map((l) => l.value).filter((v) => v !== '' || attr === PRINCIPAL);
   return { attr, values };
-}
-
-/** The children of nested nodes of one type, as one list. */
-function flatten(type: 'and' | 'or', list: readonly Matcher[]): Matcher[] {
-  const out: Matcher[] = [];
-  for (const m of list) {
-    if (m.type === type) out.push(...flatten(type, m.of));
-    else out.push(m);
-  }
-  return out;
 }
 
 const fold = (c: number): number => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
