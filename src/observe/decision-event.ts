@@ -2,37 +2,12 @@
 // inbound HTTP, opaque TCP and outbound alike. Writing the event is decision-log.ts's job, never this module's.
 
 import { randomBytes } from 'node:crypto';
-import type { Decision } from '../policy/decision.js';
-import type { DecisionEventV1, DecisionSink } from './types.js';
+import type { DecisionEventV1, DecisionRecord, DecisionSink } from './types.js';
 import { capturedHeaders, queryKeys, rawPathOf, type CaptureFacts } from './capture.js';
 
-type PolicyRef = { kind: string; namespace: string; name: string };
+export type { DecisionRecord } from './types.js';
 
-/** What the data plane knows about one decided request or connection. */
-export interface DecisionRecord {
-  /** The engine's decision, when the request got that far (null: refused before, or outbound). */
-  decision: Decision | null;
-  /** Verdict and reason of a refusal that did not come from the engine (parse error, JWT, upstream, ...). */
-  override?: { verdict: string; reason: string } | null;
-  mode: 'enforce' | 'audit';
-  /** Forwarded only because of audit mode (Permit.wouldDeny). */
-  wouldDeny: boolean;
-  policyRevision: string;
-  peer: { spiffeId: string | null; ip: string };
-  request: { protocol: string; method: string; authority: string; path: string; listener: string; port: number };
-  jwt: { iss: string; sub: string } | null;
-  /** Status sent downstream (the upstream's, or the local reply's); 0 on opaque TCP. */
-  status: number;
-  grpcStatus: number | null;
-  latencyUs: number;
-  /** Bytes are counted on opaque TCP tunnels only. */
-  upstream?: { outcome: string; status: number | null; durationUs: number; bytesSent?: number; bytesReceived?: number };
-  /** Epoch ms of the decision (default Date.now()). */
-  time?: number;
-  decisionId?: string;
-  /** The request as policy saw it, for a replayable event (absent: minimal capture, or refused before policy). */
-  capture?: CaptureFacts;
-}
+type PolicyRef = { kind: string; namespace: string; name: string };
 
 const idPrefix = randomBytes(6).toString('hex');
 let idCounter = 0;

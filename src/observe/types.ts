@@ -1,7 +1,8 @@
 // Owns the decision event (schema v1, see ARCHITECTURE.md) and the sinks the data plane publishes to;
 // decision-event.ts builds one event per request or connection from the proxy's record; logs and metrics subscribe.
 
-import type { DecisionRecord } from './decision-event.js';
+import type { Decision } from '../policy/decision.js';
+import type { CaptureFacts } from './capture.js';
 
 export interface DecisionEventV1 {
   v: 1;
@@ -45,4 +46,30 @@ export interface DecisionSink {
    * (the decision log writes its line straight from it). Called through publishDecision (decision-event.ts).
    */
   publishRecord?(record: DecisionRecord): void;
+}
+
+/** What the data plane knows about one decided request or connection. */
+export interface DecisionRecord {
+  /** The engine's decision, when the request got that far (null: refused before, or outbound). */
+  decision: Decision | null;
+  /** Verdict and reason of a refusal that did not come from the engine (parse error, JWT, upstream, ...). */
+  override?: { verdict: string; reason: string } | null;
+  mode: 'enforce' | 'audit';
+  /** Forwarded only because of audit mode (Permit.wouldDeny). */
+  wouldDeny: boolean;
+  policyRevision: string;
+  peer: { spiffeId: string | null; ip: string };
+  request: { protocol: string; method: string; authority: string; path: string; listener: string; port: number };
+  jwt: { iss: string; sub: string } | null;
+  /** Status sent downstream (the upstream's, or the local reply's); 0 on opaque TCP. */
+  status: number;
+  grpcStatus: number | null;
+  latencyUs: number;
+  /** Bytes are counted on opaque TCP tunnels only. */
+  upstream?: { outcome: string; status: number | null; durationUs: number; bytesSent?: number; bytesReceived?: number };
+  /** Epoch ms of the decision (default Date.now()). */
+  time?: number;
+  decisionId?: string;
+  /** The request as policy saw it, for a replayable event (absent: minimal capture, or refused before policy). */
+  capture?: CaptureFacts;
 }
