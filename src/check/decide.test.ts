@@ -7,12 +7,11 @@ import { LocalRateLimiter } from '../policy/linkerd-rate-limit.js';
 import { jwksJson, makeKey, mint } from '../jwt/testing.js';
 import { parseWorkloadFlags } from '../config/workload.js';
 import { createCheckAuthenticator, decideRequest, type CheckRequest } from './decide.js';
+import { testCompileOptions } from '../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'BASE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: ['10.0.0.0/8'], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', labels: { app: 'api' }, serviceAccount: 'api' }, {
+  pathNormalization: 'BASE', linkerd: { clusterNetworks: ['10.0.0.0/8'] },
+});
 
 function compile(yaml: string): PolicySnapshot {
   const r = compilePolicies([{ file: 'p.yaml', text: yaml }], options);

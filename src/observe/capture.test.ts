@@ -14,12 +14,11 @@ import type { ProxyDeps } from '../proxy/types.js';
 import type { CaptureSettings } from './capture.js';
 import type { DecisionEventV1 } from './types.js';
 import { defaultRequestSettings } from '../config/load.js';
+import { testCompileOptions } from '../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'MERGE_SLASHES', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: ['10.0.0.0/8'], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', labels: { app: 'api' }, serviceAccount: 'api' }, {
+  pathNormalization: 'MERGE_SLASHES', linkerd: { clusterNetworks: ['10.0.0.0/8'] },
+});
 
 async function setup() {
   const key = await makeKey('ES256', 'k1');

@@ -9,12 +9,9 @@ import { buildRuleSet, firstMatch, firstMatchLinear, testRule } from './match/ru
 import { compileProgram, DECIDE } from './program.js';
 import { istioTiers } from './dialects/istio/tiers.js';
 import type { IstioAction, IstioChain, IstioRule } from './dialects/istio/types.js';
+import { testCompileOptions } from '../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'foo', labels: {}, annotations: {}, serviceAccount: 'sa', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'BASE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'foo', serviceAccount: 'sa' }, { pathNormalization: 'BASE' });
 
 let seq = 0;
 function rule(action: IstioAction, name: string, match: Matcher, extra: Partial<IstioRule> = {}): IstioRule {

@@ -11,6 +11,7 @@ import { compileMatcher } from './match/compile.js';
 import { buildRuleSet, candidates, firstMatch, firstMatchLinear } from './match/rule-index.js';
 import { buildRegistry, emptyRegistry, isHeterogeneous, peersWhere, type PeerFacts, type PeerRegistry } from './peers.js';
 import { compileProgram, DECIDE } from './program.js';
+import { testCompileOptions } from '../../test/helpers/compile-options.js';
 
 function peer(spiffeId: string): PeerIdentity {
   const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(spiffeId);
@@ -157,12 +158,9 @@ test('the rule index files registered identities by principal, and a leaf unknow
 
 // ---- through the evaluator and explain ----
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [], namespaceLabels: { team: 'shop' } },
-  rootNamespace: 'istio-system', pathNormalization: 'BASE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-  peers: registry,
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', labels: { app: 'api' }, serviceAccount: 'api', namespaceLabels: { team: 'shop' } }, {
+  pathNormalization: 'BASE', peers: registry,
+});
 
 function snapshotWith(rules: TierRule[]): PolicySnapshot {
   const scope: TierScope = { ref: null, routes: null, rules, otherwise: { verdict: 'deny', reason: 'no_rule_matched', policy: null }, shadow: null, rateLimit: null };

@@ -7,12 +7,9 @@ import { evaluate } from './evaluate.js';
 import type { CompileOptions, Matcher, PolicyProgram, PolicyTier, RuleAction, TierDefault, TierRule } from './ir.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { compileProgram } from './program.js';
+import { testCompileOptions } from '../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: {}, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'NONE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', serviceAccount: 'api' });
 
 function snapshot(tiers: PolicyTier[]): PolicySnapshot {
   const program: PolicyProgram = { tiers };

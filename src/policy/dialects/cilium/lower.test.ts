@@ -8,12 +8,9 @@ import type { CompileOptions } from '../../ir.js';
 import type { PolicySnapshot } from '../../snapshot.js';
 import { buildRegistry } from '../../peers.js';
 import type { RequestContext } from '../../context-types.js';
+import { testCompileOptions } from '../../../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'NONE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', labels: { app: 'api' }, serviceAccount: 'api' });
 
 function compile(yaml: string, extra: Partial<CompileOptions> = {}): PolicySnapshot {
   const r = compilePolicies([{ file: 'p.yaml', text: yaml }], { ...options, ...extra });

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { parsePolicySources } from '../../documents.js';
 import type { CompileOptions, Matcher } from '../../ir.js';
 import { kubernetesDialect } from './index.js';
+import { testCompileOptions } from '../../../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'shop', labels: { app: 'api' }, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: ['old.local'] },
-  rootNamespace: 'istio-system', pathNormalization: 'NONE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: { http: 8080 }, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'shop', labels: { app: 'api' }, serviceAccount: 'api', trustDomainAliases: ['old.local'] }, {
+  linkerd: { portNames: { http: 8080 } },
+});
 
 function lower(yaml: string) {
   const docs = parsePolicySources([{ file: 'p.yaml', text: yaml }]).documents;

@@ -9,12 +9,9 @@ import { compilePolicies } from '../../compile.js';
 import type { RequestContext } from '../../context-types.js';
 import { evaluate } from '../../evaluate.js';
 import type { CompileOptions } from '../../ir.js';
+import { testCompileOptions } from '../../../../test/helpers/compile-options.js';
 
-const options: CompileOptions = {
-  workload: { namespace: 'x', labels: { pod: 'a' }, annotations: {}, serviceAccount: 'a', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'NONE', customProviders: [],
-  linkerd: { defaultPolicy: 'all-unauthenticated', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'x', labels: { pod: 'a' }, serviceAccount: 'a' });
 
 const NAMESPACES = ['x', 'y', 'z'];
 const PORTS = [80, 8080];

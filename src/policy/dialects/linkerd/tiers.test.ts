@@ -9,6 +9,7 @@ import { compileProgram } from '../../program.js';
 import { explain } from '../../explain.js';
 import { linkerdTier } from './tiers.js';
 import type { LinkerdAuthorization, LinkerdProgram, LinkerdRoute, LinkerdServer } from './types.js';
+import { testCompileOptions } from '../../../../test/helpers/compile-options.js';
 
 /** A hand-built Linkerd program written as its tier and compiled, as compile.ts would. */
 function prepareLinkerd(lp: LinkerdProgram, o: CompileOptions): PolicySnapshot {
@@ -17,11 +18,7 @@ function prepareLinkerd(lp: LinkerdProgram, o: CompileOptions): PolicySnapshot {
 }
 const evaluateLinkerd = (s: PolicySnapshot, c: RequestContext): Decision => evaluate(s, c);
 
-const options: CompileOptions = {
-  workload: { namespace: 'ns', labels: {}, annotations: {}, serviceAccount: 'api', trustDomain: 'cluster.local', trustDomainAliases: [] },
-  rootNamespace: 'istio-system', pathNormalization: 'NONE', customProviders: [],
-  linkerd: { defaultPolicy: 'deny', clusterNetworks: [], probeNetworks: [], probePaths: {}, portNames: {}, controlPlaneNamespace: 'linkerd' },
-};
+const options: CompileOptions = testCompileOptions({ namespace: 'ns', serviceAccount: 'api' }, { linkerd: { defaultPolicy: 'deny' } });
 
 function peer(ns: string, sa: string): PeerIdentity {
   return { spiffeId: `spiffe://cluster.local/ns/${ns}/sa/${sa}`, principal: `cluster.local/ns/${ns}/sa/${sa}`, trustDomain: 'cluster.local', namespace: ns, serviceAccount: sa };
