@@ -17,6 +17,7 @@ import { createH2Forwarder } from './forward-h2.js';
 import type { Forwarder } from './upstream.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import { handleUpgrade } from './websocket.js';
+import { InFlightList } from './in-flight-list.js';
 import { renderHttp1Reply, replyFor } from './respond.js';
 
 export interface InboundServer {
@@ -63,12 +64,12 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   const limits = deps.limits;
   const strict = listener.mode === 'strict';
   const infoBySocket = new WeakMap<net.Socket, ConnectionInfo>();
-  const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new InFlightList<net.Socket>();
+  const sessions = new InFlightList<http2.ServerHttp2Session>();
   let pendingH2Info: ConnectionInfo | null = null;
   let pendingH2Socket: Duplex | null = null;
   let inFlight = 0;
-  const activeH1 = new Set<Exchange>();
+  const activeH1 = new InFlightList<Exchange>();
   let draining = false;
   let idleResolve: (() => void) | null = null;
   const settled = (): void => {
@@ -83,8 +84,8 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   /** track() for an HTTP/1.1 exchange, which drain also asks to close its connection. */
   const trackH1 = (ex: Exchange): void => {
     inFlight++;
-    activeH1.add(ex);
-    const done = (): void => { activeH1.delete(ex); settled(); };
+    const link = activeH1.add(ex);
+    const done = (): void => { activeH1.remove(link); settled(); };
     handleRequest(ex, deps, forwarder).then(done, done);
   };
 
@@ -191,8 +192,8 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     pendingH2Info = null;
     pendingH2Socket = null;
     if (!info) { session.destroy(); return; }
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
+    const sessionLink = sessions.add(session);
+    session.on('close', () => sessions.remove(sessionLink));
     session.on('error', () => { /* the socket closes; nothing to forward */ });
     try { session.setLocalWindowSize(1 << 20); } catch { /* before connect on some versions; default window then */ }
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
@@ -257,9 +258,9 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   netServer.maxConnections = limits.maxConnections;
   netServer.on('drop', () => deps.metrics?.connectionDropped?.(listener.name));
   netServer.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
+    const socketLink = sockets.add(socket);
     deps.metrics?.connectionOpened?.(listener.name, true);
-    socket.on('close', () => { sockets.delete(socket); deps.metrics?.connectionClosed?.(listener.name); });
+    socket.on('close', () => { sockets.remove(socketLink); deps.metrics?.connectionClosed?.(listener.name); });
     socket.on('error', () => { /* peer went away */ });
     if (draining) { socket.destroy(); return; }
     if (strict) { acceptTls(socket); return; }
@@ -296,10 +297,10 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   async function drain(timeoutMs: number): Promise<void> {
     draining = true;
     netServer.close();
-    for (const s of sessions) s.close();
+    for (const s of sessions.values()) s.close();
     h1.closeIdleConnections();
     // In-flight HTTP/1.1 requests answer with `Connection: close` if their response has not started yet.
-    for (const ex of activeH1) ex.closeAfterResponse();
+    for (const ex of activeH1.values()) ex.closeAfterResponse();
     if (inFlight > 0) {
       await new Promise<void>((resolve) => {
         idleResolve = resolve;
@@ -316,8 +317,8 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       unbindCredentials();
       draining = true;
       netServer.close();
-      for (const s of sessions) s.destroy();
-      for (const s of sockets) s.destroy();
+      for (const s of sessions.values()) s.destroy();
+      for (const s of sockets.values()) s.destroy();
       h1.closeAllConnections();
       // Stops the connection-checking interval; the "not running" error is expected (it never listened).
       h1.close(() => {});

@@ -14,6 +14,7 @@ import { connectionChecks, connectionsCheckingIntervalMs } from './h1-connection
 import { h1Exchange, h2Exchange } from './exchange.js';
 import { destinationForwarder, parseTarget } from './outbound-destination.js';
 import { handleOutbound, type OutboundRoute } from './outbound-request.js';
+import { InFlightList } from './in-flight-list.js';
 
 /** pino-compatible subset, so app.ts can pass its logger and tests a silent one. */
 export interface OutboundLogger {
@@ -82,10 +83,10 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
 
   // === HTTP/2 cleartext + gRPC ===
   const h2 = createH2Server({ settings: { maxConcurrentStreams: 1000 } });
-  const downstreamSessions = new Set<Http2Session>();
+  const downstreamSessions = new InFlightList<Http2Session>();
   h2.on('session', (s: Http2Session) => {
-    downstreamSessions.add(s);
-    s.on('close', () => downstreamSessions.delete(s));
+    const link = downstreamSessions.add(s);
+    s.on('close', () => downstreamSessions.remove(link));
   });
   h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
     const endStream = (flags & h2constants.NGHTTP2_FLAG_END_STREAM) !== 0;
@@ -117,7 +118,7 @@ export async function startOutboundListener(config: OutboundListenerConfig, deps
       await new Promise<void>((resolve) => {
         front.close(() => resolve());
         h1.closeAllConnections();
-        for (const s of downstreamSessions) s.destroy();
+        for (const s of downstreamSessions.values()) s.destroy();
       });
       // Stops the connection checker; the "not running" error is expected (it never listened).
       h1.close(() => {});

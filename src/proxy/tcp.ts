@@ -14,6 +14,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import { startInbound, type InboundServer } from './inbound.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
 import type { Forwarder } from './upstream.js';
+import { InFlightList } from './in-flight-list.js';
 
 /** Subscribes to policy snapshot swaps (PolicyStore.onSwap); returns an unsubscribe function. */
 export type PolicySwapSubscriber = (listener: (next: PolicySnapshot, previous: PolicySnapshot) => void) => () => void;
@@ -135,7 +136,7 @@ interface Tunnel {
 export async function startTcpListener(listener: InboundListenerConfig, deps: ProxyDeps, opts: TcpListenerOptions = {}): Promise<TcpInboundServer> {
   const target = tcpUpstreamAddress(listener.upstream);
   const limits = deps.limits;
-  const tunnels = new Set<Tunnel>();
+  const tunnels = new InFlightList<Tunnel>();
   let draining = false;
   let drainedResolve: (() => void) | null = null;
 
@@ -174,7 +175,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
         if (done) return;
         done = true;
         clearTimeout(connectTimer);
-        tunnels.delete(tunnel);
+        tunnels.remove(link);
         down.destroy();
         up.destroy();
         const durationUs = micros(upstreamStartNs, process.hrtime.bigint());
@@ -183,7 +184,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
         if (tunnels.size === 0) drainedResolve?.();
       },
     };
-    tunnels.add(tunnel);
+    const link = tunnels.add(tunnel);
 
     let connected = false;
     up.on('error', () => { /* reported through 'close' */ });
@@ -214,7 +215,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
 
   // Linkerd terminates TCP connections a policy change revokes (inbound_tcp_authz_terminate_total).
   const unsubscribe = opts.onPolicySwap?.((next) => {
-    for (const tunnel of [...tunnels]) {
+    for (const tunnel of tunnels.values()) {
       const j = judgeConnection(next, tunnel.info, deps);
       if (j.permit) continue;
       tunnel.judgement = j;
@@ -236,12 +237,12 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
           setTimeout(resolve, timeoutMs).unref();
         });
       }
-      for (const t of [...tunnels]) t.teardown('drained');
+      for (const t of tunnels.values()) t.teardown('drained');
     },
     async close() {
       draining = true;
       unsubscribe?.();
-      for (const t of [...tunnels]) t.teardown('drained');
+      for (const t of tunnels.values()) t.teardown('drained');
       await inbound.close();
     },
     get inFlight() { return inbound.inFlight + tunnels.size; },
