@@ -21,6 +21,8 @@ export interface H2Lease {
 export interface H2Sessions {
   /** Rejects with the connect (or TLS, identity) failure when no session could be had. */
   acquire(): Promise<H2Lease>;
+  /** A lease at once when a connected session is ready (no promise); null sends the caller to acquire(). */
+  ready?(): H2Lease | null;
   close(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ function oneH2cSession(origin: string, connectTimeoutMs: number): H2Sessions {
 
   return {
     acquire,
+    ready: () => (lease && !lease.session.closed && !lease.session.destroyed ? lease : null),
     async close() {
       closed = true;
       const s = lease?.session;
@@ -112,21 +115,154 @@ function oneH2cSession(origin: string, connectTimeoutMs: number): H2Sessions {
   };
 }
 
+const relayOf = Symbol('portcullis.h2Relay');
+/** An upstream stream carries its relay, so one set of listener functions serves every stream (no closures per request). */
+type RelayedStream = http2.ClientHttp2Stream & { [relayOf]?: H2Relay };
+
+/**
+ * One request's relay from an upstream stream to the downstream response: trailers, backpressure, the
+ * response-headers deadline and the request body's progress. Settles exactly once with the outcome.
+ */
+class H2Relay {
+  private settled = false;
+  private status = 0;
+  private trailers: Record<string, string | string[]> | null = null;
+  private stopBodyWatch: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly ex: Exchange<unknown>,
+    private readonly upstream: http2.ClientHttp2Stream,
+    private readonly request: UpstreamRequest,
+    /** Announce trailers when the response starts (gRPC, or every response on the outbound listener). */
+    private readonly withTrailers: boolean,
+    private readonly classify: UpstreamErrorClassifier,
+    private readonly resolve: (outcome: ForwardOutcome) => void,
+  ) {
+    this.timer = setTimeout(onHeadersTimeout, request.headersTimeoutMs, this);
+  }
+
+  private finish(outcome: ForwardOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.stopBodyWatch?.();
+    this.resolve(outcome);
+  }
+
+  /** The caller's body goes upstream as it arrives, ending the stream only when the body is complete. */
+  sendBody(): void {
+    const { ex, upstream } = this;
+    ex.continueIfExpected();
+    // pipe(), not pipeline(): a failure on one side must not destroy the downstream stream carrying our response.
+    ex.body.on('error', () => resetWithoutEnd(upstream));
+    // The upstream stream ends only when the downstream body is complete; a body that ends any other way
+    // resets it without END_STREAM (never a truncated body presented as complete).
+    ex.body.pipe(upstream, { end: false });
+    ex.body.once('end', () => {
+      if (upstream.destroyed) return;
+      if (bodyComplete(ex.body)) upstream.end();
+      else resetWithoutEnd(upstream);
+    });
+    // Slow body (limits.bodyTimeout) before the workload answered: the upstream stream is reset without
+    // END_STREAM and the caller gets 408.
+    this.stopBodyWatch = watchBodyProgress(ex.body, this.request.bodyTimeoutMs, () => {
+      if (this.settled) return;
+      ex.body.unpipe(upstream);
+      resetWithoutEnd(upstream);
+      this.finish({ ok: false, refusal: { kind: 'body_timeout' } });
+    });
+  }
+
+  headersTimedOut(): void {
+    this.timer = null;
+    if (this.status !== 0) return;
+    this.upstream.close(NGHTTP2_CANCEL);
+    this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
+  }
+
+  response(resHeaders: http2.IncomingHttpHeaders, flags: number): void {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    // The workload answered: a bidirectional stream (gRPC) may now idle in either direction.
+    this.stopBodyWatch?.();
+    const status = Number(resHeaders[':status'] ?? 502);
+    this.status = status;
+    const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
+    const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    if (this.ex.aborted) { this.finish({ ok: true, status, outcome: 'client_aborted' }); return; }
+    this.ex.response.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && this.withTrailers });
+    if (trailersOnly) { this.upstream.resume(); this.finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(this.request.grpc, out) }); }
+  }
+
+  trailersArrived(t: http2.IncomingHttpHeaders): void {
+    this.trailers = cleanResponseHeaders(t as Record<string, string | string[] | undefined>);
+  }
+
+  data(chunk: Buffer): void {
+    const res = this.ex.response;
+    if (!res.started || this.settled) return;
+    if (!res.body.write(chunk)) {
+      const upstream = this.upstream;
+      upstream.pause();
+      res.body.once('drain', () => upstream.resume());
+    }
+  }
+
+  end(): void {
+    if (this.settled || this.status === 0) return;
+    const res = this.ex.response;
+    if (this.trailers) res.endWithTrailers(this.trailers);
+    else res.end();
+    this.finish({ ok: true, status: this.status, outcome: 'ok', ...grpcStatusOf(this.request.grpc, this.trailers) });
+  }
+
+  error(err: Error): void {
+    if (this.settled) return;
+    const status = this.status;
+    if (this.ex.aborted) { this.finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
+    if (status === 0) { this.finish({ ok: false, refusal: this.classify(err) }); return; }
+    this.ex.response.abort();
+    this.finish({ ok: true, status, outcome: 'reset_after_headers' });
+  }
+
+  closed(): void {
+    if (this.settled) return;
+    const status = this.status;
+    if (this.ex.aborted) { this.finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
+    if (status === 0) {
+      const refused = this.upstream.rstCode === NGHTTP2_REFUSED_STREAM;
+      this.finish({ ok: false, refusal: { kind: refused ? 'upstream_refused' : 'upstream_reset' } });
+      return;
+    }
+    this.ex.response.abort();
+    this.finish({ ok: true, status, outcome: 'reset_after_headers' });
+  }
+}
+
+function onHeadersTimeout(relay: H2Relay): void { relay.headersTimedOut(); }
+function onUpstreamResponse(this: RelayedStream, headers: http2.IncomingHttpHeaders, flags: number): void { this[relayOf]?.response(headers, flags); }
+function onUpstreamTrailers(this: RelayedStream, trailers: http2.IncomingHttpHeaders): void { this[relayOf]?.trailersArrived(trailers); }
+function onUpstreamData(this: RelayedStream, chunk: Buffer): void { this[relayOf]?.data(chunk); }
+function onUpstreamEnd(this: RelayedStream): void { this[relayOf]?.end(); }
+function onUpstreamError(this: RelayedStream, err: Error): void { this[relayOf]?.error(err); }
+function onUpstreamClose(this: RelayedStream): void { this[relayOf]?.closed(); }
+
 export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
   const sessions = 'sessions' in options ? options.sessions : oneH2cSession(options.origin, options.connectTimeoutMs);
   const scheme = 'sessions' in options ? options.scheme : 'http';
   const classify = options.classifyError ?? classifyUpstreamError;
   const allTrailers = options.allTrailers === true;
 
-  async function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
+  function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
-    let lease: H2Lease;
-    try {
-      lease = await sessions.acquire();
-    } catch (err) {
-      return { ok: false, refusal: classify(err) };
-    }
-    if (ex.aborted) { lease.release(); return { ok: true, status: 499, outcome: 'client_aborted' }; }
+    // A live session is used at once: the usual request costs no promise or microtask hop before its stream opens.
+    const ready = sessions.ready?.() ?? null;
+    if (ready !== null) return relay(ready, request, ex);
+    return sessions.acquire().then((lease) => relay(lease, request, ex), (err: unknown) => ({ ok: false, refusal: classify(err) }));
+  }
+
+  function relay(lease: H2Lease, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
+    if (ex.aborted) { lease.release(); return Promise.resolve({ ok: true, status: 499, outcome: 'client_aborted' }); }
     const headers: http2.OutgoingHttpHeaders = {
       ...request.headers,
       ':method': request.method,
@@ -135,97 +271,26 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       ':scheme': scheme,
     };
     if (request.grpc) headers['te'] = 'trailers';
-    let upstream: http2.ClientHttp2Stream;
+    let upstream: RelayedStream;
     try {
       upstream = lease.session.request(headers, { endStream: ex.bodyless });
     } catch (err) {
       lease.release();
-      return { ok: false, refusal: classify(err) };
+      return Promise.resolve({ ok: false, refusal: classify(err) });
     }
     if (lease.release !== keep) upstream.once('close', lease.release);
-    // Downstream reset → upstream stream cancelled (PC-17).
-    ex.onAbort(() => resetWithoutEnd(upstream));
-    if (!ex.bodyless) {
-      ex.continueIfExpected();
-      // pipe(), not pipeline(): a failure on one side must not destroy the downstream stream carrying our response.
-      ex.body.on('error', () => resetWithoutEnd(upstream));
-      // The upstream stream ends only when the downstream body is complete; a body that ends any other way
-      // resets it without END_STREAM (never a truncated body presented as complete).
-      ex.body.pipe(upstream, { end: false });
-      ex.body.once('end', () => {
-        if (upstream.destroyed) return;
-        if (bodyComplete(ex.body)) upstream.end();
-        else resetWithoutEnd(upstream);
-      });
-    }
-    const res = ex.response;
     return new Promise<ForwardOutcome>((resolve) => {
-      let settled = false;
-      let status = 0;
-      let stopBodyWatch: (() => void) | null = null;
-      const finish = (o: ForwardOutcome): void => { if (!settled) { settled = true; clearTimeout(timer); stopBodyWatch?.(); resolve(o); } };
-      if (!ex.bodyless) {
-        // Slow body (limits.bodyTimeout) before the workload answered: the upstream stream is reset without
-        // END_STREAM and the caller gets 408.
-        stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => {
-          if (settled) return;
-          ex.body.unpipe(upstream);
-          resetWithoutEnd(upstream);
-          finish({ ok: false, refusal: { kind: 'body_timeout' } });
-        });
-      }
-      const timer = setTimeout(() => {
-        if (status !== 0) return;
-        upstream.close(NGHTTP2_CANCEL);
-        finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
-      }, request.headersTimeoutMs);
-      upstream.on('response', (resHeaders, flags) => {
-        clearTimeout(timer);
-        // The workload answered: a bidirectional stream (gRPC) may now idle in either direction.
-        stopBodyWatch?.();
-        status = Number(resHeaders[':status'] ?? 502);
-        const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
-        const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-        if (ex.aborted) { finish({ ok: true, status, outcome: 'client_aborted' }); return; }
-        res.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && (request.grpc || allTrailers) });
-        if (trailersOnly) { upstream.resume(); finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(request.grpc, out) }); }
-      });
-      let trailers: Record<string, string | string[]> | null = null;
-      upstream.on('trailers', (t) => { trailers = cleanResponseHeaders(t as Record<string, string | string[] | undefined>); });
-      upstream.on('data', (chunk: Buffer) => {
-        if (!res.started || settled) return;
-        if (!res.body.write(chunk)) {
-          upstream.pause();
-          res.body.once('drain', () => upstream.resume());
-        }
-      });
-      upstream.on('end', () => {
-        if (settled || status === 0) return;
-        if (trailers) res.endWithTrailers(trailers);
-        else res.end();
-        finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(request.grpc, trailers) });
-      });
-      upstream.on('error', (err) => {
-        if (settled) return;
-        if (ex.aborted) { finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
-        if (status === 0) {
-          finish({ ok: false, refusal: classify(err) });
-          return;
-        }
-        res.abort();
-        finish({ ok: true, status, outcome: 'reset_after_headers' });
-      });
-      upstream.on('close', () => {
-        if (settled) return;
-        if (ex.aborted) { finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
-        if (status === 0) {
-          const refused = upstream.rstCode === NGHTTP2_REFUSED_STREAM;
-          finish({ ok: false, refusal: { kind: refused ? 'upstream_refused' : 'upstream_reset' } });
-          return;
-        }
-        res.abort();
-        finish({ ok: true, status, outcome: 'reset_after_headers' });
-      });
+      const r = new H2Relay(ex, upstream, request, allTrailers || request.grpc, classify, resolve);
+      upstream[relayOf] = r;
+      // Downstream reset → upstream stream cancelled (PC-17).
+      ex.onAbort(() => resetWithoutEnd(upstream));
+      if (!ex.bodyless) r.sendBody();
+      upstream.on('response', onUpstreamResponse);
+      upstream.on('trailers', onUpstreamTrailers);
+      upstream.on('data', onUpstreamData);
+      upstream.on('end', onUpstreamEnd);
+      upstream.on('error', onUpstreamError);
+      upstream.on('close', onUpstreamClose);
     });
   }
 
