@@ -202,7 +202,8 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
 
   function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
-    const headers: Record<string, string | string[]> = { ...request.headers, host: request.authority };
+    const headers = request.headers;
+    headers['host'] = request.authority;
     let body: Dispatcher.DispatchOptions['body'] = null;
     let pipe: PassThrough | null = null;
     if (!ex.bodyless) {

@@ -263,13 +263,11 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
 
   function relay(lease: H2Lease, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     if (ex.aborted) { lease.release(); return Promise.resolve({ ok: true, status: 499, outcome: 'client_aborted' }); }
-    const headers: http2.OutgoingHttpHeaders = {
-      ...request.headers,
-      ':method': request.method,
-      ':path': request.path,
-      ':authority': request.authority,
-      ':scheme': scheme,
-    };
+    const headers: http2.OutgoingHttpHeaders = request.headers;
+    headers[':method'] = request.method;
+    headers[':path'] = request.path;
+    headers[':authority'] = request.authority;
+    headers[':scheme'] = scheme;
     if (request.grpc) headers['te'] = 'trailers';
     let upstream: RelayedStream;
     try {

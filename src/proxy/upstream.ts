@@ -11,6 +11,7 @@ export interface UpstreamRequest {
   /** Normalized path plus `?query` when present. */
   path: string;
   authority: string;
+  /** Made for this request alone: the forwarder adds its framing fields (host, pseudo-headers) to it in place. */
   headers: Record<string, string | string[]>;
   grpc: boolean;
   /** Milliseconds to wait for response headers; includes a gRPC deadline when shorter. */
