@@ -1,6 +1,7 @@
 // Owns request/response header hygiene: singleton and count checks, hop-by-hop and framing removal,
 // spoofable identity/override headers stripped, then Portcullis' own set added (security.md PC-7..PC-12, PC-21, PC-22).
 
+import { util as undiciUtil } from 'undici';
 import type { JwtHeaderEdits } from '../jwt/types.js';
 import type { Refusal } from './respond.js';
 
@@ -237,8 +238,8 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
   const out: Record<string, string | string[]> = {};
   let connection: string[] | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const rawName = raw[i] as Buffer | string;
-    const name = (typeof rawName === 'string' ? rawName : rawName.toString('latin1')).toLowerCase();
+    // undici's lookup returns its own lower-cased string for a well-known name, without decoding the bytes.
+    const name = undiciUtil.headerNameToString(raw[i] as Buffer | string);
     const rawValue = raw[i + 1] as Buffer | string;
     const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
     if (name === 'connection') { (connection ??= []).push(value); continue; }
