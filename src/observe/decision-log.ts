@@ -39,7 +39,8 @@ export interface DecisionLog extends DecisionSink {
 
 type Destination = ReturnType<typeof pino.destination>;
 
-const BATCH_BYTES = 16 * 1024;
+/** A batch is handed over at this many characters (16 KiB for the usual ASCII line). */
+const BATCH_CHARS = 16 * 1024;
 const FLUSH_EVERY_MS = 100;
 
 /** Events handed to the destination in one write, still (partly) unwritten. */
@@ -70,7 +71,11 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   /** Lines not yet handed to the destination. */
   let buffer = '';
   let bufferEvents = 0;
-  let bufferBytes = 0;
+  /**
+   * Their length in UTF-16 units, not bytes: counting bytes per line (Buffer.byteLength) flattened and scanned
+   * every line once more. A batch's exact byte count is taken when it is encoded (handOver).
+   */
+  let bufferChars = 0;
   let timer: NodeJS.Timeout | undefined;
   /** Batches handed to the destination and not yet fully written, oldest first. */
   const inFlight: Batch[] = [];
@@ -112,14 +117,16 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   const handOver = () => {
     if (timer) { clearTimeout(timer); timer = undefined; }
     if (bufferEvents === 0) return;
-    const batch: Batch = { events: bufferEvents, bytes: bufferBytes };
+    const events = bufferEvents;
     const text = buffer;
-    buffer = ''; bufferEvents = 0; bufferBytes = 0;
-    if (destGone) { drop(batch.events); return; }
+    buffer = ''; bufferEvents = 0; bufferChars = 0;
+    if (destGone) { drop(events); return; }
+    const bytes = Buffer.from(text, 'utf8');
+    const batch: Batch = { events, bytes: bytes.length };
     refused = false;
     try {
       // contentMode 'buffer' takes bytes; SonicBoom's types know only strings.
-      dest.write(Buffer.from(text, 'utf8') as unknown as string);
+      dest.write(bytes as unknown as string);
     } catch {
       refused = true;
     }
@@ -132,8 +139,8 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   const append = (lines: string, events: number) => {
     buffer += lines;
     bufferEvents += events;
-    bufferBytes += Buffer.byteLength(lines);
-    if (bufferBytes >= BATCH_BYTES) handOver();
+    bufferChars += lines.length;
+    if (bufferChars >= BATCH_CHARS) handOver();
     else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
   };
 
@@ -145,7 +152,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     if (timer) { clearTimeout(timer); timer = undefined; }
     const left = pendingEvents();
     if (left > 0) drop(left);
-    buffer = ''; bufferEvents = 0; bufferBytes = 0;
+    buffer = ''; bufferEvents = 0; bufferChars = 0;
     inFlight.length = 0; inFlightHead = 0; inFlightEvents = 0; inFlightBytes = 0; headWritten = 0;
     destGone = true;
     for (const resolve of drained.splice(0)) resolve();
@@ -162,17 +169,17 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   return {
     publish(event) {
       if (closed) { drop(); return; }
-      if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
+      if (pendingEvents() >= maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(); return; }
       append(decisionEventJson(event) + '\n', 1);
     },
     publishRecord(record) {
       if (closed) { drop(); return; }
-      if (pendingEvents() >= maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(); return; }
+      if (pendingEvents() >= maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(); return; }
       append(decisionRecordJson(record) + '\n', 1);
     },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }
-      if (pendingEvents() + events > maxEvents || bufferBytes + inFlightBytes >= maxBytes) { drop(events); return; }
+      if (pendingEvents() + events > maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(events); return; }
       append(lines, events);
     },
     get dropped() { return dropped; },
