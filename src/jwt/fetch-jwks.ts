@@ -3,7 +3,7 @@
 
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 
 export interface JwksFetcherOptions {
   /** `run` allows https; `check` and tests may restrict themselves to file://. */
@@ -39,7 +39,10 @@ async function readFileCapped(uri: string, maxBytes: number): Promise<string> {
 export function createJwksFetcher(options: JwksFetcherOptions): JwksFetcher {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   let agent: Agent | undefined;
-  const httpsAgent = (): Agent => {
+  // undici's index (fetch, WebSocket, caches) is loaded only by a sidecar that fetches JWKS over https.
+  const undici = async () => import('undici');
+  const httpsAgent = async (): Promise<Agent> => {
+    const { Agent } = await undici();
     agent ??= new Agent({
       connect: { rejectUnauthorized: true, ...(options.ca !== undefined ? { ca: options.ca } : {}) },
       keepAliveTimeout: 10_000,
@@ -48,9 +51,10 @@ export function createJwksFetcher(options: JwksFetcherOptions): JwksFetcher {
   };
 
   async function fetchHttps(uri: string, timeoutMs: number): Promise<string> {
+    const { request } = await undici();
     const response = await request(uri, {
       method: 'GET',
-      dispatcher: httpsAgent(),
+      dispatcher: await httpsAgent(),
       headers: { accept: 'application/json, application/jwk-set+json' },
       signal: AbortSignal.timeout(timeoutMs),
       headersTimeout: timeoutMs,

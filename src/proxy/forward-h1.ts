@@ -1,7 +1,8 @@
 // Owns forwarding to an HTTP/1.1 workload through an undici Pool: keep-alive, no pipelining, streaming
 // both ways with backpressure (never buffering a whole body). undici Dispatcher API (dispatch + handler).
 
-import { Pool, type Dispatcher, type buildConnector } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import { Pool } from './undici-parts.js';
 import { PassThrough, type Writable } from 'node:stream';
 import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';

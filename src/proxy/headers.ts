@@ -1,7 +1,7 @@
 // Owns request/response header hygiene: singleton and count checks, hop-by-hop and framing removal,
 // spoofable identity/override headers stripped, then Portcullis' own set added (security.md PC-7..PC-12, PC-21, PC-22).
 
-import { util as undiciUtil } from 'undici';
+import { headerNameToString } from './undici-parts.js';
 import type { JwtHeaderEdits } from '../jwt/types.js';
 import type { Refusal } from './respond.js';
 
@@ -239,7 +239,7 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
   let connection: string[] | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     // undici's lookup returns its own lower-cased string for a well-known name, without decoding the bytes.
-    const name = undiciUtil.headerNameToString(raw[i] as Buffer | string);
+    const name = headerNameToString(raw[i] as Buffer | string);
     const rawValue = raw[i + 1] as Buffer | string;
     const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
     if (name === 'connection') { (connection ??= []).push(value); continue; }

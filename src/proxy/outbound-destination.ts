@@ -3,7 +3,7 @@
 // Follows SPIFFE X509-SVID §5 (verify the URI SAN from DER, never DNS names) and security.md PC-24/PC-25.
 
 import type { ConnectionOptions } from 'node:tls';
-import { buildConnector } from 'undici';
+import { buildConnector } from './undici-parts.js';
 import type { OutboundListenerConfig } from '../config/types.js';
 import { PeerVerifier } from '../identity/peer.js';
 import type { RevocationList } from '../identity/crl.js';
