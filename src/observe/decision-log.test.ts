@@ -51,6 +51,26 @@ test('buildDecisionEvent fills every v1 field', () => {
   assert.match(bare.decision_id, /^[0-9a-f]{12}-[0-9a-z]+$/);
 });
 
+test('lines with multi-byte characters and lines larger than a batch arrive whole and in order', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'portcullis-dlog-'));
+  const path = join(dir, 'decisions.ndjson');
+  const log = createDecisionLog({ destination: path, maxBufferedEvents: 10_000 });
+  try {
+    await log.ready();
+    // Two-, three- and four-byte UTF-8 (a surrogate pair) in paths, and every 50th path far above 64 KiB of bytes.
+    const records = Array.from({ length: 400 }, (_, i) => input(i, { request: { ...input(i).request, path: i % 50 === 7 ? `/big/${'ü€😀'.repeat(12_000)}/${i}` : `/é/€/😀/${i}` } }));
+    for (const r of records) log.publishRecord?.(r);
+    await log.close();
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    assert.equal(lines.pop(), '');
+    assert.equal(lines.length, records.length);
+    lines.forEach((line, i) => assert.equal(JSON.parse(line).request.path, records[i]!.request.path));
+    assert.equal(log.dropped, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('newDecisionId is unique', () => {
   const ids = new Set<string>();
   for (let i = 0; i < 100_000; i++) ids.add(newDecisionId());

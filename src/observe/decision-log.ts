@@ -1,4 +1,4 @@
-// Owns the decision log: one NDJSON line per DecisionEventV1, written in batches (16 KiB or 100 ms) through pino's
+// Owns the decision log: one NDJSON line per DecisionEventV1, written in batches (64 KiB or 100 ms) through pino's
 // async destination. Bounded like OPA's decision logs (models.md §5): a slow destination drops new events and counts them; never blocks.
 
 import pino from 'pino';
@@ -39,8 +39,8 @@ export interface DecisionLog extends DecisionSink {
 
 type Destination = ReturnType<typeof pino.destination>;
 
-/** A batch is handed over at this many characters (16 KiB for the usual ASCII line). */
-const BATCH_CHARS = 16 * 1024;
+/** The bytes a batch holds before it is handed over: one thread-pool write per batch, not per event. */
+const BATCH_BYTES = 64 * 1024;
 const FLUSH_EVERY_MS = 100;
 
 /** Events handed to the destination in one write, still (partly) unwritten. */
@@ -57,25 +57,25 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   }
 
   const target = options.destination === 'stdout' ? 1 : options.destination === 'stderr' ? 2 : options.destination;
-  // Lines are joined here into one string per batch and handed to SonicBoom in a single write: SonicBoom
+  // Lines are encoded here into one batch of bytes and handed to SonicBoom in a single write: SonicBoom
   // measures the byte length of its whole pending buffer on every write(), so one write per event cost
-  // up to 16 KiB of copying per request. A batch goes out at 16 KiB or after 100 ms, whichever is first;
-  // the timer is armed only while lines are waiting, so an idle sidecar never wakes up for the log.
-  // Batches go to SonicBoom as bytes (contentMode 'buffer'): a batch waiting for its write is then a Buffer
-  // outside the JS heap, not a 16 KiB string that scavenges copy and promote when the write is slow (a busy
-  // machine delays the thread pool), and SonicBoom neither rescans nor re-encodes it on every write.
+  // up to 16 KiB of copying per request, and every write costs a hand-off to the thread pool. A batch goes
+  // out near 64 KiB or after 100 ms, whichever is first; the timer is armed only while lines are waiting, so
+  // an idle sidecar never wakes up for the log. Batches go to SonicBoom as bytes (contentMode 'buffer'): a
+  // batch waiting for its write is a Buffer outside the JS heap, not a string that scavenges copy and
+  // promote when the write is slow (a busy machine delays the thread pool), and SonicBoom neither rescans
+  // nor re-encodes it.
   const dest: Destination = pino.destination({
     dest: target, sync: false, mkdir: typeof target === 'string', maxLength: maxBytes * 2, minLength: 0, contentMode: 'buffer',
   });
 
-  /** Lines not yet handed to the destination. */
-  let buffer = '';
-  let bufferEvents = 0;
   /**
-   * Their length in UTF-16 units, not bytes: counting bytes per line (Buffer.byteLength) flattened and scanned
-   * every line once more. A batch's exact byte count is taken when it is encoded (handOver).
+   * Lines not yet handed to the destination, encoded as they come into the batch's own bytes: no string of the
+   * whole batch is built, flattened and encoded again at hand-over, and the byte count is exact.
    */
-  let bufferChars = 0;
+  let batch: Buffer | null = null;
+  let batchBytes = 0;
+  let bufferEvents = 0;
   let timer: NodeJS.Timeout | undefined;
   /** Batches handed to the destination and not yet fully written, oldest first. */
   const inFlight: Batch[] = [];
@@ -116,13 +116,12 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   /** Hands the waiting lines to the destination as one write. */
   const handOver = () => {
     if (timer) { clearTimeout(timer); timer = undefined; }
-    if (bufferEvents === 0) return;
+    if (bufferEvents === 0 || batch === null) return;
     const events = bufferEvents;
-    const text = buffer;
-    buffer = ''; bufferEvents = 0; bufferChars = 0;
+    const bytes = batch.subarray(0, batchBytes);
+    batch = null; batchBytes = 0; bufferEvents = 0;
     if (destGone) { drop(events); return; }
-    const bytes = Buffer.from(text, 'utf8');
-    const batch: Batch = { events, bytes: bytes.length };
+    const handed: Batch = { events, bytes: bytes.length };
     refused = false;
     try {
       // contentMode 'buffer' takes bytes; SonicBoom's types know only strings.
@@ -130,18 +129,20 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     } catch {
       refused = true;
     }
-    if (refused) { drop(batch.events); resolveDrained(); return; }
-    inFlight.push(batch);
-    inFlightEvents += batch.events;
-    inFlightBytes += batch.bytes;
+    if (refused) { drop(handed.events); resolveDrained(); return; }
+    inFlight.push(handed);
+    inFlightEvents += handed.events;
+    inFlightBytes += handed.bytes;
   };
   const onTimer = () => { timer = undefined; handOver(); };
   const append = (lines: string, events: number) => {
-    buffer += lines;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a batch that might not hold the lines goes out first.
+    const most = lines.length * 3;
+    if (batch !== null && batchBytes + most > batch.length) handOver();
+    batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, most));
+    batchBytes += batch.write(lines, batchBytes, 'utf8');
     bufferEvents += events;
-    bufferChars += lines.length;
-    if (bufferChars >= BATCH_CHARS) handOver();
-    else if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+    if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
   };
 
   /**
@@ -152,7 +153,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     if (timer) { clearTimeout(timer); timer = undefined; }
     const left = pendingEvents();
     if (left > 0) drop(left);
-    buffer = ''; bufferEvents = 0; bufferChars = 0;
+    batch = null; batchBytes = 0; bufferEvents = 0;
     inFlight.length = 0; inFlightHead = 0; inFlightEvents = 0; inFlightBytes = 0; headWritten = 0;
     destGone = true;
     for (const resolve of drained.splice(0)) resolve();
@@ -169,17 +170,17 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   return {
     publish(event) {
       if (closed) { drop(); return; }
-      if (pendingEvents() >= maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(); return; }
+      if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
       append(decisionEventJson(event) + '\n', 1);
     },
     publishRecord(record) {
       if (closed) { drop(); return; }
-      if (pendingEvents() >= maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(); return; }
+      if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
       append(decisionRecordJson(record) + '\n', 1);
     },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }
-      if (pendingEvents() + events > maxEvents || bufferChars + inFlightBytes >= maxBytes) { drop(events); return; }
+      if (pendingEvents() + events > maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(events); return; }
       append(lines, events);
     },
     get dropped() { return dropped; },
