@@ -1,12 +1,11 @@
 // Owns JWT authentication for RequestAuthentication: find tokens, verify them with jose against pinned JWKS
 // keys, and answer verified / none / failed. Follows shared/spec/istio.md §10-§11 and security.md PC-26/27.
 
-import { compactVerify } from 'jose';
 import type { JwtProviderSpec } from '../policy/ir.js';
 import type { VerifiedJwt } from '../policy/context-types.js';
 import type { AuthnResult, JwtAuthenticator, JwtAuthenticatorOptions, JwtHeaderEdits, JwtRequestView } from './types.js';
 import { extractTokens, planLocations, type ExtractedToken, type TokenLocation } from './extract.js';
-import { candidateKeys, importPinned, parseKeySet, type KeySet } from './keys.js';
+import { candidateKeys, importPinned, loadJose, parseKeySet, type KeySet } from './keys.js';
 import { JwksCache } from './jwks-cache.js';
 import { isFailure, JwtMessage, jwtFailure, parseJwt, type JwtFailure, type ParsedJwt } from './token.js';
 import { VerifiedSignatureCache } from './verified-cache.js';
@@ -226,6 +225,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     for (const key of candidates) {
       try {
         const cryptoKey = await importPinned(key, parsed.alg);
+        const { compactVerify } = await loadJose();
         // The algorithm list is the one the key is pinned to, never the token's own claim alone.
         await compactVerify(parsed.compact, cryptoKey, { algorithms: [parsed.alg] });
         verified.add(parsed.compact, provider, usedKeys);

@@ -1,7 +1,14 @@
 // Owns JWKS parsing and per-key algorithm pinning: each usable key admits only the algorithms its own
 // `alg` (or kty/crv) allows (RFC 8725 §3.1, security.md PC-26); keys are imported once with jose and reused.
 
-import { importJWK, type CryptoKey, type JWK } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+
+let jose: Promise<typeof import('jose')> | undefined;
+/** jose, loaded when a key is first imported: a sidecar whose policies verify no JWT never loads it (about 0.5 MB of heap). */
+export function loadJose(): Promise<typeof import('jose')> {
+  jose ??= import('jose');
+  return jose;
+}
 
 const RSA_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
 const EC_ALG_BY_CURVE: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' };
@@ -96,7 +103,7 @@ export function candidateKeys(set: KeySet, kid: string | undefined, alg: string)
 export function importPinned(key: PinnedKey, alg: string): Promise<CryptoKey | Uint8Array> {
   let imported = key.imported.get(alg);
   if (imported === undefined) {
-    imported = importJWK({ ...key.jwk, alg }, alg);
+    imported = loadJose().then(({ importJWK }) => importJWK({ ...key.jwk, alg }, alg));
     // Key material never changes, so a failed import stays failed; the no-op handler only keeps Node
     // from reporting the cached rejection as unhandled.
     imported.catch(() => undefined);
