@@ -140,7 +140,7 @@ export function policyDocuments({ rules, jwt, auditDeny, jwks }) {
 
 // ---------------------------------------------------------------------------------------------------
 
-export async function createEnvironment({ dist, baselineDist, tmp, setups, log, cpuProfDir, nginxWorkers = 1, nodeOptions }) {
+export async function createEnvironment({ dist, baselineDist, tmp, setups, log, cpuProfDir, nginxWorkers = 1, nodeOptions, childEnv }) {
   const main = join(dist, 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
   const baselineMain = baselineDist ? join(baselineDist, 'src', 'main.js') : null;
@@ -166,7 +166,9 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
   function start(name, cmd, args, opts = {}) {
     const out = openSync(join(tmp, `${name}.stdout.log`), 'a');
     const err = openSync(join(tmp, `${name}.stderr.log`), 'a');
-    const child = spawn(cmd, args, { stdio: ['ignore', opts.pipeStdout ? 'pipe' : out, err], cwd: opts.cwd ?? tmp });
+    // childEnv(name): extra environment for one process (loadtest/promoted.mjs names each setup's profile file).
+    const extraEnv = childEnv?.(name);
+    const child = spawn(cmd, args, { stdio: ['ignore', opts.pipeStdout ? 'pipe' : out, err], cwd: opts.cwd ?? tmp, ...(extraEnv ? { env: { ...process.env, ...extraEnv } } : {}) });
     children.push({ name, child });
     child.once('exit', (code, signal) => { child.exitInfo = { code, signal }; });
     return child;

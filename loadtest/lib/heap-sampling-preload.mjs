@@ -1,0 +1,24 @@
+// Owns the sampling side of loadtest/promoted.mjs, loaded into a proxy with `node --import`: V8's sampling heap
+// profiler keeping only objects that outlived a minor GC, written to $PORTCULLIS_HEAP_SAMPLING_OUT on SIGUSR2.
+
+import inspector from 'node:inspector';
+import { writeFileSync } from 'node:fs';
+
+const out = process.env.PORTCULLIS_HEAP_SAMPLING_OUT;
+if (out) {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
+  const started = post('HeapProfiler.enable').then(() => post('HeapProfiler.startSampling', {
+    samplingInterval: Number(process.env.PORTCULLIS_HEAP_SAMPLING_INTERVAL ?? 4096),
+    // What a scavenge frees is left out: the profile holds what was promoted (then freed by a mark-compact) or is live.
+    includeObjectsCollectedByMinorGC: false,
+    includeObjectsCollectedByMajorGC: true,
+  }));
+  process.on('SIGUSR2', () => {
+    started
+      .then(() => post('HeapProfiler.stopSampling'))
+      .then((r) => writeFileSync(out, JSON.stringify(r.profile)))
+      .catch((err) => process.stderr.write(`heap sampling: ${err.message}\n`));
+  });
+}
