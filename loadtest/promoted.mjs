@@ -2,7 +2,8 @@
 // Owns finding what reaches old space: starts the setups with V8's sampling heap profiler keeping only objects a
 // minor GC did not free, drives a point against each, and prints those bytes per request by allocation site and stack.
 // Usage: node loadtest/promoted.mjs [--setups pc-10[,bare]] [--point h1-get-sat] [--seconds 20] [--top 20] [--depth 4]
-//        [--dist dist] [--out DIR]
+//        [--dist dist] [--out DIR] [--all]
+// --all counts every allocation, what minor GCs free included: bytes allocated per request, by site.
 // Objects that died young never show; objects still live at the end (connections, modules, caches) show beside
 // what was promoted and later freed by a mark-compact, so run long enough for the per-request part to dominate.
 
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     depth: { type: 'string', default: '4' },
     dist: { type: 'string', default: join(here, '..', 'dist') },
     out: { type: 'string' },
+    all: { type: 'boolean', default: false },
   },
 });
 const log = (m) => process.stderr.write(`[promoted ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -75,7 +77,7 @@ function aggregate(profile) {
   return { total, bySite, byStack };
 }
 
-const env = await createEnvironment({ dist: resolve(args.dist), tmp, setups, log, nodeOptions: [`--import=${preload}`], childEnv: (name) => (setups.includes(name) ? { PORTCULLIS_HEAP_SAMPLING_OUT: outFile(name) } : undefined) });
+const env = await createEnvironment({ dist: resolve(args.dist), tmp, setups, log, nodeOptions: [`--import=${preload}`], childEnv: (name) => (setups.includes(name) ? { PORTCULLIS_HEAP_SAMPLING_OUT: outFile(name), ...(args.all ? { PORTCULLIS_HEAP_SAMPLING_ALL: '1' } : {}) } : undefined) });
 const reports = [];
 try {
   for (const name of setups) {
@@ -96,7 +98,7 @@ try {
 const top = Number(args.top);
 const perRequest = (bytes, requests) => `${(bytes / Math.max(1, requests)).toFixed(0).padStart(6)} B/req`;
 for (const r of reports) {
-  process.stdout.write(`\n## ${r.name}: ${args.point}, ${r.requests} requests; objects that outlived a minor GC: ${perRequest(r.total, r.requests)} (${(r.total / 1e6).toFixed(1)} MB sampled)\n\nBy allocation site:\n`);
+  process.stdout.write(`\n## ${r.name}: ${args.point}, ${r.requests} requests; ${args.all ? 'allocated' : 'objects that outlived a minor GC'}: ${perRequest(r.total, r.requests)} (${(r.total / 1e6).toFixed(1)} MB sampled)\n\nBy allocation site:\n`);
   for (const [k, v] of [...r.bySite].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${perRequest(v, r.requests)}  ${k}\n`);
   process.stdout.write(`\nBy stack (innermost ${args.depth} frames):\n`);
   for (const [k, v] of [...r.byStack].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${perRequest(v, r.requests)}  ${k}\n`);

@@ -1,5 +1,5 @@
 // Owns the sampling side of loadtest/promoted.mjs, loaded into a proxy with `node --import`: V8's sampling heap
-// profiler keeping only objects that outlived a minor GC, written to $PORTCULLIS_HEAP_SAMPLING_OUT on SIGUSR2.
+// profiler (objects that outlived a minor GC, or all), written to $PORTCULLIS_HEAP_SAMPLING_OUT on SIGUSR2.
 
 import inspector from 'node:inspector';
 import { writeFileSync } from 'node:fs';
@@ -11,8 +11,9 @@ if (out) {
   const post = (method, params) => new Promise((resolve, reject) => session.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
   const started = post('HeapProfiler.enable').then(() => post('HeapProfiler.startSampling', {
     samplingInterval: Number(process.env.PORTCULLIS_HEAP_SAMPLING_INTERVAL ?? 4096),
-    // What a scavenge frees is left out: the profile holds what was promoted (then freed by a mark-compact) or is live.
-    includeObjectsCollectedByMinorGC: false,
+    // Unless PORTCULLIS_HEAP_SAMPLING_ALL is set, what a scavenge frees is left out: the profile then holds what
+    // was promoted (then freed by a mark-compact) or is live; with it, every allocation.
+    includeObjectsCollectedByMinorGC: process.env.PORTCULLIS_HEAP_SAMPLING_ALL === '1',
     includeObjectsCollectedByMajorGC: true,
   }));
   process.on('SIGUSR2', () => {
