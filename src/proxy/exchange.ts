@@ -117,6 +117,14 @@ export function attachExchange(emitter: object, ex: AbortableExchange): void {
   (emitter as WithExchange)[kExchange] = ex;
 }
 export function ignoreError(): void { /* surfaced as 'aborted'/'close'; never crash the process */ }
+/**
+ * A closed HTTP/2 stream lets go of its exchange. node:http2 keeps each session's streams in a Map that gains and
+ * loses one per stream, so a stream can stay reachable from an outgrown table of it through scavenges (the chain
+ * docs/loadtest.md's fourth round describes); what it points at would be promoted with it.
+ */
+function forgetExchange(this: WithExchange): void {
+  this[kExchange] = undefined;
+}
 
 // === HTTP/1.1 ===
 
@@ -260,6 +268,7 @@ class H2Exchange<Conn> extends AbortableExchange implements Exchange<Conn> {
     (stream as WithExchange)[kExchange] = this;
     stream.on('aborted', onTransportAbort);
     stream.on('error', ignoreError);
+    stream.once('close', forgetExchange);
   }
 
   onTransportAbort(): void { this.fireAbort(); }

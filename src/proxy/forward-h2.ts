@@ -145,6 +145,9 @@ class H2Relay {
   private finish(outcome: ForwardOutcome): void {
     if (this.settled) return;
     this.settled = true;
+    // The stream lets go of its relay (request, exchange, promise): node:http2's churned Map of streams can keep
+    // a closed stream reachable through scavenges (see forgetExchange in exchange.ts). Later events find no relay.
+    (this.upstream as RelayedStream)[relayOf] = undefined;
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     this.stopBodyWatch?.();
     this.resolve(outcome);
