@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { matcherTrees } from '../../test/helpers/matcher-trees.js';
 import type { PeerIdentity, RequestContext } from './context-types.js';
 import { evaluate } from './evaluate.js';
 import type { CompileOptions, Matcher, PolicyProgram } from './ir.js';
@@ -147,12 +148,7 @@ const leafArb: fc.Arbitrary<Matcher> = fc.oneof(
   fc.array(fc.constantFrom(80, 8080), { minLength: 1, maxLength: 2 }).map((ports): Matcher => ({ type: 'destination.port', ports })),
   fc.constant<Matcher>({ type: 'any' }), fc.constant<Matcher>({ type: 'none' }),
 );
-const treeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
-  m: fc.oneof({ depthSize: 'small' }, leafArb,
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'and', of })),
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'or', of })),
-    tie('m').map((of): Matcher => ({ type: 'not', of }))),
-})).m;
+const treeArb = matcherTrees([leafArb]);
 const peerArb = fc.option(fc.constantFrom('td/ns/a/sa/x', 'td/ns/b/sa/y').map((principal): PeerIdentity => ({ spiffeId: `spiffe://${principal}`, principal, trustDomain: 'td', namespace: undefined, serviceAccount: undefined })), { nil: null });
 const reqArb = fc.record({
   path: fc.constantFrom('/', '/a', '/a/', '/a/b', '/ab', '/abc', '/b/c', '/api/v1', '/api/v1/users', '/api/v1/users/1', '/x/c', '', '/api/v10/x', '//a', '*', '/api/v'),
@@ -180,12 +176,7 @@ const foldedLeafArb: fc.Arbitrary<Matcher> = fc.oneof(
   fc.constantFrom('/A/{*}', '/Api/{**}', '/{*}/C').map((t): Matcher => ({ type: 'request.path', match: { kind: 'template', ignoreCase: true, segments: t.split('/').slice(1).map((s) => (s === '{*}' ? { kind: 'one' as const } : s === '{**}' ? { kind: 'many' as const } : { kind: 'literal' as const, value: s })) } })),
   fc.constantFrom('api', 'API', 'other', '::1').map((value): Matcher => ({ type: 'request.host', match: { kind: 'exact', value, ignoreCase: true }, anyPort: true })),
 );
-const foldedTreeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
-  m: fc.oneof({ depthSize: 'small' }, leafArb, foldedLeafArb,
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'and', of })),
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'or', of })),
-    tie('m').map((of): Matcher => ({ type: 'not', of }))),
-})).m;
+const foldedTreeArb = matcherTrees([leafArb, foldedLeafArb]);
 const mixedCaseReqArb = fc.record({
   path: fc.constantFrom('/', '/a', '/A', '/ab', '/AB/c', '/api/v1', '/API/V1/users', '/Api/v1/USERS/1', '/a/X', '/b/c', '/B/C', '', '/ÜNÏ/a', '/ünï', '/İx/y', '/i\u0307X/y', '/Aİx'),
   authority: fc.constantFrom('api', 'api:443', 'other:80', 'other', '[::1]:80'),

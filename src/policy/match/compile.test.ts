@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { matcherTrees } from '../../../test/helpers/matcher-trees.js';
 import type { PeerIdentity, RequestContext, VerifiedJwt } from '../context-types.js';
 import type { Matcher, PathMatcher, StringMatcher, TemplateSegment } from '../ir.js';
 import { compileMatcher } from './compile.js';
@@ -221,14 +222,7 @@ const exactOr: fc.Arbitrary<Matcher> = fc.tuple(
   fc.constantFrom('peer.principal' as const, 'request.method' as const, 'request.path' as const),
   fc.array(fc.record({ value: word, ignoreCase: fc.boolean() }), { minLength: 2, maxLength: 4 }),
 ).map(([type, values]) => ({ type: 'or' as const, of: values.map(({ value, ignoreCase }) => ({ type, match: { kind: 'exact' as const, value, ...(ignoreCase && value === 'ab' ? { ignoreCase } : {}) } }) as Matcher) }));
-const matcherArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
-  m: fc.oneof({ depthSize: 'small', withCrossShrink: true },
-    leaf,
-    exactOr,
-    fc.array(tie('m'), { maxLength: 3 }).map((of) => ({ type: 'and' as const, of })),
-    fc.array(tie('m'), { maxLength: 3 }).map((of) => ({ type: 'or' as const, of })),
-    tie('m').map((of) => ({ type: 'not' as const, of }))),
-})).m;
+const matcherArb = matcherTrees([leaf, exactOr], { withCrossShrink: true });
 
 const contextArb: fc.Arbitrary<RequestContext> = fc.record({
   protocol: fc.constantFrom('http' as const, 'grpc' as const),

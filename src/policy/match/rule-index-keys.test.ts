@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { matcherTrees } from '../../../test/helpers/matcher-trees.js';
 import RE2 from 're2';
 import type { PeerIdentity, RequestContext } from '../context-types.js';
 import type { Matcher, TierRule } from '../ir.js';
@@ -80,12 +81,7 @@ const leafArb: fc.Arbitrary<Matcher> = fc.oneof(
   fc.constantFrom(80, 8080).map((p): Matcher => ({ type: 'destination.port', ports: [p] })),
   fc.constant<Matcher>({ type: 'any' }),
 );
-const treeArb: fc.Arbitrary<Matcher> = fc.letrec<{ m: Matcher }>((tie) => ({
-  m: fc.oneof({ depthSize: 'small' }, leafArb,
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'and', of })),
-    fc.array(tie('m'), { maxLength: 3 }).map((of): Matcher => ({ type: 'or', of })),
-    tie('m').map((of): Matcher => ({ type: 'not', of }))),
-})).m;
+const treeArb = matcherTrees([leafArb]);
 const reqArb = fc.record({
   path: fc.constantFrom('/', '/a', '/a/', '/a/b', '/ab', '/b', ''), query: fc.constantFrom('', 'x=1'),
   port: fc.constantFrom(80, 8080),
