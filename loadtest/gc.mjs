@@ -4,12 +4,12 @@
 // Usage: node loadtest/gc.mjs [--setups bare,pc-10] [--point h1-get-rate1000] [--seconds 10] [--repetitions 2]
 //        [--dist dist] [--baseline-dist DIR (adds setup pc-10-baseline)] [--json FILE]
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pointSpec, runLoader } from './lib/drive.mjs';
 import { createEnvironment } from './lib/env.mjs';
 import { cpuSeconds, loadAverage } from './lib/procfs.mjs';
 import { POINTS } from './lib/plan.mjs';
@@ -49,34 +49,20 @@ function parseGcLines(text) {
   return out;
 }
 
-function runOnce(setupName) {
+async function runOnce(setupName) {
   const setup = env.info.setups[setupName];
   const logFile = join(tmp, `${setupName}.stdout.log`);
-  const endpoint = setup.endpoints[point.endpoint];
-  const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 2 };
   const pid = setup.pids()[0];
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    let from = 0;
-    let to = 0;
-    let cpu0 = 0;
-    let cpu = 0;
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (!from && out.includes('MEASURE_START\n')) { from = statSync(logFile).size || 1; cpu0 = cpuSeconds(pid); }
-      if (!to && out.includes('MEASURE_END\n')) { to = statSync(logFile).size; cpu = cpuSeconds(pid) - cpu0; }
-    });
-    const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
-    child.once('exit', (code) => {
-      clearTimeout(timeout);
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) { reject(new Error(`loader exited ${code}`)); return; }
-      const r = JSON.parse(line);
-      const gc = parseGcLines(readFileSync(logFile, 'utf8').slice(from, to));
-      resolvePromise({ setup: setupName, rps: r.rps, requests: r.requests, p99_ms: r.latency.p99_ms, cpu_s: cpu, ...gc, promoted_bytes_per_request: gc.promoted_bytes / Math.max(1, r.requests) });
-    });
+  let from = 0;
+  let to = 0;
+  let cpu0 = 0;
+  let cpu = 0;
+  const r = await runLoader(pointSpec(point, setup, { durationS: Number(args.seconds), warmupS: 2 }), {
+    onMeasureStart: () => { from = statSync(logFile).size || 1; cpu0 = cpuSeconds(pid); },
+    onMeasureEnd: () => { to = statSync(logFile).size; cpu = cpuSeconds(pid) - cpu0; },
   });
+  const gc = parseGcLines(readFileSync(logFile, 'utf8').slice(from, to));
+  return { setup: setupName, rps: r.rps, requests: r.requests, p99_ms: r.latency.p99_ms, cpu_s: cpu, ...gc, promoted_bytes_per_request: gc.promoted_bytes / Math.max(1, r.requests) };
 }
 
 const results = [];

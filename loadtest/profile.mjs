@@ -4,12 +4,12 @@
 // Usage: node loadtest/profile.mjs [--setup pc-10[,bare,...]] [--point h1-get-sat] [--seconds 10] [--dist dist] [--out DIR]
 //        node loadtest/profile.mjs --analyze DIR   (re-analyze profiles written earlier; no load)
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pointSpec, runLoader } from './lib/drive.mjs';
 import { createEnvironment } from './lib/env.mjs';
 import { POINTS } from './lib/plan.mjs';
 import { cpuSeconds, loadAverage } from './lib/procfs.mjs';
@@ -40,27 +40,15 @@ if (!args.analyze) {
     const point = POINTS[args.point];
     for (const name of setups) {
       const setup = env.info.setups[name];
-      const endpoint = setup.endpoints[point.endpoint];
-      const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers: setup.headers, durationS: Number(args.seconds), warmupS: 1 };
       log(`driving ${args.point} against ${name} for ${args.seconds} s`);
       const load = loadAverage();
       const pids = setup.pids();
       const run = { window: {}, load_average_1m: load?.one };
-      run.result = await new Promise((res, rej) => {
-        const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        let cpu0 = 0;
-        child.stdout.on('data', (d) => {
-          out += d;
-          if (run.window.from === undefined && out.includes('MEASURE_START\n')) { run.window.from = monotonicUs(); cpu0 = pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0); }
-          if (run.window.to === undefined && out.includes('MEASURE_END\n')) { run.window.to = monotonicUs(); run.proc_cpu_s = pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0) - cpu0; }
-        });
-        const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
-        child.once('exit', (code) => {
-          clearTimeout(timeout);
-          if (code === 0) res(JSON.parse(out.split('\n').reverse().find((l) => l.startsWith('{'))));
-          else rej(new Error(`loader exited ${code}`));
-        });
+      const cpuOfPids = () => pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0);
+      let cpu0 = 0;
+      run.result = await runLoader(pointSpec(point, setup, { durationS: Number(args.seconds), warmupS: 1 }), {
+        onMeasureStart: () => { run.window.from = monotonicUs(); cpu0 = cpuOfPids(); },
+        onMeasureEnd: () => { run.window.to = monotonicUs(); run.proc_cpu_s = cpuOfPids() - cpu0; },
       });
       runs[name] = run;
       log(`${name}: ${Math.round(run.result.rps)} requests/s, p50 ${run.result.latency.p50_ms} ms, p99 ${run.result.latency.p99_ms} ms, `

@@ -7,12 +7,12 @@
 // Objects that died young never show; objects still live at the end (connections, modules, caches) show beside
 // what was promoted and later freed by a mark-compact, so run long enough for the per-request part to dominate.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pointSpec, runLoader } from './lib/drive.mjs';
 import { createEnvironment } from './lib/env.mjs';
 import { POINTS } from './lib/plan.mjs';
 
@@ -41,22 +41,6 @@ const preload = join(here, 'lib', 'heap-sampling-preload.mjs');
 // One profile file per setup: the preload reads its path from the environment the setup's process inherits.
 const outFile = (name) => join(outDir, `${name}.heapprofile`);
 
-function drive(name, endpoint, headers) {
-  const spec = { ...point.loader, url: endpoint.url + (point.path ?? ''), tls: endpoint.tls, headers, durationS: Number(args.seconds), warmupS: 1 };
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + 60) * 1000);
-    child.once('exit', (code) => {
-      clearTimeout(timeout);
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) rej(new Error(`${name}: loader exited ${code}`));
-      else res(JSON.parse(line));
-    });
-  });
-}
-
 /** Bytes by allocation site and by the innermost `depth` frames, from a sampling heap profile. */
 function aggregate(profile) {
   const bySite = new Map();
@@ -83,7 +67,7 @@ try {
   for (const name of setups) {
     const setup = env.info.setups[name];
     log(`driving ${args.point} against ${name} for ${args.seconds} s`);
-    const result = await drive(name, setup.endpoints[point.endpoint], setup.headers);
+    const result = await runLoader(pointSpec(point, setup, { durationS: Number(args.seconds), warmupS: 1 }));
     for (const pid of setup.pids()) process.kill(pid, 'SIGUSR2');
     for (let i = 0; i < 100 && !existsSync(outFile(name)); i++) await new Promise((r) => setTimeout(r, 100));
     if (!existsSync(outFile(name))) throw new Error(`${name}: no heap profile written (is it a Node setup?)`);

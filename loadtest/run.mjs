@@ -4,13 +4,13 @@
 //        [--repetitions N] [--duration S] [--node-options='--flag ...'] [--baseline-dist DIR] [--keep]
 // Portcullis runs as shipped (no extra Node flags) unless --node-options adds some.   (overrides are for trying things out; results say what ran)
 
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fetch } from 'undici';
+import { pointSpec, runLoader } from './lib/drive.mjs';
 import { createEnvironment, SETUP_CATALOG } from './lib/env.mjs';
 import { createSampler, loadAverage, measureIdle } from './lib/procfs.mjs';
 import { POINTS, PROFILES } from './lib/plan.mjs';
@@ -64,33 +64,16 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => { interrupted = true; log(`${signal}: finishing the current run, then stopping everything`); });
 }
 
-/** One loader process; CPU/RSS of the setup's servers sampled between its MEASURE markers. */
-function runLoader(spec, serverPids, upstreamPid) {
-  return new Promise((resolvePromise, reject) => {
-    const proxy = createSampler(serverPids);
-    const upstream = createSampler(() => [upstreamPid]);
-    const child = spawn(process.execPath, [join(here, 'loader.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let servers = null;
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('MEASURE_START\n') && !proxy.started) {
-        proxy.started = true;
-        proxy.start();
-        upstream.start();
-      }
-      if (out.includes('MEASURE_END\n') && !servers) servers = { proxy: proxy.stop(), upstream: upstream.stop() };
-    });
-    child.stderr.on('data', (d) => { err += d; });
-    const timeout = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + spec.warmupS + 60) * 1000);
-    child.once('exit', (code) => {
-      clearTimeout(timeout);
-      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) { reject(new Error(`loader exited ${code}: ${err.slice(-1500)}`)); return; }
-      resolvePromise({ loader: JSON.parse(line), servers: servers ?? { proxy: proxy.stop(), upstream: upstream.stop() } });
-    });
+/** One loader run; CPU/RSS of the setup's servers sampled between its MEASURE markers. */
+async function runMeasured(spec, serverPids, upstreamPid) {
+  const proxy = createSampler(serverPids);
+  const upstream = createSampler(() => [upstreamPid]);
+  let servers = null;
+  const loader = await runLoader(spec, {
+    onMeasureStart: () => { proxy.start(); upstream.start(); },
+    onMeasureEnd: () => { servers = { proxy: proxy.stop(), upstream: upstream.stop() }; },
   });
+  return { loader, servers: servers ?? { proxy: proxy.stop(), upstream: upstream.stop() } };
 }
 
 const runs = [];
@@ -105,9 +88,9 @@ try {
     const setup = env.info.setups[setupName];
     if (!setup || profile.prewarmS <= 0 || interrupted) continue;
     const point = POINTS['h1-get-sat'];
-    const spec = { ...point.loader, url: setup.endpoints.h1.url + point.path, tls: setup.endpoints.h1.tls, headers: setup.headers, durationS: profile.prewarmS, warmupS: 0 };
+    const spec = pointSpec(point, setup, { durationS: profile.prewarmS, warmupS: 0 });
     try {
-      const r = await runLoader(spec, setup.pids, env.upstreamPid);
+      const r = await runMeasured(spec, setup.pids, env.upstreamPid);
       log(`pre-warm ${setupName}: ${Math.round(r.loader.rps)}/s (not recorded)`);
     } catch (err) {
       log(`pre-warm ${setupName} failed: ${err.message}`);
@@ -155,19 +138,11 @@ try {
         const setup = env.info.setups[setupName];
         if (!setup) continue;
         n++;
-        const endpoint = setup.endpoints[point.endpoint];
-        const spec = {
-          ...point.loader,
-          url: endpoint.url + (point.path ?? ''),
-          tls: endpoint.tls,
-          headers: setup.headers,
-          durationS: p.durationS,
-          warmupS: p.warmupS,
-        };
+        const spec = pointSpec(point, setup, { durationS: p.durationS, warmupS: p.warmupS });
         const load0 = loadAverage();
         const t0 = new Date();
         try {
-          const r = await runLoader(spec, setup.pids, env.upstreamPid);
+          const r = await runMeasured(spec, setup.pids, env.upstreamPid);
           const wall = r.loader.wall_s;
           const record = {
             point: p.point, setup: setupName, rep, started: t0.toISOString(), load_average_before: load0, load_average_after: loadAverage(),
