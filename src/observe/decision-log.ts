@@ -75,7 +75,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
    */
   let batch: Buffer | null = null;
   let batchBytes = 0;
-  let bufferEvents = 0;
+  let batchEvents = 0;
   let timer: NodeJS.Timeout | undefined;
   /** Batches handed to the destination and not yet fully written, oldest first. */
   const inFlight: Batch[] = [];
@@ -92,7 +92,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   let openError: Error | undefined;
   dest.once('ready', () => { opened = true; });
 
-  const pendingEvents = () => bufferEvents + inFlightEvents;
+  const pendingEvents = () => batchEvents + inFlightEvents;
   const resolveDrained = () => { if (pendingEvents() === 0 && drained.length > 0) for (const resolve of drained.splice(0)) resolve(); };
 
   dest.on('write', (n: number) => {
@@ -116,10 +116,10 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   /** Hands the waiting lines to the destination as one write. */
   const handOver = () => {
     if (timer) { clearTimeout(timer); timer = undefined; }
-    if (bufferEvents === 0 || batch === null) return;
-    const events = bufferEvents;
+    if (batchEvents === 0 || batch === null) return;
+    const events = batchEvents;
     const bytes = batch.subarray(0, batchBytes);
-    batch = null; batchBytes = 0; bufferEvents = 0;
+    batch = null; batchBytes = 0; batchEvents = 0;
     if (destGone) { drop(events); return; }
     const handed: Batch = { events, bytes: bytes.length };
     refused = false;
@@ -141,7 +141,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     if (batch !== null && batchBytes + most > batch.length) handOver();
     batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, most));
     batchBytes += batch.write(lines, batchBytes, 'utf8');
-    bufferEvents += events;
+    batchEvents += events;
     if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
   };
 
@@ -153,7 +153,7 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     if (timer) { clearTimeout(timer); timer = undefined; }
     const left = pendingEvents();
     if (left > 0) drop(left);
-    batch = null; batchBytes = 0; bufferEvents = 0;
+    batch = null; batchBytes = 0; batchEvents = 0;
     inFlight.length = 0; inFlightHead = 0; inFlightEvents = 0; inFlightBytes = 0; headWritten = 0;
     destGone = true;
     for (const resolve of drained.splice(0)) resolve();
