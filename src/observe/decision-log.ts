@@ -3,7 +3,7 @@
 
 import pino from 'pino';
 import { buildDecisionEvent } from './decision-event.js';
-import { decisionEventJson, decisionRecordJson } from './decision-json.js';
+import { decisionEventJson, decisionRecordJson, writeEventLine, writeRecordLine } from './decision-json.js';
 import type { Metrics } from './metrics.js';
 import type { DecisionEventV1, DecisionSink } from './types.js';
 
@@ -135,14 +135,34 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     inFlightBytes += handed.bytes;
   };
   const onTimer = () => { timer = undefined; handOver(); };
+  const counted = (events: number) => {
+    batchEvents += events;
+    if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+  };
+  /** Appends lines already made as text (a worker's batch, or one line larger than a batch). */
   const append = (lines: string, events: number) => {
     // UTF-8 takes at most 3 bytes per UTF-16 unit: a batch that might not hold the lines goes out first.
     const most = lines.length * 3;
-    if (batch !== null && batchBytes + most > batch.length) handOver();
+    if (batch !== null && batchBytes + most > batch.length) { handOver(); batch = null; }
     batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, most));
     batchBytes += batch.write(lines, batchBytes, 'utf8');
-    batchEvents += events;
-    if (!timer) { timer = setTimeout(onTimer, FLUSH_EVERY_MS); timer.unref(); }
+    counted(events);
+  };
+  /**
+   * Encodes one event's line straight into the batch (decision-json.ts); a batch that cannot hold it goes out
+   * first, and a line larger than a whole batch is appended as text in a batch of its own size.
+   */
+  const appendLine = <T>(write: (buffer: Buffer, offset: number, value: T) => number, value: T, asText: (value: T) => string) => {
+    batch ??= Buffer.allocUnsafe(BATCH_BYTES);
+    let next = write(batch, batchBytes, value);
+    if (next === -1 && batchEvents > 0) {
+      handOver();
+      batch = Buffer.allocUnsafe(BATCH_BYTES);
+      next = write(batch, 0, value);
+    }
+    if (next === -1) { append(`${asText(value)}\n`, 1); return; }
+    batchBytes = next;
+    counted(1);
   };
 
   /**
@@ -171,12 +191,12 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     publish(event) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      append(decisionEventJson(event) + '\n', 1);
+      appendLine(writeEventLine, event, decisionEventJson);
     },
     publishRecord(record) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      append(decisionRecordJson(record) + '\n', 1);
+      appendLine(writeRecordLine, record, decisionRecordJson);
     },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }
