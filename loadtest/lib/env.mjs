@@ -16,7 +16,7 @@ export const CALLER_ID = `spiffe://${TRUST_DOMAIN}/ns/loadtest/sa/caller`;
 export const WORKLOAD_ID = `spiffe://${TRUST_DOMAIN}/ns/loadtest/sa/workload`;
 export const ISSUER = 'https://issuer.loadtest.portcullis';
 
-/** What each setup is; `kind` picks how it starts. Portcullis setups all write a decision log. */
+/** What each setup is; `kind` picks how it starts. Portcullis setups write a decision log, except the one that measures what it costs. */
 export const SETUP_CATALOG = {
   direct: { kind: 'direct', label: 'direct (no proxy, plaintext)' },
   nginx: { kind: 'nginx', label: 'nginx mTLS' },
@@ -24,6 +24,7 @@ export const SETUP_CATALOG = {
   'pc-10': { kind: 'portcullis', rules: 10, mode: 'enforce', label: 'Portcullis mTLS, 10 rules' },
   'pc-10-baseline': { kind: 'portcullis', rules: 10, mode: 'enforce', baseline: true, label: 'Portcullis mTLS, 10 rules, built from --baseline-dist (before/after in one run)' },
   'pc-10-c2': { kind: 'portcullis', rules: 10, mode: 'enforce', concurrency: 2, label: 'Portcullis mTLS, 10 rules, concurrency 2 (primary + 2 workers; CPU and RSS summed)' },
+  'pc-10-nolog': { kind: 'portcullis', rules: 10, mode: 'enforce', decisionLog: 'off', label: 'as pc-10 with decisionLog off: what the decision log costs' },
   'pc-1000': { kind: 'portcullis', rules: 1000, mode: 'enforce', label: 'Portcullis mTLS, 1,000 rules' },
   'pc-jwt': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, label: 'Portcullis mTLS, 10 rules + JWT (cached key)' },
   'pc-capture': { kind: 'portcullis', rules: 10, mode: 'enforce', jwt: true, typicalHeaders: true, capture: 'replayable', label: 'Portcullis mTLS, 10 rules + JWT, 6 typical request headers, decisionLogCapture replayable (the default)' },
@@ -285,7 +286,7 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
             namespace: 'loadtest',
             labels: { app: 'workload' },
             serviceAccount: 'workload',
-            decisionLog: join(dir, 'decisions.ndjson'),
+            decisionLog: def.decisionLog ?? join(dir, 'decisions.ndjson'),
             logLevel: 'warn',
             ...(def.concurrency ? { concurrency: def.concurrency } : {}),
             ...(def.capture ? { decisionLogCapture: def.capture } : {}),
