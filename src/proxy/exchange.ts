@@ -48,13 +48,18 @@ export interface Exchange<Conn = ConnectionInfo> {
    */
   readonly framingError?: 'http10_transfer_encoding' | 'unsupported_transfer_coding';
   readonly response: DownstreamResponse;
-  /** Called once if the client goes away (h1 socket close, h2 RST_STREAM) before the response ended. */
-  onAbort(listener: () => void): void;
+  /** Told once if the client goes away (h1 socket close, h2 RST_STREAM) before the response ended. */
+  onAbort(listener: AbortListener): void;
   readonly aborted: boolean;
   /** Sends `100 Continue` if the client asked for it; only after a permit (PC-15). */
   continueIfExpected(): void;
   /** Ask the client to close the connection after this response (drain). */
   closeAfterResponse(): void;
+}
+
+/** What a forwarder registers with onAbort: an object it already has, so no closure is made per request. */
+export interface AbortListener {
+  clientAborted(): void;
 }
 
 /** Renders a synthetic reply: gRPC callers get HTTP 200 trailers-only with grpc-status / grpc-message. */
@@ -91,9 +96,9 @@ type WithExchange = { [kExchange]?: AbortableExchange };
 /** Abort bookkeeping shared by every exchange kind: at most one listener list, allocated on demand. */
 export abstract class AbortableExchange {
   aborted = false;
-  private abortListeners: (() => void)[] | null = null;
+  private abortListeners: AbortListener[] | null = null;
 
-  onAbort(listener: () => void): void {
+  onAbort(listener: AbortListener): void {
     (this.abortListeners ??= []).push(listener);
   }
 
@@ -101,7 +106,7 @@ export abstract class AbortableExchange {
     if (this.aborted) return;
     this.aborted = true;
     const listeners = this.abortListeners;
-    if (listeners) for (const l of listeners) l();
+    if (listeners) for (const l of listeners) l.clientAborted();
   }
 
   /** Called by the shared emitter listeners below. */

@@ -46,6 +46,14 @@ class BodyTimeoutError extends Error {
   constructor() { super('request body timeout'); this.name = 'BodyTimeoutError'; }
 }
 
+const relayOf = Symbol('portcullis.h1Relay');
+/** While the response streams, the downstream body carries its relay: one set of listener functions serves every request. */
+type RelayedBody = Writable & { [relayOf]?: RelayHandler | undefined };
+function onBodyDrain(this: RelayedBody): void { this[relayOf]?.drained(); }
+function onBodyClose(this: RelayedBody): void { this[relayOf]?.downstreamClosed(); }
+function onBodyFinish(this: RelayedBody): void { this[relayOf]?.finished(); }
+function onHeadersTimeout(relay: RelayHandler): void { relay.headersTimedOut(); }
+
 /**
  * One request's undici handler: writes the workload's response straight into the downstream response
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
@@ -57,21 +65,24 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private status = 0;
   private headersSent = false;
   private done = false;
-  private readonly onDrain = (): void => { this.resumeUpstream?.(); };
-  private readonly onDownstreamClose = (): void => {
-    if (this.done) return;
-    if (closedComplete(this.ex.response.body)) this.settle({ ok: true, status: this.status, outcome: 'ok' });
-    else this.failDownstream();
-  };
-  private readonly onFinish = (): void => { this.settle({ ok: true, status: this.status, outcome: 'ok' }); };
   /** Stops the request body progress timer (set when the body is forwarded). */
   stopBodyWatch: (() => void) | null = null;
 
   private headersTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly classify: UpstreamErrorClassifier) {
-    ex.onAbort(() => this.clientAborted());
+    ex.onAbort(this);
   }
+
+  drained(): void { this.resumeUpstream?.(); }
+
+  downstreamClosed(): void {
+    if (this.done) return;
+    if (closedComplete(this.ex.response.body)) this.settle({ ok: true, status: this.status, outcome: 'ok' });
+    else this.failDownstream();
+  }
+
+  finished(): void { this.settle({ ok: true, status: this.status, outcome: 'ok' }); }
 
   private settle(outcome: ForwardOutcome): void {
     if (this.done) return;
@@ -79,15 +90,16 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.stopBodyWatch?.();
     this.clearHeadersTimer();
     if (this.headersSent) {
-      const body = this.ex.response.body;
-      body.off('drain', this.onDrain);
-      body.off('close', this.onDownstreamClose);
-      body.off('finish', this.onFinish);
+      const body = this.ex.response.body as RelayedBody;
+      body.off('drain', onBodyDrain);
+      body.off('close', onBodyClose);
+      body.off('finish', onBodyFinish);
+      body[relayOf] = undefined;
     }
     this.resolve(outcome);
   }
 
-  private clientAborted(): void {
+  clientAborted(): void {
     if (this.done) return;
     this.settle({ ok: true, status: this.headersSent ? this.status : 499, outcome: 'client_aborted' });
     this.abortUpstream?.(new ClientAbortedError());
@@ -124,18 +136,18 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     // The response-headers deadline is ours, not undici's: undici runs timeouts of a second or more on a
     // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
     // restarts on every body chunk sent, so a long upload is not cut while it progresses.
-    this.headersTimer = setTimeout(this.onHeadersTimeout, this.headersTimeoutMs);
+    this.headersTimer = setTimeout(onHeadersTimeout, this.headersTimeoutMs, this);
   }
 
   /** Restarts the response-headers deadline (a request body chunk went out). */
   bodyProgress(): void { this.headersTimer?.refresh(); }
 
-  private readonly onHeadersTimeout = (): void => {
+  headersTimedOut(): void {
     this.headersTimer = null;
     if (this.done) return;
     this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
     this.abortUpstream?.(new UpstreamHeadersTimeoutError());
-  };
+  }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (this.done) return false;
@@ -150,7 +162,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     const noBody = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
     this.headersSent = true;
-    const body = ex.response.body;
+    const body = ex.response.body as RelayedBody;
     try {
       ex.response.start(statusCode, cleanRawResponseHeaders(rawHeaders), { endStream: noBody, trailers: false });
     } catch {
@@ -161,8 +173,9 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       this.settle({ ok: true, status: statusCode, outcome: 'ok' });
       return true;
     }
-    body.on('close', this.onDownstreamClose);
-    body.on('finish', this.onFinish);
+    body[relayOf] = this;
+    body.on('close', onBodyClose);
+    body.on('finish', onBodyFinish);
     return true;
   }
 
@@ -170,7 +183,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (this.done) return true; // a HEAD/204/304 answer: whatever arrives is discarded
     const body = this.ex.response.body;
     if (body.write(chunk)) return true;
-    body.once('drain', this.onDrain);
+    body.once('drain', onBodyDrain);
     return false;
   }
 

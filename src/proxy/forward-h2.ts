@@ -153,6 +153,11 @@ class H2Relay {
     this.resolve(outcome);
   }
 
+  /** Downstream reset → upstream stream cancelled (PC-17). */
+  clientAborted(): void {
+    resetWithoutEnd(this.upstream);
+  }
+
   /** The caller's body goes upstream as it arrives, ending the stream only when the body is complete. */
   sendBody(): void {
     const { ex, upstream } = this;
@@ -283,8 +288,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     return new Promise<ForwardOutcome>((resolve) => {
       const r = new H2Relay(ex, upstream, request, allTrailers || request.grpc, classify, resolve);
       upstream[relayOf] = r;
-      // Downstream reset → upstream stream cancelled (PC-17).
-      ex.onAbort(() => resetWithoutEnd(upstream));
+      ex.onAbort(r);
       if (!ex.bodyless) r.sendBody();
       upstream.on('response', onUpstreamResponse);
       upstream.on('trailers', onUpstreamTrailers);
