@@ -117,6 +117,20 @@ const upstreamOutcomeLabels: Record<string, string> = {
   body_timeout: 'error',
 };
 
+/**
+ * The `policy` label of a compiled policy's reference, made once per reference: the engine hands out the same
+ * reference object for every decision of a policy, so no label string is built (and hashed) per request.
+ */
+const policyLabels = new WeakMap<object, string>();
+function policyLabel(ref: { namespace: string; name: string }): string {
+  let label = policyLabels.get(ref);
+  if (label === undefined) {
+    label = `${ref.namespace}/${ref.name}`;
+    policyLabels.set(ref, label);
+  }
+  return label;
+}
+
 /** Metrics subscribe to the same decision events the log receives. */
 function metricsSink(metrics: Metrics): DecisionSink {
   return {
@@ -147,7 +161,7 @@ function metricsSink(metrics: Metrics): DecisionSink {
         wouldDeny: r.wouldDeny,
         decisionSeconds: r.latencyUs / 1e6,
         dialect: d?.dialect ?? null,
-        policy: d?.policy ? `${d.policy.namespace}/${d.policy.name}` : null,
+        policy: d?.policy ? policyLabel(d.policy) : null,
         rule: d?.rule ?? null,
         authorization: d?.authorization ?? null,
         ...(r.request.protocol === 'tcp' ? {} : { request: { protocol: r.request.protocol, status: r.status, grpcStatus: r.grpcStatus, durationMs: (r.latencyUs + (r.upstream?.durationUs ?? 0)) / 1000 } }),
