@@ -42,7 +42,8 @@ const record: fc.Arbitrary<DecisionRecord> = fc.record({
     outcome: text, status: maybe(number), durationUs: number,
     bytesSent: fc.option(number, { nil: undefined }), bytesReceived: fc.option(number, { nil: undefined }),
   }, { requiredKeys: ['outcome', 'status', 'durationUs'] }), { nil: undefined }),
-  time: fc.integer({ min: 0, max: 4102444800000 }),
+  // Times of this century, and any a Date can hold (six-digit and negative years are written in ISO's extended form).
+  time: fc.oneof(fc.integer({ min: 0, max: 4102444800000 }), fc.integer({ min: -8.64e15, max: 8.64e15 })),
   decisionId: fc.option(text, { nil: undefined }),
 }, { requiredKeys: ['decision', 'mode', 'wouldDeny', 'policyRevision', 'peer', 'request', 'jwt', 'status', 'grpcStatus', 'latencyUs'] });
 
