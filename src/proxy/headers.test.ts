@@ -93,6 +93,10 @@ describe('response headers and XFCC', () => {
       ['Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'SET-COOKIE', 'c=3', 'X-Dup', 'x', 'x-dup', 'y'],
       ['Connection', 'X-Secret, x-other', 'Connection', 'close', 'X-Secret', '1', 'X-Other', '2', 'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Trailer', 'x', 'X-Kept', 'yes'],
       ['__proto__', 'x', 'constructor', 'c', 'toString', 't', 'Upgrade', 'h2c', 'X-Latin', 'caf\u00e9'],
+      // A single `close` or `keep-alive` option still nominates a field of that name.
+      ['Connection', 'close', 'Close', 'x', 'X-Kept', 'yes'],
+      ['Connection', 'Keep-Alive', 'keep-alive', 'timeout=5', 'X-Kept', 'yes'],
+      ['Connection', 'Close', 'close', 'x'],
       [],
     ];
     for (const c of cases) {
@@ -132,8 +136,8 @@ describe('scanRequestHeaders in one pass', () => {
     return { forward: [...cleaned.forward], forPolicy: cleaned.forPolicy, original, seen: [...seen] };
   }
   const names = fc.constantFrom('Host', 'host', ':authority', ':path', 'Content-Type', 'Accept', 'accept', 'X-Trace', 'Connection', 'keep-alive', 'TE', 'Upgrade',
-    'x-forwarded-for', 'X-Portcullis-User', 'x-envoy-peer', 'x-claim', 'Authorization', 'Content-Length', 'expect', 'x_under', 'cookie', 'x-nominated');
-  const values = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('x-nominated, X-Trace', 'close', 'trailers, deflate', '100-continue', 'h2c'));
+    'x-forwarded-for', 'X-Portcullis-User', 'x-envoy-peer', 'x-claim', 'Authorization', 'Content-Length', 'expect', 'x_under', 'cookie', 'x-nominated', 'close', 'Close');
+  const values = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('x-nominated, X-Trace', 'close', 'Close', 'keep-alive', 'Keep-Alive', 'trailers, deflate', '100-continue', 'h2c'));
   it('gives what grouping and then cleaning give, refusals and their precedence included', () => {
     fc.assert(fc.property(fc.array(fc.tuple(names, values), { maxLength: 14 }), fc.integer({ min: 2, max: 12 }), (list, max) => {
       const raw = list.flat();

@@ -103,6 +103,18 @@ export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>
   return { ok: true, forward, forPolicy };
 }
 
+/**
+ * The option a `Connection` header names when it is the usual single `keep-alive` or `close`, else null: the one
+ * name it nominates, found without splitting it into a set (most requests and responses carry one).
+ */
+function singleConnectionOption(values: readonly string[]): string | null {
+  if (values.length !== 1) return null;
+  const v = values[0] as string;
+  if (v === 'keep-alive' || v === 'Keep-Alive') return 'keep-alive';
+  if (v === 'close' || v === 'Close') return 'close';
+  return null;
+}
+
 /** The header names a `Connection` header nominates as hop-by-hop for this message (RFC 9110 §7.6.1). */
 function connectionNominated(values: readonly string[] | undefined): Set<string> {
   const nominated = new Set<string>();
@@ -185,7 +197,11 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
   if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
   if (underscore) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
   const connection = seen.get('connection');
-  if (connection !== undefined) for (const name of connectionNominated(connection)) forward.delete(name);
+  if (connection !== undefined) {
+    const single = singleConnectionOption(connection);
+    if (single !== null) forward.delete(single);
+    else for (const name of connectionNominated(connection)) forward.delete(name);
+  }
   const forPolicy: Record<string, string | string[]> = {};
   for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
   const te = seen.get('te');
@@ -249,7 +265,11 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
     if (typeof prev === 'string') out[name] = [prev, value];
     else prev.push(value);
   }
-  if (connection) for (const v of connection) for (const t of v.split(',')) delete out[t.trim().toLowerCase()];
+  if (connection) {
+    const single = singleConnectionOption(connection);
+    if (single !== null) delete out[single];
+    else for (const v of connection) for (const t of v.split(',')) delete out[t.trim().toLowerCase()];
+  }
   return out;
 }
 
