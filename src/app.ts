@@ -289,7 +289,7 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
         onChange: (l) => creds.onChange(() => l()),
         ownSpiffeId: () => creds.current().ownSpiffeId,
       },
-      verifyPeer: (leaf, chain) => verifyPeerCertificate([leaf, ...chain], creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client', revocation: crls.current() }),
+      verifyPeer: (socket) => verifyPeerCertificate(socket, creds.current().bundle, { now: Date.now(), trustDomains: config.tls.trustDomains, role: 'client', revocation: crls.current() }),
       jwtFor,
       sink: fanOut(decisionLog, metricsSink(metrics)),
       capture: config.decisionLog.capture,

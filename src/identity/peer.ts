@@ -97,7 +97,7 @@ export class PeerVerifier {
     const nowMs = typeof opts.now === 'number' ? opts.now : opts.now.getTime();
     const role = opts.role ?? 'client';
     // Sockets: the cheap non-detailed certificate gives the fingerprint for the cache; the detailed
-    // chain (≈15x dearer) is read only on a miss, through peerCertificateChain (see there why).
+    // chain (≈15x dearer) is read only on a miss, through detailedPeerCertificate (see there why).
     let fingerprint: string;
     if (input instanceof TLSSocket) {
       const cert = input.getPeerCertificate(false) as SocketCert | undefined;
@@ -175,22 +175,6 @@ function detailedPeerCertificate(socket: TLSSocket): SocketCert {
     if (cert.raw) detailedBySocket.set(socket, cert);
   }
   return cert;
-}
-
-/**
- * The peer's chain as presented (leaf first, then its issuers as Node reports them, possibly completed
- * from the CA store), or [] without a certificate. Safe in any order with verifyPeerCertificate(socket).
- */
-export function peerCertificateChain(socket: TLSSocket): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  let current: SocketCert | undefined = detailedPeerCertificate(socket);
-  for (let i = 0; i <= MAX_CHAIN_DEPTH && current?.raw; i++) {
-    out.push(new X509Certificate(current.raw));
-    const next: SocketCert | undefined = current.issuerCertificate;
-    if (!next || next === current || next.fingerprint256 === current.fingerprint256) break;
-    current = next;
-  }
-  return out;
 }
 
 /**

@@ -1,8 +1,7 @@
 // Owns the narrow interfaces the data plane needs from its neighbours (policy store, credentials, JWT,
 // decision sink), so src/proxy depends on contracts and app.ts adapts the concrete modules to them.
 
-import type { SecureContextOptions } from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { PeerIdentity } from '../policy/context-types.js';
 import type { PeerVerification } from '../identity/types.js';
@@ -25,8 +24,11 @@ export interface ServerCredentials {
   ownSpiffeId(): string;
 }
 
-/** Validates a peer leaf (and the chain it sent) as an X509-SVID from its DER. */
-export type PeerVerifier = (leaf: X509Certificate, chain: X509Certificate[]) => PeerVerification;
+/**
+ * Validates the peer of a TLS connection (its leaf and the chain it sent) as an X509-SVID from its DER. A peer
+ * seen before costs a fingerprint lookup: the chain is read and parsed only for a new one (identity/peer.ts).
+ */
+export type PeerVerifier = (socket: TLSSocket) => PeerVerification;
 
 /** A JWT authenticator for the snapshot in force (providers come from its RequestAuthentications). */
 export type JwtAuthenticatorFor = (snapshot: PolicySnapshot) => JwtAuthenticator;
