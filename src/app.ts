@@ -342,6 +342,9 @@ export function createApp(config: Config, logger: AppLogger = opLoggerAtLevel(co
       const a = l.address();
       logger.info({ event: 'listening', listener: l.name, address: `${a.address}:${a.port}`, mode: config.mode }, 'inbound listener ready');
     }
+    // The bound addresses, so a port given as 0 can be found (as the inbound listeners' above).
+    if (admin) logger.info({ event: 'listening', listener: 'admin', address: `${admin.address.host}:${admin.address.port}` }, 'admin listener ready');
+    if (status) logger.info({ event: 'listening', listener: 'status', address: `${status.address.host}:${status.address.port}` }, 'status listener ready');
   }
 
   async function stop(): Promise<void> {

@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -29,15 +28,6 @@ spec:
   rules:
   - to: [{operation: {paths: ["/admin/*"]}}]
 `;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Writes a Downward API volume the way the kubelet's atomic writer does: new dir, then swap `..data`. */
 let generation = 0;
@@ -82,24 +72,25 @@ describe('an injected sidecar: Downward API facts, status listener, drain delay'
       labels: 'app="billing"\npod-template-hash="7d4b9c5f6"',
       annotations: 'kubernetes.io/config.seen="2026-12-06T17:00:00.000000000Z"\nportcullis.dev/injected="0.1.0"',
     });
-    statusPort = await freePort();
     child = spawn(process.execPath, [mainJs, 'run',
       '--listener', `name=inbound-8443,listen=127.0.0.1:0,upstream=${upstream.url}`,
       '--policies', join(dir, 'policies'),
       '--cert', (files.files['server'] as { cert: string }).cert, '--key', (files.files['server'] as { key: string }).key, '--trust-bundle', files.bundle,
       '--workload-from', podinfo, '--service-account', 'orders',
-      '--admin', '127.0.0.1:0', '--status-listen', `127.0.0.1:${statusPort}`,
+      '--admin', '127.0.0.1:0', '--status-listen', '127.0.0.1:0',
       '--decision-log', join(dir, 'decisions.ndjson'),
       '--drain-delay', '1500ms', '--drain-timeout', '2s',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
-    for (let i = 0; i < 200 && port === 0; i++) {
+    // Every listener binds port 0 and the sidecar logs the address it got: no port is picked first and raced for.
+    for (let i = 0; i < 200 && statusPort === 0; i++) {
       const m = /"listener":"inbound-8443","address":"127\.0\.0\.1:(\d+)"/.exec(stderr);
-      if (m) port = Number(m[1]);
+      const s = /"listener":"status","address":"127\.0\.0\.1:(\d+)"/.exec(stderr);
+      if (m && s) { port = Number(m[1]); statusPort = Number(s[1]); }
       else await new Promise((r) => setTimeout(r, 50));
       if (child.exitCode !== null) break;
     }
-    assert.ok(port > 0, `the sidecar reported its port; stderr: ${stderr}`);
+    assert.ok(port > 0 && statusPort > 0, `the sidecar reported its ports; stderr: ${stderr}`);
   });
   after(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
