@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Decision } from '../policy/decision.js';
-import { createDecisionLog } from './decision-log.js';
+import { createDecisionLog, fanOut } from './decision-log.js';
 import { buildDecisionEvent, newDecisionId, type DecisionRecord } from './decision-event.js';
 import { createMetrics } from './metrics.js';
 
@@ -140,6 +140,11 @@ test('destination off publishes nothing; an unopenable path is reported by ready
   const off = createDecisionLog({ destination: 'off', maxBufferedEvents: 1 });
   off.publish(buildDecisionEvent(input(0)));
   assert.equal(off.dropped, 0);
+  // The data plane publishes records through fanOut: a disabled log takes them as they are, no event is built for it.
+  let peerReads = 0;
+  const record = { ...input(1), get peer() { peerReads++; return { spiffeId: null, ip: '::1' }; } };
+  fanOut(off).publishRecord?.(record);
+  assert.equal(peerReads, 0);
   await off.close();
 
   const errors: Error[] = [];

@@ -53,7 +53,9 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
   const drop = (count = 1) => { dropped += count; options.metrics?.recordDecisionLogDropped(count); };
 
   if (options.destination === 'off') {
-    return { publish() { /* logging disabled by configuration */ }, get dropped() { return 0; }, get pending() { return 0; }, ready: async () => undefined, flush: async () => undefined, close: async () => undefined };
+    // publishRecord too: a sink without it makes fanOut build an event object per request for nothing.
+    const disabled = (): void => { /* logging disabled by configuration */ };
+    return { publish: disabled, publishRecord: disabled, get dropped() { return 0; }, get pending() { return 0; }, ready: async () => undefined, flush: async () => undefined, close: async () => undefined };
   }
 
   const target = options.destination === 'stdout' ? 1 : options.destination === 'stderr' ? 2 : options.destination;
