@@ -5,7 +5,9 @@
 // every thread) is divided by its requests. A loaded, shared machine stretches a timed run's wall clock and
 // rates, but barely changes what one request costs: the paired per-round ratios are the figures to quote.
 // Usage: node loadtest/cpu-cost.mjs [--protocol h1|h2|grpc] [--setups bare,pc-10] [--baseline-dist DIR]
-//        [--rounds 10] [--requests 2000] [--concurrency 8] [--dist dist] [--json FILE] [--trace-gc] [--keep]
+//        [--rounds 10] [--requests 2000] [--concurrency 8] [--dist dist] [--json FILE] [--trace-gc] [--together] [--keep]
+// --together sends every setup its round at the same time instead of one after another, so whatever else the
+// machine does in that window weighs on all of them alike: the paired ratios then spread far less.
 // --trace-gc starts the setups with V8's --trace-gc-nvp and adds the bytes promoted to old space per request
 // over the same rounds: with at most `concurrency` requests in flight, whatever a request leaves behind beyond
 // its own lifetime shows there, separate from what a stalled machine keeps in flight.
@@ -34,8 +36,10 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'trace-gc': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    together: { type: 'boolean', default: false },
   },
 });
+const together = args.together;
 const protocol = args.protocol;
 if (!['h1', 'h2', 'grpc'].includes(protocol)) throw new Error(`--protocol h1, h2 or grpc, not ${protocol}`);
 const rounds = Number(args.rounds);
@@ -117,24 +121,31 @@ try {
   const promoted = Object.fromEntries(setups.map((s) => [s, []]));
   const rssMb = Object.fromEntries(setups.map((s) => [s, 0]));
   const loads = [];
+  /** One setup's share of a round: its CPU time (and promotion) over the round, divided by its requests. */
+  const measure = async (name, send) => {
+    const c = clients[name];
+    const cpu0 = preciseCpuSeconds(c.pid);
+    const log0 = traceGc ? logSize(name) : 0;
+    const sampleRss = () => { rssMb[name] = Math.max(rssMb[name], memory(c.pid)?.rssMb ?? 0); };
+    const rssTimer = setInterval(sampleRss, 100);
+    await send();
+    clearInterval(rssTimer);
+    // The decision log is written in batches within 100 ms: its cost lands in this round.
+    await new Promise((res) => setTimeout(res, 150));
+    perRequestUs[name].push(((preciseCpuSeconds(c.pid) - cpu0) * 1e6) / perRound);
+    sampleRss();
+    if (traceGc) promoted[name].push(promotedBetween(name, log0, logSize(name)) / perRound);
+  };
   for (let r = 0; r < rounds; r++) {
+    loads.push(loadAverage()?.one);
+    if (together) {
+      // Every setup's requests in the same window: whatever the machine does meanwhile, all of them share it.
+      await Promise.all(setups.map((name) => measure(name, () => clients[name].send(perRound))));
+      continue;
+    }
     // Rotating order, so no setup always follows the same one.
     const order = setups.map((_, i) => setups[(i + r) % setups.length]);
-    loads.push(loadAverage()?.one);
-    for (const name of order) {
-      const c = clients[name];
-      const cpu0 = preciseCpuSeconds(c.pid);
-      const log0 = traceGc ? logSize(name) : 0;
-      const sampleRss = () => { rssMb[name] = Math.max(rssMb[name], memory(c.pid)?.rssMb ?? 0); };
-      const rssTimer = setInterval(sampleRss, 100);
-      await c.send(perRound);
-      clearInterval(rssTimer);
-      // The decision log is written in batches within 100 ms: its cost lands in this round.
-      await new Promise((res) => setTimeout(res, 150));
-      perRequestUs[name].push(((preciseCpuSeconds(c.pid) - cpu0) * 1e6) / perRound);
-      sampleRss();
-      if (traceGc) promoted[name].push(promotedBetween(name, log0, logSize(name)) / perRound);
-    }
+    for (const name of order) await measure(name, () => clients[name].send(perRound));
   }
   const ratio = (a, b) => {
     if (!perRequestUs[a] || !perRequestUs[b]) return undefined;
@@ -142,7 +153,7 @@ try {
     return { median: median(rs), min: Math.min(...rs), max: Math.max(...rs) };
   };
   result = {
-    protocol, rounds, requests_per_round: perRound, concurrency,
+    protocol, rounds, requests_per_round: perRound, concurrency, together,
     cpu_us_per_request: Object.fromEntries(setups.map((s) => [s, { median: median(perRequestUs[s]), all: perRequestUs[s].map((x) => Math.round(x)) }])),
     ratios: Object.fromEntries(setups.flatMap((a) => setups.filter((b) => b !== a && (b === 'bare' || b === 'pc-10-baseline') && a !== 'bare').map((b) => [`${a}/${b}`, ratio(a, b)]))),
     load_average_1m: { min: Math.min(...loads), max: Math.max(...loads) },
@@ -156,7 +167,7 @@ try {
   if (args.keep) log(`kept ${tmp}`);
   else rmSync(tmp, { recursive: true, force: true });
 }
-process.stdout.write(`\nCPU per request, ${protocol}, ${rounds} rounds x ${perRound} requests, ${concurrency} in flight, load average ${result.load_average_1m.min}-${result.load_average_1m.max}\n\n`);
+process.stdout.write(`\nCPU per request, ${protocol}, ${rounds} rounds x ${perRound} requests, ${concurrency} in flight${together ? ' per setup, setups together' : ''}, load average ${result.load_average_1m.min}-${result.load_average_1m.max}\n\n`);
 process.stdout.write('| Setup | µs per request (median) | peak RSS in the rounds | rounds |\n|---|---|---|---|\n');
 for (const [s, v] of Object.entries(result.cpu_us_per_request)) process.stdout.write(`| \`${s}\` | ${v.median.toFixed(1)} | ${result.rss_mb_max[s].toFixed(1)} MB | ${v.all.join(' ')} |\n`);
 process.stdout.write('\n| Paired ratio | median | range |\n|---|---|---|\n');
