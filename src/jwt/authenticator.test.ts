@@ -330,6 +330,41 @@ describe('edits', () => {
   });
 });
 
+describe('a repeated token', () => {
+  it('is answered at once (no promise) as its first verification was, its time claims checked again each time', async () => {
+    let now = NOW_MS;
+    const authn = createJwtAuthenticator([inlineProvider()], opts({ now: () => now }));
+    try {
+      const request = bearer(await mint(rsa, claims({ exp: NOW + 120 })));
+      const first = await authn.authenticate(request);
+      assert.equal(first.kind, 'verified');
+      const again = authn.authenticate(request);
+      assert.ok(!(again instanceof Promise), 'a repeated, verified token needs no promise');
+      assert.deepEqual(again, first);
+      now = NOW_MS + 181_000; // past exp and the 60 s skew
+      const later = authn.authenticate(request);
+      assert.ok(!(later instanceof Promise));
+      assertFailed(later as AuthnResult, 401, 'jwt_expired', 'Jwt is expired');
+    } finally {
+      authn.close();
+    }
+  });
+
+  it('a token never verified, or forged with a known kid, still goes through the signature check', async () => {
+    const authn = createJwtAuthenticator([inlineProvider()], opts());
+    try {
+      const forged = bearer(await mint(other, claims()));
+      const pending = authn.authenticate(forged);
+      assert.ok(pending instanceof Promise, 'an unverified signature is checked, never answered at once');
+      assertFailed(await pending, 401, 'jwt_bad_signature', 'Jwt verification fails');
+      // A failed signature is not remembered: the same forgery is checked again.
+      assert.ok(authn.authenticate(forged) instanceof Promise);
+    } finally {
+      authn.close();
+    }
+  });
+});
+
 describe('robustness', () => {
   it('an issuer-less provider (jwksUri style) accepts any iss its keys verify', async () => {
     const p = inlineProvider({ issuer: '' });

@@ -198,7 +198,7 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
 
   const noneEdits = (): JwtHeaderEdits => ({ remove: [...outputHeaders], set: {} });
   // Signature verification is most of a JWT request's cost; a repeated token is checked once per key set.
-  const verified = new VerifiedSignatureCache<KeySet, Provider>(options.verifiedTokenCacheSize ?? 1000);
+  const verified = new VerifiedSignatureCache<KeySet, Provider, ParsedJwt>(options.verifiedTokenCacheSize ?? 1000);
 
   async function keysFor(provider: Provider): Promise<KeySet | JwtFailure> {
     const source = provider.keys;
@@ -228,7 +228,9 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
         const { compactVerify } = await loadJose();
         // The algorithm list is the one the key is pinned to, never the token's own claim alone.
         await compactVerify(parsed.compact, cryptoKey, { algorithms: [parsed.alg] });
-        verified.add(parsed.compact, provider, usedKeys);
+        // The parse is kept with the signature and shared by later requests with this token: frozen, so none can change it.
+        deepFreeze(parsed);
+        verified.add(parsed.compact, provider, usedKeys, parsed);
         return undefined;
       } catch {
         // Try the next candidate; Envoy also accepts a token if any matching key verifies it.
@@ -274,11 +276,41 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     return firstFailure!;
   }
 
+  /**
+   * verifyToken's answer when it needs no waiting: every provider it would try has its keys at hand and has
+   * verified this exact token's signature before (the usual repeated token). Null when any of them would need
+   * a fetch or a signature check: then verifyToken decides, from the start, as it always does.
+   */
+  function verifyTokenAtOnce(token: ExtractedToken): Verified | JwtFailure | null {
+    const parsed = verified.parsedOf(token.token) ?? parseJwt(token.token);
+    if (isFailure(parsed)) return parsed;
+    const iss = parsed.payload['iss'];
+    if (iss !== undefined && typeof iss !== 'string') return jwtFailure('jwt_malformed', JwtMessage.badPayload);
+    const eligible = token.providers.map((i) => providers[i]!);
+    let matching = eligible.filter((p) => iss !== undefined && p.spec.issuer === iss);
+    if (matching.length === 0) matching = eligible.filter((p) => p.spec.issuer === '');
+    if (matching.length === 0) return jwtFailure('jwt_unknown_issuer', JwtMessage.unknownIssuer);
+    let firstFailure: JwtFailure | undefined;
+    for (const provider of matching) {
+      const source = provider.keys;
+      const keySet = source.kind === 'inline' ? source.keys : source.kind === 'uri' ? cache.fresh(source.uri) : undefined;
+      if (keySet === undefined || !verified.has(parsed.compact, provider, keySet)) return null;
+      const failure = checkClaims(provider, parsed);
+      if (failure === undefined) return { kind: 'ok', provider, token, parsed };
+      firstFailure ??= failure;
+    }
+    return firstFailure!;
+  }
+
   function verifiedResult(ok: Verified): AuthnResult {
     return verifiedOutcome(ok.provider.spec, ok.provider.spaceDelimitedClaims, outputHeaders, ok.parsed.payload, ok.parsed.payloadSegment, ok.token.locations);
   }
 
-  async function authenticate(request: JwtRequestView): Promise<AuthnResult> {
+  /**
+   * Synchronous for a request without a token and for the usual repeated token (verifyTokenAtOnce): only a
+   * request that waits for keys or a signature check costs the data plane a promise.
+   */
+  function authenticate(request: JwtRequestView): Promise<AuthnResult> | AuthnResult {
     try {
       if (providers.length === 0) return { kind: 'none', edits: { remove: [], set: {} } };
       // Envoy bypass_cors_preflight, as Istio configures it: authorization still applies afterwards.
@@ -288,6 +320,18 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
       // Size is checked before any decoding so an oversized token costs nothing but a length read.
       const oversized = tokens.find((t) => Buffer.byteLength(t.token, 'utf8') > options.maxTokenBytes);
       if (oversized) return jwtFailure('jwt_too_large', JwtMessage.verificationFails);
+      if (tokens.length === 1) {
+        const atOnce = verifyTokenAtOnce(tokens[0] as ExtractedToken);
+        if (atOnce !== null) return isFailure(atOnce) ? atOnce : verifiedResult(atOnce);
+      }
+      return verifyTokens(tokens);
+    } catch {
+      return jwtFailure('jwt_invalid', JwtMessage.verificationFails);
+    }
+  }
+
+  async function verifyTokens(tokens: ExtractedToken[]): Promise<AuthnResult> {
+    try {
       const results = await Promise.all(tokens.map(verifyToken));
       const failure = results.find(isFailure);
       if (failure) return failure;

@@ -76,6 +76,13 @@ export class JwksCache {
     }
   }
 
+  /** The keys for a URI when they are fresh: what get() would answer at once, without a promise (else undefined). */
+  fresh(uri: string): KeySet | undefined {
+    const entry = this.entries.get(uri);
+    if (entry === undefined || entry.keys === null || this.options.now() >= entry.expiresAt) return undefined;
+    return entry.keys;
+  }
+
   /** Current keys for a URI: fresh, or stale within the grace, else one (rate-limited) fetch, else unavailable. */
   async get(uri: string): Promise<KeySetLookup> {
     const entry = this.entries.get(uri);

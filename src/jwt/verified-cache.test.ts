@@ -5,21 +5,24 @@ import { VerifiedSignatureCache } from './verified-cache.js';
 import { authOptions, jwksJson, makeKey, mint, provider, startJwksServer } from './testing.js';
 
 test('the cache answers only for the same token, provider and key-set object, and stays bounded', () => {
-  const cache = new VerifiedSignatureCache<object, string>(2);
+  const cache = new VerifiedSignatureCache<object, string, string>(2);
   const keysA = {};
   const keysB = {};
-  cache.add('t1', 'p', keysA);
+  cache.add('t1', 'p', keysA, 'parse of t1');
   assert.equal(cache.has('t1', 'p', keysA), true);
+  assert.equal(cache.parsedOf('t1'), 'parse of t1');
+  assert.equal(cache.parsedOf('t2'), undefined);
   assert.equal(cache.has('t1', 'other-provider', keysA), false, 'another provider never reuses a verification');
-  cache.add('t1', 'p', keysA);
+  cache.add('t1', 'p', keysA, 'parse of t1');
   assert.equal(cache.has('t1', 'p', keysB), false, 'a refreshed key set drops the entry');
   assert.equal(cache.has('t1', 'p', keysA), false, 'and it stays dropped');
-  cache.add('a', 'p', keysA);
-  cache.add('b', 'p', keysA);
+  cache.add('a', 'p', keysA, 'a');
+  cache.add('b', 'p', keysA, 'b');
   assert.equal(cache.has('a', 'p', keysA), true); // a is now the most recently used
-  cache.add('c', 'p', keysA);
+  cache.add('c', 'p', keysA, 'c');
   assert.equal(cache.size, 2);
   assert.equal(cache.has('b', 'p', keysA), false, 'the least recently used entry was evicted');
+  assert.equal(cache.parsedOf('b'), undefined, 'with its parse');
   assert.equal(cache.has('a', 'p', keysA), true);
 });
 
