@@ -254,12 +254,8 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     return undefined;
   }
 
-  async function verifyToken(token: ExtractedToken): Promise<Verified | JwtFailure> {
-    if (Buffer.byteLength(token.token, 'utf8') > options.maxTokenBytes) {
-      return jwtFailure('jwt_too_large', JwtMessage.verificationFails);
-    }
-    const parsed = parseJwt(token.token);
-    if (isFailure(parsed)) return parsed;
+  /** The providers that may verify a token, in the order they are tried: its issuer's, else the issuer-less ones. */
+  function providersFor(token: ExtractedToken, parsed: ParsedJwt): Provider[] | JwtFailure {
     const iss = parsed.payload['iss'];
     if (iss !== undefined && typeof iss !== 'string') return jwtFailure('jwt_malformed', JwtMessage.badPayload);
     // Only providers that configured the location the token came from may verify it (Envoy isIssuerAllowed).
@@ -267,6 +263,17 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
     let matching = eligible.filter((p) => iss !== undefined && p.spec.issuer === iss);
     if (matching.length === 0) matching = eligible.filter((p) => p.spec.issuer === '');
     if (matching.length === 0) return jwtFailure('jwt_unknown_issuer', JwtMessage.unknownIssuer);
+    return matching;
+  }
+
+  async function verifyToken(token: ExtractedToken): Promise<Verified | JwtFailure> {
+    if (Buffer.byteLength(token.token, 'utf8') > options.maxTokenBytes) {
+      return jwtFailure('jwt_too_large', JwtMessage.verificationFails);
+    }
+    const parsed = parseJwt(token.token);
+    if (isFailure(parsed)) return parsed;
+    const matching = providersFor(token, parsed);
+    if (isFailure(matching)) return matching;
     let firstFailure: JwtFailure | undefined;
     for (const provider of matching) {
       const failure = (await verifySignature(provider, parsed)) ?? checkClaims(provider, parsed);
@@ -284,12 +291,8 @@ export function createJwtAuthenticator(providerSpecs: JwtProviderSpec[], options
   function verifyTokenAtOnce(token: ExtractedToken): Verified | JwtFailure | null {
     const parsed = verified.parsedOf(token.token) ?? parseJwt(token.token);
     if (isFailure(parsed)) return parsed;
-    const iss = parsed.payload['iss'];
-    if (iss !== undefined && typeof iss !== 'string') return jwtFailure('jwt_malformed', JwtMessage.badPayload);
-    const eligible = token.providers.map((i) => providers[i]!);
-    let matching = eligible.filter((p) => iss !== undefined && p.spec.issuer === iss);
-    if (matching.length === 0) matching = eligible.filter((p) => p.spec.issuer === '');
-    if (matching.length === 0) return jwtFailure('jwt_unknown_issuer', JwtMessage.unknownIssuer);
+    const matching = providersFor(token, parsed);
+    if (isFailure(matching)) return matching;
     let firstFailure: JwtFailure | undefined;
     for (const provider of matching) {
       const source = provider.keys;
