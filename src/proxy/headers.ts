@@ -273,15 +273,28 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
   return out;
 }
 
+/**
+ * A parsed response header object (node:http2's, an upgrade response's) as it may cross the proxy: pseudo-headers,
+ * the hop-by-hop set and what `Connection` nominates removed, names lower-cased. Own keys only.
+ */
 export function cleanResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const nominated = new Set<string>();
   const conn = headers['connection'];
-  for (const v of Array.isArray(conn) ? conn : conn ? [conn] : []) for (const t of v.split(',')) nominated.add(t.trim().toLowerCase());
+  const connValues = Array.isArray(conn) ? conn : conn ? [conn] : null;
+  // The usual `keep-alive` or `close` names one field; only a longer `Connection` header gets a set.
+  const single = connValues === null ? null : singleConnectionOption(connValues);
+  let nominated: Set<string> | null = null;
+  if (connValues !== null && single === null) {
+    nominated = new Set<string>();
+    for (const v of connValues) for (const t of v.split(',')) nominated.add(t.trim().toLowerCase());
+  }
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':')) continue;
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
-    if (responseHopByHop.has(lower) || nominated.has(lower)) continue;
+    // An own `__proto__` key would set the prototype of `out` instead of a header: never copied (as the raw form).
+    if (responseHopByHop.has(lower) || lower === '__proto__' || lower === single || (nominated !== null && nominated.has(lower))) continue;
     out[lower] = value;
   }
   return out;
