@@ -103,22 +103,23 @@ export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>
   return { ok: true, forward, forPolicy };
 }
 
-/**
- * The option a `Connection` header names when it is the usual single `keep-alive` or `close`, else null: the one
- * name it nominates, found without splitting it into a set (most requests and responses carry one).
- */
-function singleConnectionOption(values: readonly string[]): string | null {
-  if (values.length !== 1) return null;
-  const v = values[0] as string;
-  if (v === 'keep-alive' || v === 'Keep-Alive') return 'keep-alive';
-  if (v === 'close' || v === 'Close') return 'close';
-  return null;
-}
+const nothingNominated: ReadonlySet<string> = new Set();
+const keepAliveNominated: ReadonlySet<string> = new Set(['keep-alive']);
+const closeNominated: ReadonlySet<string> = new Set(['close']);
 
-/** The header names a `Connection` header nominates as hop-by-hop for this message (RFC 9110 §7.6.1). */
-function connectionNominated(values: readonly string[] | undefined): Set<string> {
+/**
+ * The header names a `Connection` header nominates as hop-by-hop for this message (RFC 9110 §7.6.1). The usual
+ * single `keep-alive` or `close` (most requests and responses carry one) gets a shared set, not one made per message.
+ */
+function connectionNominated(values: readonly string[] | undefined): ReadonlySet<string> {
+  if (values === undefined || values.length === 0) return nothingNominated;
+  if (values.length === 1) {
+    const v = values[0] as string;
+    if (v === 'keep-alive' || v === 'Keep-Alive') return keepAliveNominated;
+    if (v === 'close' || v === 'Close') return closeNominated;
+  }
   const nominated = new Set<string>();
-  for (const v of values ?? []) {
+  for (const v of values) {
     for (const token of v.split(',')) {
       const t = token.trim().toLowerCase();
       if (t) nominated.add(t);
@@ -197,11 +198,7 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
   if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
   if (underscore) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
   const connection = seen.get('connection');
-  if (connection !== undefined) {
-    const single = singleConnectionOption(connection);
-    if (single !== null) forward.delete(single);
-    else for (const name of connectionNominated(connection)) forward.delete(name);
-  }
+  if (connection !== undefined) for (const name of connectionNominated(connection)) forward.delete(name);
   const forPolicy: Record<string, string | string[]> = {};
   for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
   const te = seen.get('te');
@@ -265,11 +262,7 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
     if (typeof prev === 'string') out[name] = [prev, value];
     else prev.push(value);
   }
-  if (connection) {
-    const single = singleConnectionOption(connection);
-    if (single !== null) delete out[single];
-    else for (const v of connection) for (const t of v.split(',')) delete out[t.trim().toLowerCase()];
-  }
+  if (connection) for (const name of connectionNominated(connection)) delete out[name];
   return out;
 }
 
@@ -279,14 +272,7 @@ export function cleanRawResponseHeaders(raw: readonly (Buffer | string)[]): Reco
  */
 export function cleanResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const conn = headers['connection'];
-  const connValues = Array.isArray(conn) ? conn : conn ? [conn] : null;
-  // The usual `keep-alive` or `close` names one field; only a longer `Connection` header gets a set.
-  const single = connValues === null ? null : singleConnectionOption(connValues);
-  let nominated: Set<string> | null = null;
-  if (connValues !== null && single === null) {
-    nominated = new Set<string>();
-    for (const v of connValues) for (const t of v.split(',')) nominated.add(t.trim().toLowerCase());
-  }
+  const nominated = connectionNominated(Array.isArray(conn) ? conn : conn ? [conn] : undefined);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     if (!Object.hasOwn(headers, name)) continue;
@@ -294,7 +280,7 @@ export function cleanResponseHeaders(headers: Record<string, string | string[] |
     if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
     // An own `__proto__` key would set the prototype of `out` instead of a header: never copied (as the raw form).
-    if (responseHopByHop.has(lower) || lower === '__proto__' || lower === single || (nominated !== null && nominated.has(lower))) continue;
+    if (responseHopByHop.has(lower) || lower === '__proto__' || nominated.has(lower)) continue;
     out[lower] = value;
   }
   return out;
