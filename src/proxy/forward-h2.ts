@@ -225,23 +225,19 @@ class H2Relay {
   }
 
   error(err: Error): void {
-    if (this.settled) return;
-    const status = this.status;
-    if (this.ex.aborted) { this.finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
-    if (status === 0) { this.finish({ ok: false, refusal: this.classify(err) }); return; }
-    this.ex.response.abort();
-    this.finish({ ok: true, status, outcome: 'reset_after_headers' });
+    this.failed(() => this.classify(err));
   }
 
   closed(): void {
+    this.failed(() => ({ kind: this.upstream.rstCode === NGHTTP2_REFUSED_STREAM ? 'upstream_refused' : 'upstream_reset' }));
+  }
+
+  /** The upstream stream failed: a refusal before the response started, a reset of the downstream after. */
+  private failed(refusal: () => Extract<ForwardOutcome, { ok: false }>['refusal']): void {
     if (this.settled) return;
     const status = this.status;
     if (this.ex.aborted) { this.finish({ ok: true, status: status || 499, outcome: 'client_aborted' }); return; }
-    if (status === 0) {
-      const refused = this.upstream.rstCode === NGHTTP2_REFUSED_STREAM;
-      this.finish({ ok: false, refusal: { kind: refused ? 'upstream_refused' : 'upstream_reset' } });
-      return;
-    }
+    if (status === 0) { this.finish({ ok: false, refusal: refusal() }); return; }
     this.ex.response.abort();
     this.finish({ ok: true, status, outcome: 'reset_after_headers' });
   }
