@@ -140,3 +140,46 @@ test('a record without an id or time gets them once: the line and a later built 
   assert.ok(r.decisionId && typeof r.time === 'number');
   assert.equal(line, JSON.stringify(buildDecisionEvent(r)));
 });
+
+test('lines whose values repeat from record to record (kept runs copied, missed and replaced) are each exactly JSON.stringify(buildDecisionEvent(record))', () => {
+  // Each field usually has its first value and sometimes another, so a record often differs from one written
+  // before it in one field alone: each value a kept run is copied for must be one it was written from. Odd
+  // types ('200', NaN, -0) sit beside the usual ones.
+  const usually = <T>(first: T, ...others: T[]) => fc.oneof({ arbitrary: fc.constant(first), weight: 6 * Math.max(1, others.length) }, ...others.map((o) => ({ arbitrary: fc.constant(o), weight: 1 })));
+  const ref = fc.record({ dialect: usually('istio'), kind: usually('AuthorizationPolicy', 'Server'), namespace: usually('shop', 'pay'), name: usually('allow', 'deny') });
+  const smallDecision = fc.record({
+    verdict: usually('allow', 'deny'), reason: usually('allow_policy_matched', 'deny_policy_matched'), dialect: usually('istio', 'linkerd'),
+    tier: usually<string | null>('http', null), policy: fc.oneof({ arbitrary: ref, weight: 9 }, { arbitrary: fc.constant(null), weight: 1 }),
+    rule: usually<string | null>('ns[shop]-policy[allow]-rule[0]', 'ns[shop]-policy[allow]-rule[1]', null), authorization: usually<string | null>(null, 'authorizationpolicy/a'),
+    audit: fc.oneof({ arbitrary: fc.constant(null), weight: 9 }, { arbitrary: fc.record({ policy: ref, rule: usually<string | null>('r', null) }), weight: 1 }),
+    shadow: fc.oneof({ arbitrary: fc.constant(null), weight: 9 }, { arbitrary: fc.record({ verdict: usually('deny'), action: usually('DENY'), policy: ref, rule: usually<string | null>('r') }), weight: 1 }),
+    effects: fc.constant(null),
+  }).map((d) => d as unknown as Decision);
+  const smallNumber = usually<unknown>(200, 403, 0, -0, NaN, '200');
+  const smallRecord = fc.record({
+    decision: fc.oneof({ arbitrary: smallDecision, weight: 9 }, { arbitrary: fc.constant(null), weight: 1 }),
+    override: usually(undefined, { verdict: 'deny', reason: 'jwt_invalid' }),
+    mode: usually('enforce' as const, 'audit' as const),
+    wouldDeny: usually(false, true),
+    policyRevision: usually('r1', 'r2'),
+    peer: fc.record({ spiffeId: usually<string | null>('spiffe://a/x', 'spiffe://a/"y"', null), ip: usually('10.0.0.1', '10.0.0.2') }),
+    request: fc.record({ protocol: usually('http1', 'grpc'), method: usually('GET', 'POST'), authority: usually('a:80', 'b:80'), path: usually('/a', '/b'), listener: usually('in', 'out'), port: usually<unknown>(8080, 9090, '8080') }),
+    jwt: usually<{ iss: string; sub: string } | null>(null, { iss: 'i', sub: 's' }, { iss: 'i', sub: 't' }, { iss: 'j', sub: 's' }),
+    status: smallNumber,
+    grpcStatus: usually<unknown>(null, 0, 7, '0'),
+    latencyUs: usually(1, 2),
+    upstream: usually(undefined, { outcome: 'ok', status: 200, durationUs: 5 }, { outcome: 'reset', status: 200, durationUs: 5 }, { outcome: 'ok', status: null, durationUs: 6 }, { outcome: 'ok', status: '200', durationUs: 6 }),
+    time: usually(1_800_000_000_123, 0),
+  }).map((r) => r as unknown as DecisionRecord);
+  const redaction = redactionFor({ jwtProviders: [] } as unknown as PolicySnapshot, { mode: 'replayable', redactHeaders: [] });
+  const smallCapture = usually<CaptureFacts | undefined>(undefined,
+    { context: { protocol: 'http', path: '/a', sourceIp: '10.0.0.1', remoteIp: '10.0.0.1', jwt: null } as unknown as RequestContext, target: '/a?x=1', headers: { accept: '*/*' }, redaction },
+    { context: { protocol: 'http', path: '/a', sourceIp: '10.0.0.1', remoteIp: '10.0.0.9', jwt: null } as unknown as RequestContext, target: '/a', redaction },
+    { context: { protocol: 'http', path: '/a', sourceIp: '10.0.0.1', remoteIp: '10.0.0.1', jwt: { issuer: 'i', subject: 's', claims: { scope: 'a' } } } as unknown as RequestContext, target: '/a', redaction });
+  fc.assert(fc.property(fc.array(fc.tuple(smallRecord, smallCapture), { minLength: 20, maxLength: 60 }), (records) => {
+    for (const [r, c] of records) {
+      const withCapture: DecisionRecord = c ? { ...r, capture: c } : { ...r };
+      assert.equal(decisionRecordJson(withCapture), JSON.stringify(buildDecisionEvent(withCapture)));
+    }
+  }), { numRuns: 400 });
+});

@@ -96,6 +96,50 @@ function strings(list: unknown): void {
   raw(']');
 }
 
+/**
+ * A run of the record's line written from values that usually repeat from one request to the next (the rule that
+ * decided, the caller, the authority). The bytes are kept beside the primitive values they were written from and
+ * copied while those values are the same (===): the same strings and numbers always make the same bytes. A few
+ * variants are kept, so callers or rules taking turns do not rewrite each other's.
+ */
+class RepeatingRun {
+  /** The values of the line being written, filled in by the caller before copied(). Primitives only. */
+  readonly values: unknown[];
+  private readonly keptValues: unknown[][] = [];
+  private readonly keptBytes: Uint8Array[] = [];
+  private next = 0;
+  private start = 0;
+  constructor(private readonly size: number, private readonly variants = 4) {
+    this.values = new Array<unknown>(size).fill(undefined);
+  }
+
+  /** Copies the kept bytes when `values` match a kept variant; else notes where the run starts and returns false. */
+  copied(): boolean {
+    const values = this.values;
+    for (let k = 0; k < this.keptValues.length; k++) {
+      const kept = this.keptValues[k] as unknown[];
+      let i = 0;
+      while (i < this.size && kept[i] === values[i]) i++;
+      if (i < this.size) continue;
+      const bytes = this.keptBytes[k] as Uint8Array;
+      room(bytes.length);
+      out.set(bytes, at);
+      at += bytes.length;
+      return true;
+    }
+    this.start = at;
+    return false;
+  }
+
+  /** Keeps what was written since copied() returned false, with the values it was written from. */
+  keep(): void {
+    const k = this.next;
+    this.next = (k + 1) % this.variants;
+    this.keptValues[k] = this.values.slice();
+    this.keptBytes[k] = Uint8Array.prototype.slice.call(out, this.start, at);
+  }
+}
+
 type PolicyRef = NonNullable<DecisionEventV1['policy']>;
 function policyOrNull(p: PolicyRef | null): void {
   if (p === null) { raw('null'); return; }
@@ -283,6 +327,12 @@ function capturedRequest(c: CaptureFacts): void {
   if (ctx.sni !== undefined) { raw(',"sni":'); str(ctx.sni); }
 }
 
+/** What decided (mode to shadow), the caller with the request's protocol, method and authority, the outcome (jwt to latency_us), the upstream's outcome and status. */
+const decidedRun = new RepeatingRun(11);
+const callerRun = new RepeatingRun(6);
+const outcomeRun = new RepeatingRun(5);
+const upstreamRun = new RepeatingRun(2);
+
 function recordShape(r: DecisionRecord): void {
   const d = r.decision;
   const c = r.capture;
@@ -294,55 +344,91 @@ function recordShape(r: DecisionRecord): void {
   const jwt = r.jwt;
   raw('{"v":1,"decision_id":'); str(r.decisionId);
   raw(',"time":'); isoTime(r.time as number);
-  raw(',"mode":'); str(r.mode);
-  raw(',"verdict":'); str(verdictOf(r));
-  raw(',"would_deny":'); bool(r.wouldDeny);
-  raw(',"dialect":'); strOrNull(d?.dialect ?? null);
-  raw(',"tier":'); strOrNull(d?.tier ?? null);
-  raw(',"policy":'); policyOrNull(d?.policy ?? null);
-  raw(',"rule":'); strOrNull(d?.rule ?? null);
-  raw(',"authorization":'); strOrNull(d?.authorization ?? null);
-  raw(',"reason":'); str(reasonOf(r));
-  raw(',"audit":');
-  if (audit) {
-    raw('{"policy":'); policyOrNull(audit.policy ?? null);
-    raw(',"rule":'); strOrNull(audit.rule);
-    raw('}');
-  } else raw('null');
-  raw(',"shadow":');
-  if (shadow) {
-    raw('{"verdict":'); str(shadow.verdict);
-    raw(',"action":'); str(shadow.action);
-    raw(',"policy":'); policyOrNull(shadow.policy ?? null);
-    raw(',"rule":'); strOrNull(shadow.rule);
-    raw('}');
-  } else raw('null');
-  raw(',"peer":{"spiffe_id":'); strOrNull(peer.spiffeId);
-  raw(',"ip":'); str(peer.ip);
-  if (ctx !== undefined && ctx.remoteIp !== ctx.sourceIp) { raw(',"remote_ip":'); str(ctx.remoteIp); }
-  raw('},"request":{"protocol":'); str(q.protocol);
-  raw(',"method":'); str(q.method);
-  raw(',"authority":'); str(q.authority);
+  // Audit and shadow results are rare: a line with one is written in full, not kept.
+  const decided = audit || shadow ? null : decidedRun;
+  const policy = d?.policy ?? null;
+  if (decided) {
+    const v = decided.values;
+    v[0] = r.mode; v[1] = verdictOf(r); v[2] = r.wouldDeny; v[3] = d?.dialect ?? null; v[4] = d?.tier ?? null;
+    v[5] = policy?.kind; v[6] = policy?.namespace; v[7] = policy?.name; v[8] = d?.rule ?? null;
+    v[9] = d?.authorization ?? null; v[10] = reasonOf(r);
+  }
+  if (!decided?.copied()) {
+    raw(',"mode":'); str(r.mode);
+    raw(',"verdict":'); str(verdictOf(r));
+    raw(',"would_deny":'); bool(r.wouldDeny);
+    raw(',"dialect":'); strOrNull(d?.dialect ?? null);
+    raw(',"tier":'); strOrNull(d?.tier ?? null);
+    raw(',"policy":'); policyOrNull(policy);
+    raw(',"rule":'); strOrNull(d?.rule ?? null);
+    raw(',"authorization":'); strOrNull(d?.authorization ?? null);
+    raw(',"reason":'); str(reasonOf(r));
+    raw(',"audit":');
+    if (audit) {
+      raw('{"policy":'); policyOrNull(audit.policy ?? null);
+      raw(',"rule":'); strOrNull(audit.rule);
+      raw('}');
+    } else raw('null');
+    raw(',"shadow":');
+    if (shadow) {
+      raw('{"verdict":'); str(shadow.verdict);
+      raw(',"action":'); str(shadow.action);
+      raw(',"policy":'); policyOrNull(shadow.policy ?? null);
+      raw(',"rule":'); strOrNull(shadow.rule);
+      raw('}');
+    } else raw('null');
+    decided?.keep();
+  }
+  const remoteIp = ctx !== undefined && ctx.remoteIp !== ctx.sourceIp ? ctx.remoteIp : undefined;
+  const v = callerRun.values;
+  v[0] = peer.spiffeId; v[1] = peer.ip; v[2] = remoteIp; v[3] = q.protocol; v[4] = q.method; v[5] = q.authority;
+  if (!callerRun.copied()) {
+    raw(',"peer":{"spiffe_id":'); strOrNull(peer.spiffeId);
+    raw(',"ip":'); str(peer.ip);
+    if (remoteIp !== undefined) { raw(',"remote_ip":'); str(remoteIp); }
+    raw('},"request":{"protocol":'); str(q.protocol);
+    raw(',"method":'); str(q.method);
+    raw(',"authority":'); str(q.authority);
+    callerRun.keep();
+  }
   raw(',"path":'); str(q.path);
   raw(',"listener":'); str(q.listener);
   raw(',"port":'); num(q.port);
   if (c) capturedRequest(c);
-  raw('},"jwt":');
-  if (jwt) {
-    raw('{"iss":'); str(jwt.iss);
-    raw(',"sub":'); str(jwt.sub);
-    if (ctx?.jwt && ctx.jwt.claims !== undefined) { raw(',"claims":'); anyJson(ctx.jwt.claims); }
-    raw('}');
-  } else raw('null');
-  raw(',"status":'); num(r.status);
-  raw(',"grpc_status":'); numOrNull(r.grpcStatus);
-  raw(',"policy_revision":'); str(r.policyRevision);
-  raw(',"latency_us":'); num(r.latencyUs);
+  // JWT claims have no fixed shape: a line with them is written in full from here on.
+  const claims = jwt && ctx?.jwt ? ctx.jwt.claims : undefined;
+  const outcome = claims === undefined ? outcomeRun : null;
+  if (outcome) {
+    const w = outcome.values;
+    // A record without a JWT has neither an iss nor a sub; one whose iss is not a string is never kept.
+    w[0] = jwt?.iss; w[1] = jwt?.sub; w[2] = r.status; w[3] = r.grpcStatus; w[4] = r.policyRevision;
+  }
+  if (!outcome?.copied()) {
+    raw('},"jwt":');
+    if (jwt) {
+      raw('{"iss":'); str(jwt.iss);
+      raw(',"sub":'); str(jwt.sub);
+      if (claims !== undefined) { raw(',"claims":'); anyJson(claims); }
+      raw('}');
+    } else raw('null');
+    raw(',"status":'); num(r.status);
+    raw(',"grpc_status":'); numOrNull(r.grpcStatus);
+    raw(',"policy_revision":'); str(r.policyRevision);
+    raw(',"latency_us":');
+    outcome?.keep();
+  }
+  num(r.latencyUs);
   const u = r.upstream;
   if (u) {
-    raw(',"upstream":{"outcome":'); str(u.outcome);
-    raw(',"status":'); numOrNull(u.status);
-    raw(',"duration_us":'); num(u.durationUs);
+    const x = upstreamRun.values;
+    x[0] = u.outcome; x[1] = u.status;
+    if (!upstreamRun.copied()) {
+      raw(',"upstream":{"outcome":'); str(u.outcome);
+      raw(',"status":'); numOrNull(u.status);
+      raw(',"duration_us":');
+      upstreamRun.keep();
+    }
+    num(u.durationUs);
     if (u.bytesSent !== undefined) { raw(',"bytes_sent":'); num(u.bytesSent); }
     if (u.bytesReceived !== undefined) { raw(',"bytes_received":'); num(u.bytesReceived); }
     raw('}');
