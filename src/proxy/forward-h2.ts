@@ -6,7 +6,7 @@ import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
-import { watchBodyProgress } from './body-progress.js';
+import type { Readable } from 'node:stream';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -117,7 +117,90 @@ function oneH2cSession(origin: string, connectTimeoutMs: number): H2Sessions {
 
 const relayOf = Symbol('portcullis.h2Relay');
 /** An upstream stream carries its relay, so one set of listener functions serves every stream (no closures per request). */
-type RelayedStream = http2.ClientHttp2Stream & { [relayOf]?: H2Relay };
+type RelayedStream = http2.ClientHttp2Stream & { [relayOf]?: H2Relay; [forwardOf]?: H2BodyForward };
+const forwardOf = Symbol('portcullis.h2BodyForward');
+/** A caller's body (and, while it waits for 'drain', the upstream stream) carries its forward, as streams carry their relay. */
+type ForwardedBody = Readable & { [forwardOf]?: H2BodyForward };
+
+/**
+ * The caller's request body on its way to the upstream stream, chunk by chunk with backpressure, as pipe() would
+ * carry it but through listener functions shared by every request: a pipe() and a progress watch cost about a
+ * dozen listeners and closures per request. The upstream stream ends only when the body is complete; a body that
+ * ends any other way resets it without END_STREAM (never a truncated body presented as complete). It holds no
+ * reference to the relay, so a body still open after the exchange settled keeps nothing else alive.
+ */
+class H2BodyForward {
+  /** When the body last delivered a byte or was let go on by the upstream (performance.now()). */
+  private lastProgress = performance.now();
+  /** Whether the body is still being read: its idleness counts only until it ended, failed or was detached. */
+  reading = true;
+
+  constructor(private readonly body: ForwardedBody, private readonly upstream: RelayedStream) {
+    body[forwardOf] = this;
+    body.on('data', onBodyData);
+    body.on('end', onBodyEnd);
+    body.on('error', onBodyError);
+  }
+
+  /** Milliseconds left before the body has been idle for `timeoutMs`; time paused by backpressure is not idleness. */
+  idleLeftMs(now: number, timeoutMs: number): number {
+    if (this.body.isPaused()) this.lastProgress = now;
+    return timeoutMs - (now - this.lastProgress);
+  }
+
+  data(chunk: Buffer): void {
+    const upstream = this.upstream;
+    // The upstream stream is gone: stop, and leave the rest unread, as pipe() does when its destination closes.
+    if (upstream.destroyed || upstream.writableEnded) { this.detach(); this.body.pause(); return; }
+    this.lastProgress = performance.now();
+    if (!upstream.write(chunk)) {
+      this.body.pause();
+      upstream[forwardOf] = this;
+      upstream.once('drain', onUpstreamDrain);
+    }
+  }
+
+  drained(): void {
+    this.upstream[forwardOf] = undefined;
+    if (!this.reading) return;
+    this.lastProgress = performance.now();
+    this.body.resume();
+  }
+
+  ended(): void {
+    this.detach();
+    const upstream = this.upstream;
+    if (upstream.destroyed) return;
+    if (bodyComplete(this.body)) upstream.end();
+    else resetWithoutEnd(upstream);
+  }
+
+  failed(): void {
+    this.detach();
+    resetWithoutEnd(this.upstream);
+  }
+
+  /** Stops forwarding; the body is left paused (a slow body that was cut, or an upstream that went away). */
+  stop(): void {
+    this.detach();
+    this.body.pause();
+  }
+
+  private detach(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    const body = this.body;
+    body[forwardOf] = undefined;
+    body.off('data', onBodyData);
+    body.off('end', onBodyEnd);
+    body.off('error', onBodyError);
+  }
+}
+
+function onBodyData(this: ForwardedBody, chunk: Buffer): void { this[forwardOf]?.data(chunk); }
+function onBodyEnd(this: ForwardedBody): void { this[forwardOf]?.ended(); }
+function onBodyError(this: ForwardedBody): void { this[forwardOf]?.failed(); }
+function onUpstreamDrain(this: RelayedStream): void { this[forwardOf]?.drained(); }
 
 /**
  * One request's relay from an upstream stream to the downstream response: trailers, backpressure, the
@@ -127,8 +210,10 @@ class H2Relay {
   private settled = false;
   private status = 0;
   private trailers: Record<string, string | string[]> | null = null;
-  private stopBodyWatch: (() => void) | null = null;
-  private timer: NodeJS.Timeout | null;
+  private forwardBody: H2BodyForward | null = null;
+  /** One timer serves both deadlines before the response: the response headers', and the request body's progress. */
+  private timer: NodeJS.Timeout | null = null;
+  private readonly headersDeadline: number;
 
   constructor(
     private readonly ex: Exchange<unknown>,
@@ -139,7 +224,19 @@ class H2Relay {
     private readonly classify: UpstreamErrorClassifier,
     private readonly resolve: (outcome: ForwardOutcome) => void,
   ) {
-    this.timer = setTimeout(onHeadersTimeout, request.headersTimeoutMs, this);
+    this.headersDeadline = performance.now() + request.headersTimeoutMs;
+  }
+
+  /** Sends the caller's body (if any) and arms the deadlines. */
+  start(): void {
+    const { ex, request } = this;
+    let first = request.headersTimeoutMs;
+    if (!ex.bodyless) {
+      ex.continueIfExpected();
+      this.forwardBody = new H2BodyForward(ex.body, this.upstream);
+      if (request.bodyTimeoutMs > 0 && request.bodyTimeoutMs < first) first = request.bodyTimeoutMs;
+    }
+    this.timer = setTimeout(onRelayDeadline, first, this);
   }
 
   private finish(outcome: ForwardOutcome): void {
@@ -149,7 +246,6 @@ class H2Relay {
     // a closed stream reachable through scavenges (see forgetExchange in exchange.ts). Later events find no relay.
     (this.upstream as RelayedStream)[relayOf] = undefined;
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
-    this.stopBodyWatch?.();
     this.resolve(outcome);
   }
 
@@ -158,41 +254,39 @@ class H2Relay {
     resetWithoutEnd(this.upstream);
   }
 
-  /** The caller's body goes upstream as it arrives, ending the stream only when the body is complete. */
-  sendBody(): void {
-    const { ex, upstream } = this;
-    ex.continueIfExpected();
-    // pipe(), not pipeline(): a failure on one side must not destroy the downstream stream carrying our response.
-    ex.body.on('error', () => resetWithoutEnd(upstream));
-    // The upstream stream ends only when the downstream body is complete; a body that ends any other way
-    // resets it without END_STREAM (never a truncated body presented as complete).
-    ex.body.pipe(upstream, { end: false });
-    ex.body.once('end', () => {
-      if (upstream.destroyed) return;
-      if (bodyComplete(ex.body)) upstream.end();
-      else resetWithoutEnd(upstream);
-    });
-    // Slow body (limits.bodyTimeout) before the workload answered: the upstream stream is reset without
-    // END_STREAM and the caller gets 408.
-    this.stopBodyWatch = watchBodyProgress(ex.body, this.request.bodyTimeoutMs, () => {
-      if (this.settled) return;
-      ex.body.unpipe(upstream);
-      resetWithoutEnd(upstream);
-      this.finish({ ok: false, refusal: { kind: 'body_timeout' } });
-    });
-  }
-
-  headersTimedOut(): void {
+  /**
+   * Before the response started: the workload that has not answered by the headers deadline gets its stream
+   * cancelled (504); a caller whose body delivered nothing for limits.bodyTimeout gets the upstream stream reset
+   * without END_STREAM and a 408. Otherwise the timer is armed again for whichever comes first.
+   */
+  deadlineReached(): void {
     this.timer = null;
-    if (this.status !== 0) return;
-    this.upstream.close(NGHTTP2_CANCEL);
-    this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
+    if (this.settled || this.status !== 0) return;
+    const now = performance.now();
+    let next = this.headersDeadline - now;
+    if (next <= 0) {
+      this.upstream.close(NGHTTP2_CANCEL);
+      this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
+      return;
+    }
+    const body = this.forwardBody;
+    const bodyTimeoutMs = this.request.bodyTimeoutMs;
+    if (body !== null && body.reading && bodyTimeoutMs > 0) {
+      const left = body.idleLeftMs(now, bodyTimeoutMs);
+      if (left <= 0) {
+        body.stop();
+        resetWithoutEnd(this.upstream);
+        this.finish({ ok: false, refusal: { kind: 'body_timeout' } });
+        return;
+      }
+      if (left < next) next = left;
+    }
+    this.timer = setTimeout(onRelayDeadline, Math.max(1, Math.ceil(next)), this);
   }
 
   response(resHeaders: http2.IncomingHttpHeaders, flags: number): void {
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     // The workload answered: a bidirectional stream (gRPC) may now idle in either direction.
-    this.stopBodyWatch?.();
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const status = Number(resHeaders[':status'] ?? 502);
     this.status = status;
     const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
@@ -243,7 +337,7 @@ class H2Relay {
   }
 }
 
-function onHeadersTimeout(relay: H2Relay): void { relay.headersTimedOut(); }
+function onRelayDeadline(relay: H2Relay): void { relay.deadlineReached(); }
 function onUpstreamResponse(this: RelayedStream, headers: http2.IncomingHttpHeaders, flags: number): void { this[relayOf]?.response(headers, flags); }
 function onUpstreamTrailers(this: RelayedStream, trailers: http2.IncomingHttpHeaders): void { this[relayOf]?.trailersArrived(trailers); }
 function onUpstreamData(this: RelayedStream, chunk: Buffer): void { this[relayOf]?.data(chunk); }
@@ -285,7 +379,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       const r = new H2Relay(ex, upstream, request, allTrailers || request.grpc, classify, resolve);
       upstream[relayOf] = r;
       ex.onAbort(r);
-      if (!ex.bodyless) r.sendBody();
+      r.start();
       upstream.on('response', onUpstreamResponse);
       upstream.on('trailers', onUpstreamTrailers);
       upstream.on('data', onUpstreamData);

@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { ALLOW_FRONTEND_POLICY, h2Client, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { ALLOW_FRONTEND_POLICY, h2Client, h2Request, startH1Upstream, startProxy, type ProxyUnderTest, type RecordingUpstream } from './harness.js';
 import { rawH2cUpstream } from '../helpers/h2-raw.js';
 
 const BODY_TIMEOUT_MS = 400;
@@ -177,6 +178,74 @@ describe('a bidirectional stream the workload already answered', () => {
       session.destroy();
       await proxy.stop();
       await new Promise<void>((r) => workload.close(() => r()));
+    }
+  });
+});
+
+describe('request bodies to an h2c workload that are not slow', () => {
+  interface Received { bytes: number; hash: string; ended: boolean }
+  /** An h2c workload that hashes each request body, reading it only after `holdMs` (backpressure meanwhile), and answers at its end. */
+  async function hashingWorkload(holdMs: number): Promise<{ server: http2.Http2Server; url: string; received: Received[] }> {
+    const received: Received[] = [];
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      const rec: Received = { bytes: 0, hash: '', ended: false };
+      received.push(rec);
+      const h = createHash('sha256');
+      stream.pause();
+      setTimeout(() => {
+        stream.on('data', (c: Buffer) => { rec.bytes += c.length; h.update(c); });
+        stream.on('end', () => { rec.ended = true; rec.hash = h.digest('hex'); stream.respond({ ':status': 200 }); stream.end(`got ${rec.bytes}`); });
+        stream.resume();
+      }, holdMs);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { server, url: `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+  }
+
+  it('a slow but steady HTTP/2 body (a chunk every quarter of the limit) is forwarded whole and ended', async () => {
+    const workload = await hashingWorkload(0);
+    const proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: workload.url, flags: ['--body-timeout', `${BODY_TIMEOUT_MS}ms`] });
+    const session = h2Client(proxy, proxy.svids.frontend);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/upload' }, { endStream: false });
+      let status = 0;
+      let answer = '';
+      req.on('response', (h) => { status = Number(h[':status']); });
+      req.on('data', (c: Buffer) => { answer += c.toString(); });
+      const closed = new Promise<void>((r) => req.on('close', r));
+      for (let i = 0; i < 6; i++) {
+        req.write('0123456789');
+        await new Promise((r) => setTimeout(r, BODY_TIMEOUT_MS / 4));
+      }
+      req.end();
+      await closed;
+      assert.equal(status, 200);
+      assert.equal(answer, 'got 60');
+      assert.deepEqual(workload.received.map((r) => [r.bytes, r.ended]), [[60, true]]);
+    } finally {
+      session.destroy();
+      await proxy.stop();
+      await new Promise<void>((r) => workload.server.close(() => r()));
+    }
+  });
+
+  it('an 8 MiB body held back by a workload that reads late (longer than the limit) is not idle: it arrives whole', async () => {
+    const workload = await hashingWorkload(BODY_TIMEOUT_MS * 3);
+    const proxy = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: workload.url, flags: ['--body-timeout', `${BODY_TIMEOUT_MS}ms`] });
+    const body = randomBytes(8 * 1024 * 1024);
+    const session = h2Client(proxy, proxy.svids.frontend);
+    try {
+      const result = await h2Request(session, { ':method': 'POST', ':path': '/upload' }, body);
+      assert.equal(result.status, 200);
+      assert.equal(result.body.toString(), `got ${body.length}`);
+      assert.deepEqual(workload.received, [{ bytes: body.length, hash: createHash('sha256').update(body).digest('hex'), ended: true }]);
+      const event = await proxy.event((e) => e.request.path === '/upload' && e.status === 200);
+      assert.equal(event?.upstream?.outcome, 'ok');
+    } finally {
+      session.destroy();
+      await proxy.stop();
+      await new Promise<void>((r) => workload.server.close(() => r()));
     }
   });
 });
