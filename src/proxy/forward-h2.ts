@@ -7,6 +7,7 @@ import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import type { Readable } from 'node:stream';
+import { BodyIdleClock } from './body-progress.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -129,30 +130,28 @@ type ForwardedBody = Readable & { [forwardOf]?: H2BodyForward };
  * ends any other way resets it without END_STREAM (never a truncated body presented as complete). It holds no
  * reference to the relay, so a body still open after the exchange settled keeps nothing else alive.
  */
-class H2BodyForward {
-  /** When the body last delivered a byte or was let go on by the upstream (performance.now()). */
-  private lastProgress = performance.now();
+class H2BodyForward extends BodyIdleClock {
   /** Whether the body is still being read: its idleness counts only until it ended, failed or was detached. */
   reading = true;
 
   constructor(private readonly body: ForwardedBody, private readonly upstream: RelayedStream) {
+    super();
     body[forwardOf] = this;
     body.on('data', onBodyData);
     body.on('end', onBodyEnd);
     body.on('error', onBodyError);
   }
 
-  /** Milliseconds left before the body has been idle for `timeoutMs`; time paused by backpressure is not idleness. */
-  idleLeftMs(now: number, timeoutMs: number): number {
-    if (this.body.isPaused()) this.lastProgress = now;
-    return timeoutMs - (now - this.lastProgress);
+  /** Milliseconds left before the body has been idle for `timeoutMs` (BodyIdleClock). */
+  bodyIdleLeftMs(now: number, timeoutMs: number): number {
+    return this.idleLeftMs(this.body, now, timeoutMs);
   }
 
   data(chunk: Buffer): void {
     const upstream = this.upstream;
     // The upstream stream is gone: stop, and leave the rest unread, as pipe() does when its destination closes.
     if (upstream.destroyed || upstream.writableEnded) { this.detach(); this.body.pause(); return; }
-    this.lastProgress = performance.now();
+    this.progressed();
     if (!upstream.write(chunk)) {
       this.body.pause();
       upstream[forwardOf] = this;
@@ -163,7 +162,7 @@ class H2BodyForward {
   drained(): void {
     this.upstream[forwardOf] = undefined;
     if (!this.reading) return;
-    this.lastProgress = performance.now();
+    this.progressed();
     this.body.resume();
   }
 
@@ -272,7 +271,7 @@ class H2Relay {
     const body = this.forwardBody;
     const bodyTimeoutMs = this.request.bodyTimeoutMs;
     if (body !== null && body.reading && bodyTimeoutMs > 0) {
-      const left = body.idleLeftMs(now, bodyTimeoutMs);
+      const left = body.bodyIdleLeftMs(now, bodyTimeoutMs);
       if (left <= 0) {
         body.stop();
         resetWithoutEnd(this.upstream);
