@@ -164,7 +164,8 @@ function metricsSink(metrics: Metrics): DecisionSink {
         policy: d?.policy ? policyLabel(d.policy) : null,
         rule: d?.rule ?? null,
         authorization: d?.authorization ?? null,
-        ...(r.request.protocol === 'tcp' ? {} : { request: { protocol: r.request.protocol, status: r.status, grpcStatus: r.grpcStatus, durationMs: (r.latencyUs + (r.upstream?.durationUs ?? 0)) / 1000 } }),
+        // No spread of a conditional literal: one sample object (and its request part) per request, nothing more.
+        request: r.request.protocol === 'tcp' ? undefined : { protocol: r.request.protocol, status: r.status, grpcStatus: r.grpcStatus, durationMs: (r.latencyUs + (r.upstream?.durationUs ?? 0)) / 1000 },
       });
     },
   };

@@ -280,12 +280,14 @@ function decisionRecord(state: RequestState, deps: ProxyDeps, status: number, gr
     grpcStatus,
     latencyUs: micros(state.startNs, state.decidedNs ?? process.hrtime.bigint()),
     time: (deps.now ?? Date.now)(),
+    // Every field the record will have is in the literal: one object of one shape, none added afterwards.
+    decisionId: undefined,
+    upstream,
+    // Only a request that reached a context can be decided again; one refused earlier has nothing to replay.
+    capture: ctx && state.scanned && state.snapshot && capture.mode === 'replayable'
+      ? { context: ctx, target: state.ex.target, headers: state.scanned.original, redaction: redactionFor(state.snapshot, capture) }
+      : undefined,
   };
-  if (upstream) record.upstream = upstream;
-  // Only a request that reached a context can be decided again; one refused earlier has nothing to replay.
-  if (ctx && state.scanned && state.snapshot && capture.mode === 'replayable') {
-    record.capture = { context: ctx, target: state.ex.target, headers: state.scanned.original, redaction: redactionFor(state.snapshot, capture) };
-  }
   return record;
 }
 
@@ -300,12 +302,16 @@ function publish(deps: ProxyDeps, record: DecisionRecord | null): void {
  * decision event. Any exception before forwarding is a refusal (fail closed, never forwarded).
  */
 export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Forwarder): Promise<RequestState> {
-  const state: RequestState = { ex, startNs: process.hrtime.bigint(), grpc: false };
+  // Every field the stages fill is in the literal: one object of one shape, no property added per stage.
+  const state: RequestState = {
+    ex, startNs: process.hrtime.bigint(), grpc: false,
+    snapshot: undefined, scanned: undefined, ctx: undefined, authn: undefined, decision: undefined, decidedNs: undefined, permit: undefined, reply: undefined,
+  };
   let refusal: Refusal | null = null;
   try {
-    for (const stage of stages) {
+    for (let i = 0; i < stages.length; i++) {
       // Await only a stage that is actually asynchronous (JWT): the others cost no promise or microtask hop.
-      const pending = stage.run(state, deps);
+      const pending = (stages[i] as Stage).run(state, deps);
       const result = pending instanceof Promise ? await pending : pending;
       if (result.kind === 'respond') { refusal = result.refusal; break; }
       if (ex.aborted) break;
