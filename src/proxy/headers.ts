@@ -31,7 +31,7 @@ const spoofablePrefixes = ['x-forwarded-', 'x-portcullis-', 'x-envoy-'];
 export interface ScannedRequestHeaders {
   /** Lower-cased, cleaned headers as they will be forwarded (before Portcullis' own are added). */
   forward: Map<string, string[]>;
-  /** What the policy sees: the forwarded set (decide on what you forward), repeated values as arrays. */
+  /** What the policy sees: the forwarded set (decide on what you forward), repeated values as arrays; the upstream request starts as its copy. */
   forPolicy: Record<string, string | string[]>;
   /** Original headers lower-cased (JWT extraction reads the token before it is removed). */
   original: Record<string, string | string[]>;

@@ -204,8 +204,8 @@ function isPortcullisOwn(name: string): boolean {
 export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSpiffeId: string): UpstreamRequest {
   const ctx = state.ctx as RequestContext;
   const scanned = state.scanned as ScannedRequestHeaders;
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, values] of scanned.forward) headers[name] = values.length === 1 ? (values[0] as string) : values;
+  // `forPolicy` is `forward` as an object (headers.ts): copied whole, not rebuilt from the map.
+  const headers: Record<string, string | string[]> = { ...scanned.forPolicy };
   // JWT edits are already in `forward` (applied before policy by the authenticate stage).
   const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
   if (effects) {
