@@ -2,11 +2,11 @@
 // upstream (reconnected when it closes), streams with trailers, cancellation and deadlines (gRPC PROTOCOL-HTTP2).
 
 import * as http2 from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
-import type { Readable } from 'node:stream';
 import { BodyIdleClock } from './body-progress.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
@@ -127,14 +127,15 @@ type ForwardedBody = Readable & { [forwardOf]?: H2BodyForward };
  * The caller's request body on its way to the upstream stream, chunk by chunk with backpressure, as pipe() would
  * carry it but through listener functions shared by every request: a pipe() and a progress watch cost about a
  * dozen listeners and closures per request. The upstream stream ends only when the body is complete; a body that
- * ends any other way resets it without END_STREAM (never a truncated body presented as complete). It holds no
- * reference to the relay, so a body still open after the exchange settled keeps nothing else alive.
+ * ends any other way resets it without END_STREAM (never a truncated body presented as complete). It and its
+ * relay let go of each other when the body is no longer read or the exchange settled, whichever is first: the
+ * forward then dies young, and a body still open after the exchange settled keeps nothing else alive.
  */
 class H2BodyForward extends BodyIdleClock {
-  /** Whether the body is still being read: its idleness counts only until it ended, failed or was detached. */
+  /** Whether the body is still being read: until it ended, failed, or was stopped or left behind. */
   reading = true;
 
-  constructor(private readonly body: ForwardedBody, private readonly upstream: RelayedStream) {
+  constructor(private readonly body: ForwardedBody, private readonly upstream: RelayedStream, public relay: H2Relay | null) {
     super();
     body[forwardOf] = this;
     body.on('data', onBodyData);
@@ -188,6 +189,8 @@ class H2BodyForward extends BodyIdleClock {
   private detach(): void {
     if (!this.reading) return;
     this.reading = false;
+    this.relay?.bodyDone();
+    this.relay = null;
     const body = this.body;
     body[forwardOf] = undefined;
     body.off('data', onBodyData);
@@ -226,13 +229,18 @@ class H2Relay {
     this.headersDeadline = performance.now() + request.headersTimeoutMs;
   }
 
+  /** The body is no longer read: its forward is let go (H2BodyForward). */
+  bodyDone(): void {
+    this.forwardBody = null;
+  }
+
   /** Sends the caller's body (if any) and arms the deadlines. */
   start(): void {
     const { ex, request } = this;
     let first = request.headersTimeoutMs;
     if (!ex.bodyless) {
       ex.continueIfExpected();
-      this.forwardBody = new H2BodyForward(ex.body, this.upstream);
+      this.forwardBody = new H2BodyForward(ex.body, this.upstream, this);
       if (request.bodyTimeoutMs > 0 && request.bodyTimeoutMs < first) first = request.bodyTimeoutMs;
     }
     this.timer = setTimeout(onRelayDeadline, first, this);
@@ -244,6 +252,7 @@ class H2Relay {
     // The stream lets go of its relay (request, exchange, promise): node:http2's churned Map of streams can keep
     // a closed stream reachable through scavenges (see forgetExchange in exchange.ts). Later events find no relay.
     (this.upstream as RelayedStream)[relayOf] = undefined;
+    if (this.forwardBody !== null) { this.forwardBody.relay = null; this.forwardBody = null; }
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     this.resolve(outcome);
   }
@@ -270,7 +279,7 @@ class H2Relay {
     }
     const body = this.forwardBody;
     const bodyTimeoutMs = this.request.bodyTimeoutMs;
-    if (body !== null && body.reading && bodyTimeoutMs > 0) {
+    if (body !== null && bodyTimeoutMs > 0) {
       const left = body.bodyIdleLeftMs(now, bodyTimeoutMs);
       if (left <= 0) {
         body.stop();
