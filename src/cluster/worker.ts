@@ -4,7 +4,7 @@
 import type { Config } from '../config/types.js';
 import { createApp, StartupError, type App } from '../app.js';
 import { createDecisionLog, type DecisionLog } from '../observe/decision-log.js';
-import { decisionEventJson, decisionRecordJson } from '../observe/decision-json.js';
+import { decisionRecordJson } from '../observe/decision-json.js';
 import type { Metrics } from '../observe/metrics.js';
 import { isPrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -66,7 +66,7 @@ export function createWorkerDecisionLog(options: { maxBufferedEvents: number; ma
   };
 
   const log: DecisionLog = {
-    publish(event) { append(() => decisionEventJson(event)); },
+    publish(event) { append(() => JSON.stringify(event)); },
     publishRecord(record) { append(() => decisionRecordJson(record)); },
     get dropped() { return dropped; },
     get pending() { return pending(); },

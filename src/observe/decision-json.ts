@@ -1,5 +1,5 @@
 // Owns the decision event's NDJSON line (schema v1, ARCHITECTURE.md): byte for byte the UTF-8 of what
-// JSON.stringify(event) writes, encoded straight into a byte buffer by code that knows the event's fixed shape.
+// JSON.stringify(event) writes, encoded from the decision record straight into a byte buffer by code that knows its fixed shape.
 
 import { buildDecisionEvent, newDecisionId, reasonOf, verdictOf, type DecisionRecord } from './decision-event.js';
 import { capturedHeaderValue, isCapturedHeader, queryKeys, rawPathOf, type CaptureFacts } from './capture.js';
@@ -176,95 +176,6 @@ function writeLine<T>(buffer: Buffer, offset: number, shape: (v: T) => void, val
   }
 }
 const empty = Buffer.alloc(0);
-const identity = <T>(v: T): T => v;
-
-// ---- The event object's shape (DecisionSink.publish).
-
-function eventShape(e: DecisionEventV1): void {
-  object(e.peer); object(e.request);
-  const peer = e.peer;
-  const r = e.request;
-  raw('{"v":'); num(e.v);
-  raw(',"decision_id":'); str(e.decision_id);
-  raw(',"time":'); str(e.time);
-  raw(',"mode":'); str(e.mode);
-  raw(',"verdict":'); str(e.verdict);
-  raw(',"would_deny":'); bool(e.would_deny);
-  raw(',"dialect":'); strOrNull(e.dialect);
-  raw(',"tier":'); strOrNull(e.tier);
-  raw(',"policy":'); policyOrNull(e.policy);
-  raw(',"rule":'); strOrNull(e.rule);
-  raw(',"authorization":'); strOrNull(e.authorization);
-  raw(',"reason":'); str(e.reason);
-  raw(',"audit":');
-  const a = e.audit;
-  if (a === null) raw('null');
-  else {
-    object(a);
-    raw('{"policy":'); policyOrNull(a.policy);
-    raw(',"rule":'); strOrNull(a.rule);
-    raw('}');
-  }
-  raw(',"shadow":');
-  const s = e.shadow;
-  if (s === null) raw('null');
-  else {
-    object(s);
-    raw('{"verdict":'); str(s.verdict);
-    raw(',"action":'); str(s.action);
-    raw(',"policy":'); policyOrNull(s.policy);
-    raw(',"rule":'); strOrNull(s.rule);
-    raw('}');
-  }
-  raw(',"peer":{"spiffe_id":'); strOrNull(peer.spiffe_id);
-  raw(',"ip":'); str(peer.ip);
-  if (peer.remote_ip !== undefined) { raw(',"remote_ip":'); str(peer.remote_ip); }
-  raw('},"request":{"protocol":'); str(r.protocol);
-  raw(',"method":'); str(r.method);
-  raw(',"authority":'); str(r.authority);
-  raw(',"path":'); str(r.path);
-  raw(',"listener":'); str(r.listener);
-  raw(',"port":'); num(r.port);
-  // The replay attributes (observe/capture.ts), in the order the event builder adds them.
-  if (r.raw_path !== undefined) { raw(',"raw_path":'); str(r.raw_path); }
-  if (r.query_keys !== undefined) { raw(',"query_keys":'); strings(r.query_keys); }
-  if (r.headers !== undefined) { raw(',"headers":'); anyJson(r.headers); }
-  if (r.destination_ip !== undefined) { raw(',"destination_ip":'); str(r.destination_ip); }
-  if (r.sni !== undefined) { raw(',"sni":'); str(r.sni); }
-  raw('},"jwt":');
-  const j = e.jwt;
-  if (j === null) raw('null');
-  else {
-    object(j);
-    raw('{"iss":'); str(j.iss);
-    raw(',"sub":'); str(j.sub);
-    if (j.claims !== undefined) { raw(',"claims":'); anyJson(j.claims); }
-    raw('}');
-  }
-  raw(',"status":'); num(e.status);
-  raw(',"grpc_status":'); numOrNull(e.grpc_status);
-  raw(',"policy_revision":'); str(e.policy_revision);
-  raw(',"latency_us":'); num(e.latency_us);
-  const u = e.upstream;
-  if (u !== undefined) {
-    object(u);
-    raw(',"upstream":{"outcome":'); str(u.outcome);
-    raw(',"status":'); numOrNull(u.status);
-    raw(',"duration_us":'); num(u.duration_us);
-    if (u.bytes_sent !== undefined) { raw(',"bytes_sent":'); num(u.bytes_sent); }
-    if (u.bytes_received !== undefined) { raw(',"bytes_received":'); num(u.bytes_received); }
-    raw('}');
-  }
-  if (e.capture !== undefined) { raw(',"capture":'); str(e.capture); }
-  raw('}');
-}
-
-/** The event's NDJSON line into `buffer` from `offset`: the offset after its newline, or -1 if it does not fit. */
-export function writeEventLine(buffer: Buffer, offset: number, event: DecisionEventV1): number {
-  return writeLine(buffer, offset, eventShape, event, identity);
-}
-
-// ---- The data plane's record (DecisionSink.publishRecord): the same line, with no event object in between.
 
 let isoSecond = Number.NaN;
 /** toISOString() of the second being written, without its milliseconds and `Z` (e.g. `2026-12-07T03:29:22.`). */
@@ -448,7 +359,7 @@ export function writeRecordLine(buffer: Buffer, offset: number, r: DecisionRecor
   return writeLine(buffer, offset, recordShape, r, buildDecisionEvent);
 }
 
-// ---- The same lines as strings (a `concurrency` worker sends its lines to the primary as text).
+// ---- The same line as a string (a `concurrency` worker sends its lines to the primary as text).
 
 let scratch = Buffer.allocUnsafe(16 * 1024);
 function asString(write: (buffer: Buffer) => number): string {
@@ -458,11 +369,6 @@ function asString(write: (buffer: Buffer) => number): string {
     if (n !== -1) return scratch.toString('utf8', 0, n - 1);
     scratch = Buffer.allocUnsafe(scratch.length * 2);
   }
-}
-
-/** The event as one JSON line (no newline), identical to JSON.stringify(event). */
-export function decisionEventJson(event: DecisionEventV1): string {
-  return asString((b) => writeEventLine(b, 0, event));
 }
 
 /** The line of buildDecisionEvent(r) (no newline), identical to JSON.stringify(buildDecisionEvent(r)). */

@@ -2,8 +2,8 @@
 // async destination. Bounded like OPA's decision logs (models.md §5): a slow destination drops new events and counts them; never blocks.
 
 import pino from 'pino';
-import { buildDecisionEvent } from './decision-event.js';
-import { decisionEventJson, decisionRecordJson, writeEventLine, writeRecordLine } from './decision-json.js';
+import { buildDecisionEvent, type DecisionRecord } from './decision-event.js';
+import { decisionRecordJson, writeRecordLine } from './decision-json.js';
 import type { Metrics } from './metrics.js';
 import type { DecisionEventV1, DecisionSink } from './types.js';
 
@@ -151,18 +151,18 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     counted(events);
   };
   /**
-   * Encodes one event's line straight into the batch (decision-json.ts); a batch that cannot hold it goes out
+   * Encodes a record's line straight into the batch (decision-json.ts); a batch that cannot hold it goes out
    * first, and a line larger than a whole batch is appended as text in a batch of its own size.
    */
-  const appendLine = <T>(write: (buffer: Buffer, offset: number, value: T) => number, value: T, asText: (value: T) => string) => {
+  const appendRecord = (record: DecisionRecord) => {
     batch ??= Buffer.allocUnsafe(BATCH_BYTES);
-    let next = write(batch, batchBytes, value);
+    let next = writeRecordLine(batch, batchBytes, record);
     if (next === -1 && batchEvents > 0) {
       handOver();
       batch = Buffer.allocUnsafe(BATCH_BYTES);
-      next = write(batch, 0, value);
+      next = writeRecordLine(batch, 0, record);
     }
-    if (next === -1) { append(`${asText(value)}\n`, 1); return; }
+    if (next === -1) { append(`${decisionRecordJson(record)}\n`, 1); return; }
     batchBytes = next;
     counted(1);
   };
@@ -193,12 +193,13 @@ export function createDecisionLog(options: DecisionLogOptions): DecisionLog {
     publish(event) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      appendLine(writeEventLine, event, decisionEventJson);
+      // An event object comes from outside the data plane (the data plane hands over records): the line is its JSON.
+      append(`${JSON.stringify(event)}\n`, 1);
     },
     publishRecord(record) {
       if (closed) { drop(); return; }
       if (pendingEvents() >= maxEvents || batchBytes + inFlightBytes >= maxBytes) { drop(); return; }
-      appendLine(writeRecordLine, record, decisionRecordJson);
+      appendRecord(record);
     },
     publishLines(lines, events) {
       if (closed) { drop(events); return; }

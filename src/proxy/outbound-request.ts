@@ -2,7 +2,7 @@
 // authority, the headers a hop forwards, the reply for a failure, and its one decision event. No policy is decided here.
 
 import { issuePermit, type Permit } from '../policy/decision.js';
-import { buildDecisionEvent } from '../observe/decision-event.js';
+import { publishDecision, type DecisionRecord } from '../observe/decision-event.js';
 import type { DecisionSink } from '../observe/types.js';
 import { sendReply, type Exchange } from './exchange.js';
 import { hopRequestHeaders } from './headers.js';
@@ -90,7 +90,7 @@ interface Finished {
 /** Step 4, the one decision event (observe/decision-event.ts): the verified destination and what happened. */
 function publish(route: OutboundRoute, ex: Exchange<unknown>, request: UpstreamRequest, started: number, f: Finished): void {
   const latencyUs = Math.max(0, Math.round((route.now() - started) * 1000));
-  const event = buildDecisionEvent({
+  const record: DecisionRecord = {
     decision: null,
     override: { verdict: f.verdict, reason: f.reason },
     mode: 'enforce',
@@ -104,8 +104,8 @@ function publish(route: OutboundRoute, ex: Exchange<unknown>, request: UpstreamR
     latencyUs,
     upstream: { outcome: f.outcome, status: f.upstreamStatus, durationUs: latencyUs },
     time: route.now(),
-  });
-  try { route.sink.publish(event); } catch { /* the log must never break the data path */ }
+  };
+  try { publishDecision(route.sink, record); } catch { /* the log must never break the data path */ }
   route.metrics?.upstreamDuration?.(f.outcome, latencyUs / 1e6);
 }
 

@@ -3,9 +3,8 @@
 
 import * as net from 'node:net';
 import type { InboundListenerConfig } from '../config/types.js';
-import { buildDecisionEvent, type DecisionRecord } from '../observe/decision-event.js';
+import { publishDecision, type DecisionRecord } from '../observe/decision-event.js';
 import { defaultCaptureSettings, redactionFor } from '../observe/capture.js';
-import type { DecisionEventV1 } from '../observe/types.js';
 import { buildRequestContext } from '../policy/context.js';
 import type { RequestContext, RequestInput } from '../policy/context-types.js';
 import { issuePermit, type Decision, type Permit } from '../policy/decision.js';
@@ -88,9 +87,9 @@ function micros(fromNs: bigint, toNs: bigint): number {
   return Number((toNs - fromNs) / 1000n);
 }
 
-/** The decision event of one connection; `status` is 0 because no HTTP status exists on TCP. */
-function connectionEvent(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, startNs: bigint, upstream?: DecisionRecord['upstream']): DecisionEventV1 {
-  return buildDecisionEvent({
+/** The decision record of one connection; `status` is 0 because no HTTP status exists on TCP. */
+function connectionRecord(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, startNs: bigint, upstream?: DecisionRecord['upstream']): DecisionRecord {
+  return {
     decision: j.decision ?? null,
     mode: deps.mode,
     wouldDeny: j.permit?.wouldDeny ?? false,
@@ -106,11 +105,12 @@ function connectionEvent(info: ConnectionInfo, j: Judgement, deps: ProxyDeps, st
     ...(j.context && (deps.capture ?? defaultCaptureSettings).mode === 'replayable'
       ? { capture: { context: j.context, redaction: redactionFor(j.snapshot, deps.capture ?? defaultCaptureSettings) } }
       : {}),
-  });
+  };
 }
 
-function publish(deps: ProxyDeps, event: DecisionEventV1): void {
-  try { deps.sink.publish(event); } catch { /* a failing sink never fails the connection */ }
+/** Through the one publish path (decision-event.ts): the log writes its line from the record. */
+function publish(deps: ProxyDeps, record: DecisionRecord): void {
+  try { publishDecision(deps.sink, record); } catch { /* a failing sink never fails the connection */ }
 }
 
 /** Closes a refused connection without a byte of reply: a TLS close_notify + FIN, then the socket is gone. */
@@ -147,7 +147,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
     // The snapshot current at accept time decides; later swaps only re-check (below).
     const first = judgeConnection(deps.policies.current(), info, deps);
     if (!first.permit) {
-      publish(deps, connectionEvent(info, first, deps, startNs));
+      publish(deps, connectionRecord(info, first, deps, startNs));
       refuse(down);
       return;
     }
@@ -180,7 +180,7 @@ export async function startTcpListener(listener: InboundListenerConfig, deps: Pr
         up.destroy();
         const durationUs = micros(upstreamStartNs, process.hrtime.bigint());
         deps.metrics?.upstreamDuration?.(outcome, durationUs / 1e6);
-        publish(deps, connectionEvent(info, tunnel.judgement, deps, startNs, { outcome, status: null, durationUs, bytesSent, bytesReceived }));
+        publish(deps, connectionRecord(info, tunnel.judgement, deps, startNs, { outcome, status: null, durationUs, bytesSent, bytesReceived }));
         if (tunnels.size === 0) drainedResolve?.();
       },
     };
