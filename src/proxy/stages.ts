@@ -204,8 +204,13 @@ function isPortcullisOwn(name: string): boolean {
 export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSpiffeId: string): UpstreamRequest {
   const ctx = state.ctx as RequestContext;
   const scanned = state.scanned as ScannedRequestHeaders;
-  // `forPolicy` is `forward` as an object (headers.ts): copied whole, not rebuilt from the map.
-  const headers: Record<string, string | string[]> = { ...scanned.forPolicy };
+  // `forPolicy` is `forward` as an object (headers.ts), copied name by name rather than spread: a spread
+  // site sees every client's header set, so it is megamorphic, and a megamorphic spread gives each copy a map
+  // of its own (no shared transitions), which made every later property store and node:http2's header walk
+  // build new maps per request. Added one by one from {}, copies of the same header set share their maps.
+  const headers: Record<string, string | string[]> = {};
+  const forPolicy = scanned.forPolicy;
+  for (const name in forPolicy) headers[name] = forPolicy[name] as string | string[];
   // JWT edits are already in `forward` (applied before policy by the authenticate stage).
   const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
   if (effects) {
