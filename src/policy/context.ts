@@ -22,6 +22,16 @@ const REG_NAME = /^[a-z0-9._~-]+$/;
 const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
 const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)(.*)$/i;
 
+/**
+ * What every context's headers inherit: an empty, frozen object with no prototype, so no name from
+ * Object.prototype (`constructor`, `toString`) reads as a header. A bag made from it is an ordinary fast object:
+ * bags of the same header names share their maps, frozen ones too, where freezing an `Object.create(null)`
+ * object (always a dictionary) copies its map for every request (docs/loadtest.md, seventh round).
+ */
+const headerBagPrototype: object = Object.freeze(Object.create(null) as object);
+const newHeaderBag = (): Record<string, string> => Object.create(headerBagPrototype) as Record<string, string>;
+const noHeaders: Record<string, string> = Object.freeze(newHeaderBag());
+
 function bad(reason: BadRequestReason, detail: string): ContextResult {
   return { ok: false, reason, detail };
 }
@@ -98,7 +108,7 @@ function parseTarget(method: string, target: string): Target | ContextResult {
 
 /** Joins repeated headers with `,` (Envoy's header-matcher contract) and validates names and values. */
 function buildHeaders(input: RequestInput['headers']): { headers: Record<string, string> } | ContextResult {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const out = newHeaderBag();
   for (const rawName of Object.keys(input)) {
     // Pseudo-headers come from HTTP/2 framing, not from the caller; the context exposes them as fields.
     if (rawName.startsWith(':')) continue;
@@ -132,7 +142,7 @@ export function buildRequestContext(input: RequestInput, options: ContextOptions
   let query = '';
   let authority = '';
   let host = '';
-  let headers: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+  let headers = noHeaders;
 
   if (!isTcp) {
     method = input.method;
