@@ -12,6 +12,10 @@ import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamReques
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
+/** The options ClientHttp2Session#request reads, `silent` (read by node, not in its types) included. */
+type FullRequestOptions = Required<Pick<http2.ClientSessionRequestOptions, 'endStream' | 'waitForTrailers'>>
+  & Pick<http2.ClientSessionRequestOptions, 'signal' | 'parent' | 'weight' | 'exclusive'> & { silent: boolean | undefined };
+
 /** A session to open one stream on; `release()` once that stream has closed. */
 export interface H2Lease {
   session: http2.ClientHttp2Session;
@@ -377,7 +381,13 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     if (request.grpc) headers['te'] = 'trailers';
     let upstream: RelayedStream;
     try {
-      upstream = lease.session.request(headers, { endStream: ex.bodyless });
+      // Every option node:http2 reads or defaults is present: it spreads the options into a new object and then
+      // adds the ones missing, and on that copy each addition built a new map and missed every inline cache,
+      // on every request (loadtest/v8-shapes.mjs). undefined keeps node's defaults.
+      const options: FullRequestOptions = {
+        endStream: ex.bodyless, waitForTrailers: false, signal: undefined, parent: undefined, weight: undefined, exclusive: undefined, silent: undefined,
+      };
+      upstream = lease.session.request(headers, options);
     } catch (err) {
       lease.release();
       return Promise.resolve({ ok: false, refusal: classify(err) });
