@@ -71,7 +71,7 @@ try {
 async function countLog(file, window) {
   const maps = new Map();
   const ics = new Map();
-  /** code-creation entries: address -> name, to say which function a missing IC sits in. */
+  /** Code objects by start address (created, moved, deleted as the log goes), to say which function an IC sits in. */
   const code = new Map();
   const siteName = new Map();
   const nameOf = (pc) => {
@@ -79,10 +79,22 @@ async function countLog(file, window) {
     for (const [start, { size, name }] of code) if (a >= start && a < start + size) return name;
     return '?';
   };
+  /** A new code object replaces whatever overlapped its range (freed code's addresses are reused). */
+  const place = (start, entry) => {
+    for (const [s, e] of code) if (s < start + entry.size && start < s + e.size) code.delete(s);
+    code.set(start, entry);
+  };
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   for await (const line of lines) {
     const f = line.split(',');
-    if (f[0] === 'code-creation') { code.set(Number.parseInt(f[4], 16), { size: Number(f[5]), name: f[6] }); continue; }
+    if (f[0] === 'code-creation') { place(Number.parseInt(f[4], 16), { size: Number(f[5]), name: f[6] }); continue; }
+    if (f[0] === 'code-move') {
+      const from = Number.parseInt(f[1], 16);
+      const entry = code.get(from);
+      if (entry) { code.delete(from); place(Number.parseInt(f[2], 16), entry); }
+      continue;
+    }
+    if (f[0] === 'code-delete') { code.delete(Number.parseInt(f[1], 16)); continue; }
     if (f[0] === 'map') {
       const t = Number(f[2]);
       if (t < window.from || t > window.to) continue;
