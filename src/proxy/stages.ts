@@ -208,9 +208,10 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
   // site sees every client's header set, so it is megamorphic, and a megamorphic spread gives each copy a map
   // of its own (no shared transitions), which made every later property store and node:http2's header walk
   // build new maps per request. Added one by one from {}, copies of the same header set share their maps.
+  // Own names only, as the spread took: nothing inherited is ever copied upstream.
   const headers: Record<string, string | string[]> = {};
   const forPolicy = scanned.forPolicy;
-  for (const name in forPolicy) headers[name] = forPolicy[name] as string | string[];
+  for (const name of Object.keys(forPolicy)) headers[name] = forPolicy[name] as string | string[];
   // JWT edits are already in `forward` (applied before policy by the authenticate stage).
   const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
   if (effects) {
