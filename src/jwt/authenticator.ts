@@ -156,11 +156,13 @@ export function verifiedOutcome(
   for (const name of Object.keys(set)) remove.delete(name);
   const iss = payload['iss'];
   const sub = payload['sub'];
-  const jwt: VerifiedJwt = {
+  // Frozen here, as the request context wants it: the context otherwise froze a spread copy per request, whose
+  // map was new every time (a new frozen map per request, and every later read of it missed its inline cache).
+  const jwt: VerifiedJwt = Object.freeze({
     issuer: typeof iss === 'string' ? iss : '',
     subject: typeof sub === 'string' ? sub : '',
     claims: deepFreeze(payload),
-  };
+  });
   const edits: JwtHeaderEdits = { remove: [...remove], set, ...(removeQueryParams.length > 0 ? { removeQueryParams } : {}) };
   return { kind: 'verified', jwt, edits, spaceDelimitedClaims: [...spaceDelimitedClaims] };
 }
