@@ -204,11 +204,9 @@ function isPortcullisOwn(name: string): boolean {
 export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSpiffeId: string): UpstreamRequest {
   const ctx = state.ctx as RequestContext;
   const scanned = state.scanned as ScannedRequestHeaders;
-  // `forPolicy` is `forward` as an object (headers.ts), copied name by name rather than spread: a spread
-  // site sees every client's header set, so it is megamorphic, and a megamorphic spread gives each copy a map
-  // of its own (no shared transitions), which made every later property store and node:http2's header walk
-  // build new maps per request. Added one by one from {}, copies of the same header set share their maps.
-  // Own names only, as the spread took: nothing inherited is ever copied upstream.
+  // A copy of `forPolicy` (headers.ts), own names only, added one by one from {} so that copies of the same
+  // header set share their maps. Not a spread: a spread site sees every client's header set, and there V8 gives
+  // each copy a map of its own, which every later store and node:http2's header walk then pays for.
   const headers: Record<string, string | string[]> = {};
   const forPolicy = scanned.forPolicy;
   for (const name of Object.keys(forPolicy)) headers[name] = forPolicy[name] as string | string[];
@@ -315,6 +313,7 @@ export async function handleRequest(ex: Exchange, deps: ProxyDeps, forwarder: Fo
   };
   let refusal: Refusal | null = null;
   try {
+    // By index: a for-of iterator would be one more object per request, held across the JWT stage's await.
     for (let i = 0; i < stages.length; i++) {
       // Await only a stage that is actually asynchronous (JWT): the others cost no promise or microtask hop.
       const pending = (stages[i] as Stage).run(state, deps);
