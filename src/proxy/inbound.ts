@@ -10,6 +10,7 @@ import type { InboundListenerConfig } from '../config/types.js';
 import { h1Exchange, h2Exchange, type Exchange } from './exchange.js';
 import { handleRequest } from './stages.js';
 import { connectionChecks, connectionsCheckingIntervalMs } from './h1-connection-checks.js';
+import { stallSweep } from './h1-stall-sweep.js';
 import { identifyTlsPeer } from './peer-identity.js';
 import { rapidResetGuard } from './rapid-reset.js';
 import { createH1Forwarder } from './forward-h1.js';
@@ -122,7 +123,9 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
   // This server never listens itself (sockets are handed to it after TLS). Node's connection tracking
   // behind headersTimeout/requestTimeout runs only while it has connections (h1-connection-checks.ts).
   const h1Checks = connectionChecks(h1);
-  h1.timeout = limits.idleTimeoutMs;
+  // limits.idleTimeout while a request is in flight (between requests, keepAliveTimeout above); not `h1.timeout`.
+  const h1Sockets = new InFlightList<net.Socket>();
+  const stalls = stallSweep(limits.idleTimeoutMs, () => h1Sockets.values(), (socket) => (pipelined.get(socket) ?? 0) > 0, (socket) => socket.destroy());
   // Shared by every response ('close' fires once): no closure per request.
   function onH1ResponseClose(this: http.ServerResponse): void {
     const socket = this.req.socket;
@@ -136,6 +139,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     const outstanding = (pipelined.get(req.socket) ?? 0) + 1;
     if (outstanding > MAX_PIPELINED_REQUESTS) { req.socket.destroy(); return; }
     pipelined.set(req.socket, outstanding);
+    stalls.wake();
     res.on('close', onH1ResponseClose);
     const ex = h1Exchange(info, req, res);
     if (draining) ex.closeAfterResponse();
@@ -229,6 +233,8 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
       pendingH2Socket = null;
     } else {
       h1Checks.adopt(socket);
+      const link = h1Sockets.add(socket);
+      socket.once('close', () => h1Sockets.remove(link));
       h1.emit('connection', socket);
     }
   }
@@ -323,6 +329,7 @@ export async function startInbound(listener: InboundListenerConfig, deps: ProxyD
     drain,
     async close() {
       unbindCredentials();
+      stalls.stop();
       draining = true;
       netServer.close();
       for (const s of sessions.values()) s.destroy();

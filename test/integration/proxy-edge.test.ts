@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest } from 'undici';
@@ -244,6 +245,31 @@ describe('streaming and WebSocket', () => {
     }
     assert.equal(received, SIZE);
     assert.equal(downloadState.backpressured, true, 'the upstream felt backpressure from the slow client');
+  });
+
+  it('a caller that stops reading its response is cut after limits.idleTimeout', async () => {
+    const idle = await startProxy({ policy: ALLOW_FRONTEND_POLICY, upstream: upstream.url, flags: ['--idle-timeout', '500ms'] });
+    const caller = tls.connect({ host: '127.0.0.1', port: idle.port, ca: idle.caPem, cert: idle.svids.frontend.chainPem, key: idle.svids.frontend.keyPem, ALPNProtocols: ['http/1.1'] });
+    caller.on('error', () => { /* cut by the proxy */ });
+    try {
+      await once(caller, 'secureConnect');
+      const sentAt = Date.now();
+      caller.write('GET /big HTTP/1.1\r\nhost: workload\r\n\r\n');
+      // Never reads: the response fills the socket buffers both ways, the relay pauses the workload, no byte moves.
+      caller.pause();
+      let ev: Awaited<ReturnType<ProxyUnderTest['event']>>;
+      for (let i = 0; i < 200 && ev === undefined; i++) {
+        ev = (await idle.events(0)).find((e) => e.request.path === '/big');
+        if (ev === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(ev, 'the stalled exchange ends with its decision line');
+      assert.ok(Date.now() - sentAt >= 500, 'not before the idle limit');
+      assert.equal(ev.status, 200);
+      assert.equal(ev.upstream?.outcome, 'client_aborted');
+    } finally {
+      caller.destroy();
+      await idle.stop();
+    }
   });
 
   it('WebSocket: tunnelled when allowed, 403 when denied', async () => {
