@@ -9,6 +9,7 @@ import type { Exchange } from './exchange.js';
 import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { watchBodyProgress } from './body-progress.js';
+import { Deadline, DeadlineQueue } from './deadline-queue.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 export interface H1ForwarderOptions {
@@ -52,14 +53,13 @@ type RelayedBody = Writable & { [relayOf]?: RelayHandler | undefined };
 function onBodyDrain(this: RelayedBody): void { this[relayOf]?.drained(); }
 function onBodyClose(this: RelayedBody): void { this[relayOf]?.downstreamClosed(); }
 function onBodyFinish(this: RelayedBody): void { this[relayOf]?.finished(); }
-function onHeadersTimeout(relay: RelayHandler): void { relay.headersTimedOut(); }
 
 /**
  * One request's undici handler: writes the workload's response straight into the downstream response
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
  * upstream socket until the downstream drains. Settles exactly once with the outcome.
  */
-class RelayHandler implements Dispatcher.DispatchHandler {
+class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resumeUpstream: (() => void) | null = null;
   private status = 0;
@@ -68,9 +68,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   /** Stops the request body progress timer (set when the body is forwarded). */
   stopBodyWatch: (() => void) | null = null;
 
-  private headersTimer: NodeJS.Timeout | null = null;
-
-  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly classify: UpstreamErrorClassifier) {
+  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
+    super();
     ex.onAbort(this);
   }
 
@@ -106,7 +105,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   private clearHeadersTimer(): void {
-    if (this.headersTimer) { clearTimeout(this.headersTimer); this.headersTimer = null; }
+    this.deadlines.cancel(this);
   }
 
   /**
@@ -136,14 +135,14 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     // The response-headers deadline is ours, not undici's: undici runs timeouts of a second or more on a
     // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
     // restarts on every body chunk sent, so a long upload is not cut while it progresses.
-    this.headersTimer = setTimeout(onHeadersTimeout, this.headersTimeoutMs, this);
+    this.deadlines.start(this, this.headersTimeoutMs);
   }
 
   /** Restarts the response-headers deadline (a request body chunk went out). */
-  bodyProgress(): void { this.headersTimer?.refresh(); }
+  bodyProgress(): void { if (this.running) this.deadlines.start(this, this.headersTimeoutMs); }
 
-  headersTimedOut(): void {
-    this.headersTimer = null;
+  /** The response-headers deadline passed. */
+  deadlineReached(): void {
     if (this.done) return;
     this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
     this.abortUpstream?.(new UpstreamHeadersTimeoutError());
@@ -213,6 +212,7 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
     keepAliveTimeout: 4_000,
     bodyTimeout: options.bodyTimeoutMs,
   });
+  const deadlines = new DeadlineQueue();
 
   function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
@@ -230,7 +230,7 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
-      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, classify);
+      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, classify, deadlines);
       if (pipe) {
         const upstreamBody = pipe;
         handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody), () => handler.bodyProgress());
@@ -257,6 +257,9 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
 
   return {
     forward,
-    async close() { await pool.close().catch(() => pool.destroy()); },
+    async close() {
+      deadlines.clear();
+      await pool.close().catch(() => pool.destroy());
+    },
   };
 }
