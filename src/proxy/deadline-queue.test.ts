@@ -62,6 +62,20 @@ describe('DeadlineQueue', () => {
     assert.ok(notBefore(short.reachedAfter, 10) && notBefore(restarted.reachedAfter, 32) && notBefore(slow.reachedAfter, 60), `${short.reachedAfter} ${restarted.reachedAfter} ${slow.reachedAfter}`);
   });
 
+  it('a much shorter limit behind many longer ones passes first, at its own time', async () => {
+    const q = new DeadlineQueue();
+    const log: string[] = [];
+    const t0 = performance.now();
+    const long = Array.from({ length: 12 }, (_, i) => new Noted(`long${i}`, t0, log));
+    for (const d of long) q.start(d, 60);
+    const short = new Noted('short', t0, log);
+    q.start(short, 10);
+    await until(log, 13);
+    assert.deepEqual(log, ['short', ...long.map((d) => d.name)]);
+    assert.ok(notBefore(short.reachedAfter, 10) && short.reachedAfter < 55, `${short.reachedAfter}`);
+    assert.ok(long.every((d) => notBefore(d.reachedAfter, 60)));
+  });
+
   it('a deadline started while another passes is kept on time, and clear() forgets them all', async () => {
     const q = new DeadlineQueue();
     const log: string[] = [];

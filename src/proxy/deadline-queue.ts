@@ -26,35 +26,51 @@ function ownDeadlineReached(d: Deadline): void {
   d.deadlineReached();
 }
 
+/** How far back from the last deadline a new one may be slotted in (jitter between requests of one limit). */
+const SLOT_BACK = 8;
+
 /**
  * Deadlines in the order they pass, with one timer. A Node timer per request costs a Timeout object, a timer-list
- * insert and a clock read, and clearing it another list operation; here a start appends to the list and a cancel
- * unlinks, and the timer is only re-armed when it fires (for the deadline then first in line). A deadline earlier
- * than the last one queued (a shorter limit, such as a gRPC deadline) gets a timer of its own instead.
+ * insert and a clock read, and clearing it another list operation; here a start links the deadline into the list
+ * and a cancel unlinks it, and the timer is only re-armed when it fires (for the deadline then first in line).
+ * A deadline goes in near the end of the list: a gRPC deadline computed by the caller arrives a transit time later
+ * than the one before it and may pass a little earlier, so it is slotted in up to SLOT_BACK places back. One
+ * earlier than that (a much shorter limit) gets a timer of its own.
  */
 export class DeadlineQueue {
   private head: Deadline | null = null;
   private tail: Deadline | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** When the armed timer is due (performance.now()). */
+  private timerDueAt = 0;
   /** While the timer's callback runs: a deadline started from a reached one does not arm the timer itself. */
   private firing = false;
 
   /** Starts (or restarts) `d` to pass `ms` from now. */
   start(d: Deadline, ms: number): void {
     this.cancel(d);
-    const dueAt = performance.now() + ms;
+    const now = performance.now();
+    const dueAt = now + ms;
     d.dueAt = dueAt;
-    const tail = this.tail;
-    if (tail !== null && dueAt < tail.dueAt) {
-      d.ownTimer = setTimeout(ownDeadlineReached, ms, d);
-      return;
+    let before = this.tail;
+    for (let back = 0; before !== null && before.dueAt > dueAt; back++) {
+      if (back === SLOT_BACK) {
+        d.ownTimer = setTimeout(ownDeadlineReached, ms, d);
+        return;
+      }
+      before = before.prevDue;
     }
+    // Linked in after `before` (at the head when null).
     d.queued = true;
-    d.prevDue = tail;
-    if (tail !== null) tail.nextDue = d;
+    d.prevDue = before;
+    d.nextDue = before === null ? this.head : before.nextDue;
+    if (d.prevDue !== null) d.prevDue.nextDue = d;
     else this.head = d;
-    this.tail = d;
-    if (this.timer === null && !this.firing) this.arm(ms);
+    if (d.nextDue !== null) d.nextDue.prevDue = d;
+    else this.tail = d;
+    if (this.firing) return;
+    if (this.timer === null) this.arm(dueAt, now);
+    else if (dueAt < this.timerDueAt) { clearTimeout(this.timer); this.arm(dueAt, now); }
   }
 
   cancel(d: Deadline): void {
@@ -81,8 +97,9 @@ export class DeadlineQueue {
     d.queued = false;
   }
 
-  private arm(ms: number): void {
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(ms)));
+  private arm(dueAt: number, now: number): void {
+    this.timerDueAt = dueAt;
+    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(dueAt - now)));
     // A deadline never keeps the process alive; the request it guards has a socket that does.
     this.timer.unref();
   }
@@ -99,7 +116,7 @@ export class DeadlineQueue {
       }
     } finally {
       this.firing = false;
-      if (this.head !== null) this.arm(this.head.dueAt - now);
+      if (this.head !== null) this.arm(this.head.dueAt, now);
     }
   };
 }

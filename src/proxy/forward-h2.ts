@@ -7,6 +7,7 @@ import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
+import { Deadline, DeadlineQueue } from './deadline-queue.js';
 import { BodyIdleClock } from './body-progress.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
@@ -212,13 +213,12 @@ function onUpstreamDrain(this: RelayedStream): void { this[forwardOf]?.drained()
  * One request's relay from an upstream stream to the downstream response: trailers, backpressure, the
  * response-headers deadline and the request body's progress. Settles exactly once with the outcome.
  */
-class H2Relay {
+class H2Relay extends Deadline {
   private settled = false;
   private status = 0;
   private trailers: Record<string, string | string[]> | null = null;
   private forwardBody: H2BodyForward | null = null;
-  /** One timer serves both deadlines before the response: the response headers', and the request body's progress. */
-  private timer: NodeJS.Timeout | null = null;
+  /** One deadline (in the forwarder's queue) serves both before the response: the response headers', and the request body's progress. */
   private readonly headersDeadline: number;
 
   constructor(
@@ -229,7 +229,9 @@ class H2Relay {
     private readonly withTrailers: boolean,
     private readonly classify: UpstreamErrorClassifier,
     private readonly resolve: (outcome: ForwardOutcome) => void,
+    private readonly deadlines: DeadlineQueue,
   ) {
+    super();
     this.headersDeadline = performance.now() + request.headersTimeoutMs;
   }
 
@@ -247,7 +249,7 @@ class H2Relay {
       this.forwardBody = new H2BodyForward(ex.body, this.upstream, this);
       if (request.bodyTimeoutMs > 0 && request.bodyTimeoutMs < first) first = request.bodyTimeoutMs;
     }
-    this.timer = setTimeout(onRelayDeadline, first, this);
+    this.deadlines.start(this, first);
   }
 
   private finish(outcome: ForwardOutcome): void {
@@ -257,7 +259,7 @@ class H2Relay {
     // a closed stream reachable through scavenges (see forgetExchange in exchange.ts). Later events find no relay.
     (this.upstream as RelayedStream)[relayOf] = undefined;
     if (this.forwardBody !== null) { this.forwardBody.relay = null; this.forwardBody = null; }
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.deadlines.cancel(this);
     this.resolve(outcome);
   }
 
@@ -269,10 +271,9 @@ class H2Relay {
   /**
    * Before the response started: the workload that has not answered by the headers deadline gets its stream
    * cancelled (504); a caller whose body delivered nothing for limits.bodyTimeout gets the upstream stream reset
-   * without END_STREAM and a 408. Otherwise the timer is armed again for whichever comes first.
+   * without END_STREAM and a 408. Otherwise the deadline is started again for whichever comes first.
    */
   deadlineReached(): void {
-    this.timer = null;
     if (this.settled || this.status !== 0) return;
     const now = performance.now();
     let next = this.headersDeadline - now;
@@ -293,12 +294,12 @@ class H2Relay {
       }
       if (left < next) next = left;
     }
-    this.timer = setTimeout(onRelayDeadline, Math.max(1, Math.ceil(next)), this);
+    this.deadlines.start(this, next);
   }
 
   response(resHeaders: http2.IncomingHttpHeaders, flags: number): void {
     // The workload answered: a bidirectional stream (gRPC) may now idle in either direction.
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.deadlines.cancel(this);
     const status = Number(resHeaders[':status'] ?? 502);
     this.status = status;
     const out = cleanResponseHeaders(resHeaders as Record<string, string | string[] | undefined>);
@@ -349,7 +350,6 @@ class H2Relay {
   }
 }
 
-function onRelayDeadline(relay: H2Relay): void { relay.deadlineReached(); }
 function onUpstreamResponse(this: RelayedStream, headers: http2.IncomingHttpHeaders, flags: number): void { this[relayOf]?.response(headers, flags); }
 function onUpstreamTrailers(this: RelayedStream, trailers: http2.IncomingHttpHeaders): void { this[relayOf]?.trailersArrived(trailers); }
 function onUpstreamData(this: RelayedStream, chunk: Buffer): void { this[relayOf]?.data(chunk); }
@@ -362,6 +362,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
   const scheme = 'sessions' in options ? options.scheme : 'http';
   const classify = options.classifyError ?? classifyUpstreamError;
   const allTrailers = options.allTrailers === true;
+  const deadlines = new DeadlineQueue();
 
   function forward(permit: Permit, request: UpstreamRequest, ex: Exchange<unknown>): Promise<ForwardOutcome> {
     void permit;
@@ -394,7 +395,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     }
     if (lease.release !== keep) upstream.once('close', lease.release);
     return new Promise<ForwardOutcome>((resolve) => {
-      const r = new H2Relay(ex, upstream, request, allTrailers || request.grpc, classify, resolve);
+      const r = new H2Relay(ex, upstream, request, allTrailers || request.grpc, classify, resolve, deadlines);
       upstream[relayOf] = r;
       ex.onAbort(r);
       r.start();
@@ -407,5 +408,11 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
     });
   }
 
-  return { forward, close: () => sessions.close() };
+  return {
+    forward,
+    close: () => {
+      deadlines.clear();
+      return sessions.close();
+    },
+  };
 }
