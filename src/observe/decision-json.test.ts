@@ -15,7 +15,7 @@ const text = fc.oneof(
   fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', 'é', '\ud83d', '\ude00', '\ud83d\ude00', 'a', '/') }),
 );
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null });
-const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 1e21, 1e-7, Number.MAX_SAFE_INTEGER));
+const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -0, 9, 10, 99, 100, 0x7fffffff, 0x80000000, 1e21, 1e-7, Number.MAX_SAFE_INTEGER));
 const policyRef = fc.record({ dialect: text, kind: text, namespace: text, name: text });
 
 const decision: fc.Arbitrary<Decision | null> = maybe(fc.record({
