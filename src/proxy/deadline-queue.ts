@@ -80,7 +80,7 @@ export class DeadlineQueue {
     // The timer stays armed: when it fires early for what is then first in line, it is re-armed.
   }
 
-  /** Stops the timer and forgets every deadline (the forwarder is closing). */
+  /** Stops the timer and forgets the queued deadlines (the forwarder is closing); one with a timer of its own keeps it. */
   clear(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
