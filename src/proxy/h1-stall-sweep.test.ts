@@ -38,7 +38,8 @@ describe('stallSweep (limits.idleTimeout while an HTTP/1.1 request is in flight)
     const moving = await pair();
     const quiet = await pair();
     const stalled: net.Socket[] = [];
-    const sweep = stallSweep(100, () => [moving.server, quiet.server], (s) => s === moving.server, (s) => stalled.push(s));
+    // A limit well above the writes' spacing: only a stall of the test's own event loop could look like one.
+    const sweep = stallSweep(250, () => [moving.server, quiet.server], (s) => s === moving.server, (s) => stalled.push(s));
     try {
       sweep.wake();
       for (let i = 0; i < 15; i++) {
@@ -47,7 +48,7 @@ describe('stallSweep (limits.idleTimeout while an HTTP/1.1 request is in flight)
       }
       assert.deepEqual(stalled, []);
       // Once the bytes stop, the same connection is reported.
-      for (let i = 0; i < 100 && stalled.length === 0; i++) await sleep(10);
+      for (let i = 0; i < 200 && stalled.length === 0; i++) await sleep(10);
       assert.deepEqual(stalled, [moving.server]);
     } finally { sweep.stop(); moving.close(); quiet.close(); }
   });
