@@ -54,6 +54,14 @@ describe('scanRequestHeaders', () => {
     assert.equal(r.headers.original['x-forwarded-for'], '1.1.1.1');
   });
 
+  it('reads `trailers` in TE whatever its case, place or repetition, and nothing else as it', () => {
+    const te = (...values: string[]) => {
+      const r = scan(values.flatMap((v) => ['TE', v]));
+      return r.ok ? r.headers.teTrailers : undefined;
+    };
+    assert.deepEqual([te('trailers'), te('deflate, Trailers'), te('gzip', ' trailers '), te('gzip'), te('trailersx'), te('deflate;q=0.5')], [true, true, true, false, false, false]);
+  });
+
   it('reports Expect, Upgrade, content type and host', () => {
     const r = scan(['Host', 'API', 'Expect', '100-continue', 'Upgrade', 'WebSocket', 'Content-Type', 'application/grpc']);
     assert.ok(r.ok);

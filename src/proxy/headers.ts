@@ -215,9 +215,15 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
       contentType: seen.get('content-type')?.[0],
       expectContinue: expect !== undefined && expect.join(',').toLowerCase().includes('100-continue'),
       upgrade: upgrade?.join(',').toLowerCase(),
-      teTrailers: te !== undefined && te.join(',').toLowerCase().split(',').some((t) => t.trim() === 'trailers'),
+      teTrailers: te !== undefined && teHasTrailers(te),
     },
   };
+}
+
+/** Whether `TE` names `trailers`; every gRPC call sends exactly `te: trailers`, which is answered without joining and splitting. */
+function teHasTrailers(te: readonly string[]): boolean {
+  if (te.length === 1 && te[0] === 'trailers') return true;
+  return te.join(',').toLowerCase().split(',').some((t) => t.trim() === 'trailers');
 }
 
 /** Envoy's XFCC element for the verified peer (SANITIZE_SET): By=<own id>;Hash=<sha256 hex>;URI=<peer id>. */
