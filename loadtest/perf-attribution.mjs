@@ -74,7 +74,7 @@ try {
 }
 
 /**
- * The samples of one recording as [thread is the main one, leaf symbol, first JS frame or null], one per sample.
+ * The samples of one recording, one `{ main, leaf, js }` each: whether its thread is the main one, the leaf symbol, the first JS frame (or null).
  * A JS frame reads `JS:*name file:line:column` in the map node writes (`*` optimized, `~` interpreted).
  */
 async function samples(file, mainPids) {

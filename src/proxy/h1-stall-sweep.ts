@@ -24,28 +24,26 @@ interface Progress { moved: number; since: number }
  */
 export function stallSweep(idleTimeoutMs: number, connections: () => Iterable<Socket>, busy: (socket: Socket) => boolean, stalled: (socket: Socket) => void): StallSweep {
   const periodMs = Math.max(10, Math.min(60_000, Math.floor(idleTimeoutMs / 20)));
-  /** Bytes moved as last seen and since when, for the busy connections only. */
-  const progress = new Map<Socket, Progress>();
+  /** Bytes moved as last seen and since when, for the connections busy at the last sweep (made anew each sweep). */
+  let progress = new Map<Socket, Progress>();
   let timer: NodeJS.Timeout | null = null;
 
   const sweep = (): void => {
     timer = null;
     const now = performance.now();
+    const last = progress;
+    progress = new Map();
     let anyBusy = false;
     for (const socket of connections()) {
-      if (!busy(socket) || socket.destroyed) { progress.delete(socket); continue; }
+      if (!busy(socket) || socket.destroyed) continue;
       anyBusy = true;
       // Plaintext bytes both ways; a write the caller has not taken yet still counts once, when it is made.
       const moved = socket.bytesRead + (socket.bytesWritten ?? 0);
-      const seen = progress.get(socket);
-      if (seen === undefined || seen.moved !== moved) { progress.set(socket, { moved, since: now }); continue; }
-      if (now - seen.since >= idleTimeoutMs) {
-        progress.delete(socket);
-        stalled(socket);
-      }
+      const seen = last.get(socket);
+      if (seen === undefined || seen.moved !== moved) progress.set(socket, { moved, since: now });
+      else if (now - seen.since >= idleTimeoutMs) stalled(socket);
+      else progress.set(socket, seen);
     }
-    // Connections that closed since the last sweep.
-    for (const socket of progress.keys()) if (socket.destroyed) progress.delete(socket);
     if (anyBusy) arm();
   };
   const arm = (): void => {
@@ -59,7 +57,7 @@ export function stallSweep(idleTimeoutMs: number, connections: () => Iterable<So
     stop() {
       if (timer !== null) clearTimeout(timer);
       timer = null;
-      progress.clear();
+      progress = new Map();
     },
   };
 }
