@@ -3,7 +3,7 @@
 // frame on its stack, so what a function costs includes the builtins, runtime calls and system calls it makes
 // (a megamorphic property load, a number turned into a string, a write). Figures are µs per request.
 // Usage: node loadtest/perf-attribution.mjs [--setups bare,pc-10] [--point h1-get-sat] [--seconds 8] [--by module|function]
-//        [--top 30] [--under PATTERN (what the frames matching it spend, by leaf symbol)] [--dist dist] [--keep DIR]
+//        [--top 30] [--under PATTERN (what the frames matching it spend, by leaf symbol)] [--warmup 5] [--dist dist] [--keep DIR]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +23,8 @@ const { values: args } = parseArgs({
     setups: { type: 'string', default: 'bare,pc-10' },
     point: { type: 'string', default: 'h1-get-sat' },
     seconds: { type: 'string', default: '8' },
+    // TurboFan still compiles for a few seconds after the first requests: sampled, it looks like a per-request cost.
+    warmup: { type: 'string', default: '5' },
     by: { type: 'string', default: 'module' },
     top: { type: 'string', default: '30' },
     under: { type: 'string' },
@@ -60,7 +62,7 @@ try {
     const pids = env.info.setups[name].pids();
     let recording = null;
     let stopped = null;
-    const result = await runLoader(pointSpec(point, env.info.setups[name], { durationS: Number(args.seconds), warmupS: 1 }), {
+    const result = await runLoader(pointSpec(point, env.info.setups[name], { durationS: Number(args.seconds), warmupS: Number(args.warmup) }), {
       onMeasureStart: () => { recording = record(pids, join(outDir, `${name}.perf.data`)); },
       onMeasureEnd: () => { stopped = recording.stop(); },
     });
@@ -100,7 +102,7 @@ async function samples(file, mainPids) {
 /** What a sample is charged to: the first JS frame's module (or function), else what ran outside JavaScript. */
 function chargeOf(sample) {
   if (sample.js === null) {
-    if (!sample.main) return '(other threads: GC helpers, thread pool)';
+    if (!sample.main) return /compiler|Turbofan|Maglev/.test(sample.leaf ?? '') ? '(other threads: optimizing compiler)' : '(other threads: GC helpers, thread pool)';
     return /epoll|schedule/.test(sample.leaf ?? '') ? '(main thread waiting)' : `(outside JS) ${sample.leaf ?? '?'}`;
   }
   const m = /^JS:[*~^]?(\S*) (\S+?):(\d+):\d+$/.exec(sample.js);
