@@ -5,7 +5,8 @@
 // every thread) is divided by its requests. A loaded, shared machine stretches a timed run's wall clock and
 // rates, but barely changes what one request costs: the paired per-round ratios are the figures to quote.
 // Usage: node loadtest/cpu-cost.mjs [--protocol h1|h2|grpc] [--setups bare,pc-10] [--baseline-dist DIR]
-//        [--rounds 10] [--requests 2000] [--concurrency 8] [--dist dist] [--json FILE] [--trace-gc] [--together] [--keep]
+//        [--rounds 10] [--requests 2000] [--concurrency 8] [--body-bytes N (h1: POST /api/upload with an N-byte body)]
+//        [--dist dist] [--json FILE] [--trace-gc] [--together] [--keep]
 // --together sends every setup its round at the same time instead of one after another, so whatever else the
 // machine does in that window weighs on all of them alike: the paired ratios then spread far less.
 // --trace-gc starts the setups with V8's --trace-gc-nvp and adds the bytes promoted to old space per request
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '10' },
     requests: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '8' },
+    'body-bytes': { type: 'string', default: '0' },
     dist: { type: 'string', default: join(here, '..', 'dist') },
     json: { type: 'string' },
     'trace-gc': { type: 'boolean', default: false },
@@ -45,6 +47,8 @@ if (!['h1', 'h2', 'grpc'].includes(protocol)) throw new Error(`--protocol h1, h2
 const rounds = Number(args.rounds);
 const perRound = Number(args.requests);
 const concurrency = Number(args.concurrency);
+const bodyBytes = Number(args['body-bytes']);
+if (bodyBytes > 0 && protocol !== 'h1') throw new Error('--body-bytes is for --protocol h1');
 const setups = args.setups.split(',');
 if (args['baseline-dist'] && setups.includes('pc-10') && !setups.includes('pc-10-baseline')) setups.push('pc-10-baseline');
 const tmp = mkdtempSync(join(tmpdir(), 'portcullis-cpu-cost-'));
@@ -83,8 +87,13 @@ function clientFor(name) {
   };
   if (protocol === 'h1') {
     const agent = new Agent({ connections: concurrency, connect: tls ?? {} });
-    const url = `${ep.url}/api/items`;
-    const one = async () => { const res = await request(url, { dispatcher: agent, headers: s.headers }); await res.body.dump(); return res.statusCode === 200; };
+    const url = `${ep.url}${bodyBytes > 0 ? '/api/upload' : '/api/items'}`;
+    const body = bodyBytes > 0 ? Buffer.alloc(bodyBytes, 0x61) : null;
+    const one = async () => {
+      const res = await request(url, { dispatcher: agent, headers: s.headers, ...(body ? { method: 'POST', body } : {}) });
+      await res.body.dump();
+      return res.statusCode === 200;
+    };
     return { pid, send: (n) => loop(n, one), close: () => agent.close() };
   }
   if (protocol === 'h2') {
@@ -153,7 +162,7 @@ try {
     return { median: median(rs), min: Math.min(...rs), max: Math.max(...rs) };
   };
   result = {
-    protocol, rounds, requests_per_round: perRound, concurrency, together,
+    protocol, body_bytes: bodyBytes, rounds, requests_per_round: perRound, concurrency, together,
     cpu_us_per_request: Object.fromEntries(setups.map((s) => [s, { median: median(perRequestUs[s]), all: perRequestUs[s].map((x) => Math.round(x)) }])),
     ratios: Object.fromEntries(setups.flatMap((a) => setups.filter((b) => b !== a && (b === 'bare' || b === 'pc-10-baseline') && a !== 'bare').map((b) => [`${a}/${b}`, ratio(a, b)]))),
     load_average_1m: { min: Math.min(...loads), max: Math.max(...loads) },
@@ -167,7 +176,7 @@ try {
   if (args.keep) log(`kept ${tmp}`);
   else rmSync(tmp, { recursive: true, force: true });
 }
-process.stdout.write(`\nCPU per request, ${protocol}, ${rounds} rounds x ${perRound} requests, ${concurrency} in flight${together ? ' per setup, setups together' : ''}, load average ${result.load_average_1m.min}-${result.load_average_1m.max}\n\n`);
+process.stdout.write(`\nCPU per request, ${protocol}${bodyBytes > 0 ? ` POST ${bodyBytes} B` : ''}, ${rounds} rounds x ${perRound} requests, ${concurrency} in flight${together ? ' per setup, setups together' : ''}, load average ${result.load_average_1m.min}-${result.load_average_1m.max}\n\n`);
 process.stdout.write('| Setup | µs per request (median) | peak RSS in the rounds | rounds |\n|---|---|---|---|\n');
 for (const [s, v] of Object.entries(result.cpu_us_per_request)) process.stdout.write(`| \`${s}\` | ${v.median.toFixed(1)} | ${result.rss_mb_max[s].toFixed(1)} MB | ${v.all.join(' ')} |\n`);
 process.stdout.write('\n| Paired ratio | median | range |\n|---|---|---|\n');

@@ -3,12 +3,12 @@
 
 import type { Dispatcher, buildConnector } from 'undici';
 import { Pool } from './undici-parts.js';
-import { PassThrough, type Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
-import { watchBodyProgress } from './body-progress.js';
+import { BodyIdleClock } from './body-progress.js';
 import { Deadline, DeadlineQueue } from './deadline-queue.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
@@ -53,11 +53,19 @@ type RelayedBody = Writable & { [relayOf]?: RelayHandler | undefined };
 function onBodyDrain(this: RelayedBody): void { this[relayOf]?.drained(); }
 function onBodyClose(this: RelayedBody): void { this[relayOf]?.downstreamClosed(); }
 function onBodyFinish(this: RelayedBody): void { this[relayOf]?.finished(); }
+/** While the request body is forwarded, it carries its relay too (its progress is the relay's business). */
+type WatchedBody = Readable & { [relayOf]?: RelayHandler | undefined };
+function onRequestProgress(this: WatchedBody): void { this[relayOf]?.requestProgressed(); }
+function onRequestBodyDone(this: WatchedBody): void { this[relayOf]?.stopBodyWatch(); }
 
 /**
  * One request's undici handler: writes the workload's response straight into the downstream response
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
  * upstream socket until the downstream drains. Settles exactly once with the outcome.
+ *
+ * One deadline (in the forwarder's queue) serves both limits before the response, as in the HTTP/2 relay: the
+ * response headers' (limits.upstreamTimeout) and the request body's progress (limits.bodyTimeout). A body chunk
+ * only moves the times they are due; the deadline, when reached, starts itself again for whichever comes first.
  */
 class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | null = null;
@@ -65,12 +73,49 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private status = 0;
   private headersSent = false;
   private done = false;
-  /** Stops the request body progress timer (set when the body is forwarded). */
-  stopBodyWatch: (() => void) | null = null;
+  /** When the response headers are due (performance.now()); Infinity until the request is written. */
+  private headersDueAt = Number.POSITIVE_INFINITY;
+  /** The forwarded request body's idle clock, and the pipe it goes upstream through, while it is watched. */
+  private bodyClock: BodyIdleClock | null = null;
+  private upstreamBody: PassThrough | null = null;
 
-  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
+  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly bodyTimeoutMs: number, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
     super();
     ex.onAbort(this);
+  }
+
+  /**
+   * Watches the request body going upstream through `upstreamBody` until it ends, the response starts or the
+   * exchange settles: a caller that delivers nothing for limits.bodyTimeout (0: no limit) is cut (PC-20).
+   */
+  watchBody(upstreamBody: PassThrough): void {
+    this.bodyClock = new BodyIdleClock();
+    this.upstreamBody = upstreamBody;
+    const body = this.ex.body as WatchedBody;
+    body[relayOf] = this;
+    body.on('data', onRequestProgress);
+    body.on('resume', onRequestProgress);
+    body.once('end', onRequestBodyDone);
+    body.once('close', onRequestBodyDone);
+    if (this.bodyTimeoutMs > 0) this.deadlines.start(this, this.bodyTimeoutMs);
+  }
+
+  /** A request body chunk arrived (or the body flows again): the body is not idle, and undici's rule restarts the headers' limit. */
+  requestProgressed(): void {
+    const now = performance.now();
+    this.bodyClock?.progressed(now);
+    if (this.headersDueAt !== Number.POSITIVE_INFINITY) this.headersDueAt = now + this.headersTimeoutMs;
+  }
+
+  stopBodyWatch(): void {
+    if (this.bodyClock === null) return;
+    this.bodyClock = null;
+    const body = this.ex.body as WatchedBody;
+    body.off('data', onRequestProgress);
+    body.off('resume', onRequestProgress);
+    body.off('end', onRequestBodyDone);
+    body.off('close', onRequestBodyDone);
+    body[relayOf] = undefined;
   }
 
   drained(): void { this.resumeUpstream?.(); }
@@ -86,8 +131,8 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private settle(outcome: ForwardOutcome): void {
     if (this.done) return;
     this.done = true;
-    this.stopBodyWatch?.();
-    this.clearHeadersTimer();
+    this.stopBodyWatch();
+    this.deadlines.cancel(this);
     if (this.headersSent) {
       const body = this.ex.response.body as RelayedBody;
       body.off('drain', onBodyDrain);
@@ -104,16 +149,12 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     this.abortUpstream?.(new ClientAbortedError());
   }
 
-  private clearHeadersTimer(): void {
-    this.deadlines.cancel(this);
-  }
-
   /**
    * The caller stopped sending its body (limits.bodyTimeout) before the workload answered: the upstream
    * request is aborted, so the workload sees a reset connection and never a complete request; the caller gets 408.
    */
-  bodyStalled(upstreamBody: PassThrough): void {
-    if (this.done || this.headersSent) return;
+  private bodyStalled(): void {
+    const upstreamBody = this.upstreamBody as PassThrough;
     this.settle({ ok: false, refusal: { kind: 'body_timeout' } });
     this.ex.body.unpipe(upstreamBody);
     upstreamBody.destroy(new BodyTimeoutError());
@@ -135,27 +176,40 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     // The response-headers deadline is ours, not undici's: undici runs timeouts of a second or more on a
     // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
     // restarts on every body chunk sent, so a long upload is not cut while it progresses.
-    this.deadlines.start(this, this.headersTimeoutMs);
+    this.headersDueAt = performance.now() + this.headersTimeoutMs;
+    this.deadlines.start(this, this.bodyClock !== null && this.bodyTimeoutMs > 0 ? Math.min(this.headersTimeoutMs, this.bodyTimeoutMs) : this.headersTimeoutMs);
   }
 
-  /** Restarts the response-headers deadline (a request body chunk went out). */
-  bodyProgress(): void { if (this.running) this.deadlines.start(this, this.headersTimeoutMs); }
-
-  /** The response-headers deadline passed. */
+  /**
+   * Before the response: the body's limit passed (408; first, as a workload cannot be blamed for not answering a
+   * request whose body stalled), or the headers' (504); else the deadline goes on for the sooner of the two.
+   */
   deadlineReached(): void {
-    if (this.done) return;
-    this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
-    this.abortUpstream?.(new UpstreamHeadersTimeoutError());
+    if (this.done || this.headersSent) return;
+    const now = performance.now();
+    let next = this.headersDueAt - now;
+    const clock = this.bodyClock;
+    if (clock !== null && this.bodyTimeoutMs > 0) {
+      const left = clock.idleLeftMs(this.ex.body, now, this.bodyTimeoutMs);
+      if (left <= 0) { this.bodyStalled(); return; }
+      if (left < next) next = left;
+    }
+    if (next <= 0) {
+      this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
+      this.abortUpstream?.(new UpstreamHeadersTimeoutError());
+      return;
+    }
+    this.deadlines.start(this, next);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (this.done) return false;
     // 1xx informational responses are not relayed (as before: undici's request API skips them too).
     if (statusCode < 200) return true;
-    this.clearHeadersTimer();
+    this.deadlines.cancel(this);
     // The workload answered: from here the exchange is live (a bidirectional stream may idle legitimately),
     // and the caller's pauses are no longer a slow body holding a request hostage.
-    this.stopBodyWatch?.();
+    this.stopBodyWatch();
     this.status = statusCode;
     this.resumeUpstream = resume;
     const ex = this.ex;
@@ -230,11 +284,8 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
-      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, classify, deadlines);
-      if (pipe) {
-        const upstreamBody = pipe;
-        handler.stopBodyWatch = watchBodyProgress(ex.body, request.bodyTimeoutMs, () => handler.bodyStalled(upstreamBody), () => handler.bodyProgress());
-      }
+      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, request.bodyTimeoutMs, classify, deadlines);
+      if (pipe) handler.watchBody(pipe);
       try {
         ex.continueIfExpected();
         pool.dispatch({
