@@ -29,9 +29,10 @@ const spoofable = new Set([
 const spoofablePrefixes = ['x-forwarded-', 'x-portcullis-', 'x-envoy-'];
 
 export interface ScannedRequestHeaders {
-  /** Lower-cased, cleaned headers as they will be forwarded (before Portcullis' own are added). */
-  forward: Map<string, string[]>;
-  /** What the policy sees: the forwarded set (decide on what you forward), repeated values as arrays; the upstream request starts as its copy. */
+  /**
+   * Lower-cased, cleaned headers as they will be forwarded (before Portcullis' own are added), repeated values as
+   * arrays. What the policy sees (decide on what you forward); the upstream request starts as its copy.
+   */
   forPolicy: Record<string, string | string[]>;
   /** Original headers lower-cased (JWT extraction reads the token before it is removed). */
   original: Record<string, string | string[]>;
@@ -68,7 +69,7 @@ export interface CleanHeadersOptions {
 }
 
 export type CleanResult =
-  | { ok: true; forward: Map<string, string[]>; forPolicy: Record<string, string | string[]> }
+  | { ok: true; forPolicy: Record<string, string | string[]> }
   | { ok: false; refusal: Extract<Refusal, { kind: 'bad_request' }> };
 
 /**
@@ -100,7 +101,7 @@ export function cleanRequestHeaders(seen: ReadonlyMap<string, readonly string[]>
   }
   const forPolicy: Record<string, string | string[]> = {};
   for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
-  return { ok: true, forward, forPolicy };
+  return { ok: true, forPolicy };
 }
 
 const nothingNominated: ReadonlySet<string> = new Set();
@@ -162,7 +163,7 @@ export function groupHeaders(pairs: Iterable<readonly [string, string]>): Map<st
 /**
  * `raw` is Node's flat rawHeaders list: [name, value, name, value, ...], pseudo-headers included for h2.
  * One pass groups, counts and cleans: the result is what groupHeaders() then cleanRequestHeaders() make of
- * the same list (same refusals in the same precedence, same maps in arrival order), without the
+ * the same list (same refusals in the same precedence, same views in arrival order), without the
  * intermediate lists. Repeated values share one array across the views (nothing mutates them).
  */
 export function scanRequestHeaders(raw: readonly string[], options: ScanOptions): ScanResult {
@@ -171,7 +172,8 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
   let underscore = false;
   const seen = new Map<string, string[]>();
   const original: Record<string, string | string[]> = {};
-  const forward = new Map<string, string[]>();
+  // Written as the names come: a `_` name (which could be `__proto__`) refuses the request before it is used.
+  let forPolicy: Record<string, string | string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
@@ -183,31 +185,28 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
       if (list.length === 2) {
         original[name] = list;
         if (singletons.has(name)) duplicate = true;
+        if (Object.hasOwn(forPolicy, name)) forPolicy[name] = list;
       }
       continue;
     }
-    const values = [value];
-    seen.set(name, values);
+    seen.set(name, [value]);
     original[name] = value;
     if (pseudo) continue;
     // Refused, not dropped (PC-9): see cleanRequestHeaders.
     if (name.includes('_')) underscore = true;
-    if (!hopByHop.has(name) && !isOwned(name, options.ownedNames)) forward.set(name, values);
+    if (!hopByHop.has(name) && !isOwned(name, options.ownedNames)) forPolicy[name] = value;
   }
   if (duplicate) return { ok: false, refusal: { kind: 'bad_request', reason: 'duplicate_header' } };
   if (count > options.maxHeaderCount) return { ok: false, refusal: { kind: 'headers_too_large', reason: 'too_many_headers' } };
   if (underscore) return { ok: false, refusal: { kind: 'bad_request', reason: 'bad_header' } };
   const connection = seen.get('connection');
-  if (connection !== undefined) for (const name of connectionNominated(connection)) forward.delete(name);
-  const forPolicy: Record<string, string | string[]> = {};
-  for (const [name, values] of forward) forPolicy[name] = values.length === 1 ? (values[0] as string) : values;
+  if (connection !== undefined) forPolicy = withoutNominated(forPolicy, connectionNominated(connection));
   const te = seen.get('te');
   const expect = seen.get('expect');
   const upgrade = seen.get('upgrade');
   return {
     ok: true,
     headers: {
-      forward,
       forPolicy,
       original,
       seen,
@@ -218,6 +217,20 @@ export function scanRequestHeaders(raw: readonly string[], options: ScanOptions)
       teTrailers: te !== undefined && teHasTrailers(te),
     },
   };
+}
+
+/**
+ * `headers` without the names `Connection` nominated, as a new object (a delete would leave the object in
+ * dictionary mode for every later reader); `headers` itself when it has none of them (the usual case: what a
+ * `keep-alive` or `close` nominates is hop-by-hop already).
+ */
+function withoutNominated(headers: Record<string, string | string[]>, nominated: ReadonlySet<string>): Record<string, string | string[]> {
+  let found = false;
+  for (const name of nominated) if (Object.hasOwn(headers, name)) { found = true; break; }
+  if (!found) return headers;
+  const kept: Record<string, string | string[]> = {};
+  for (const name of Object.keys(headers)) if (!nominated.has(name)) kept[name] = headers[name] as string | string[];
+  return kept;
 }
 
 /** Whether `TE` names `trailers`; every gRPC call sends exactly `te: trailers`, which is answered without joining and splitting. */

@@ -157,10 +157,10 @@ function authenticated(state: RequestState, deps: ProxyDeps, result: AuthnResult
 function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdits, jwt: RequestInput['jwt']): StageResult | null {
   const scanned = state.scanned as ScannedRequestHeaders;
   // No verified token and edits that change nothing present (the usual tokenless request): the context stands.
-  if (jwt === null && !changesRequest(edits, scanned.forward)) return null;
+  if (jwt === null && !changesRequest(edits, scanned.forPolicy)) return null;
   const cleaned = cleanRequestHeaders(scanned.seen, { ownedNames: (state.snapshot as PolicySnapshot).jwtOutputHeaders, jwtEdits: edits });
   if (!cleaned.ok) return { kind: 'respond', refusal: cleaned.refusal };
-  state.scanned = { ...scanned, forward: cleaned.forward, forPolicy: cleaned.forPolicy };
+  state.scanned = { ...scanned, forPolicy: cleaned.forPolicy };
   const target = edits.removeQueryParams && edits.removeQueryParams.length > 0 ? removeQueryParams(state.ex.target, edits.removeQueryParams) : state.ex.target;
   const built = buildRequestContext({ ...requestInput(state, jwt), path: target }, { pathNormalization: deps.pathNormalization, rejectEncodedSlashes: deps.rejectEncodedSlashes });
   if (!built.ok) return { kind: 'respond', refusal: { kind: 'bad_request', reason: built.reason } };
@@ -168,10 +168,10 @@ function applyJwtEdits(state: RequestState, deps: ProxyDeps, edits: JwtHeaderEdi
   return null;
 }
 
-function changesRequest(edits: JwtHeaderEdits, forward: ReadonlyMap<string, string[]>): boolean {
+function changesRequest(edits: JwtHeaderEdits, forwarded: Readonly<Record<string, string | string[]>>): boolean {
   if (edits.removeQueryParams !== undefined && edits.removeQueryParams.length > 0) return true;
   for (const name in edits.set) if (Object.hasOwn(edits.set, name)) return true;
-  return edits.remove.some((name) => forward.has(name.toLowerCase()));
+  return edits.remove.some((name) => Object.hasOwn(forwarded, name.toLowerCase()));
 }
 
 function requestInput(state: RequestState, jwt: RequestInput['jwt']): RequestInput {
@@ -210,7 +210,7 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
   const headers: Record<string, string | string[]> = {};
   const forPolicy = scanned.forPolicy;
   for (const name of Object.keys(forPolicy)) headers[name] = forPolicy[name] as string | string[];
-  // JWT edits are already in `forward` (applied before policy by the authenticate stage).
+  // JWT edits are already in `forPolicy` (applied before policy by the authenticate stage).
   const effects = (state.permit as Permit).wouldDeny ? null : (state.permit as Permit).decision.effects;
   if (effects) {
     for (const name of effects.removeHeaders) delete headers[name.toLowerCase()];
