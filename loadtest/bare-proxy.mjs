@@ -5,9 +5,12 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import http2 from 'node:http2';
+import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
+// `bare-bindfix`: the one Node 20 workaround Portcullis applies to its HTTP/2 client leg, so the two compare like for like.
+if (cfg.bindFix) (await import(pathToFileURL(cfg.bindFix).href)).useScavengeFriendlyAsyncBind();
 const tls = {
   cert: readFileSync(cfg.cert), key: readFileSync(cfg.key), ca: readFileSync(cfg.ca),
   requestCert: true, rejectUnauthorized: true,

@@ -6,7 +6,7 @@
 // rates, but barely changes what one request costs: the paired per-round ratios are the figures to quote.
 // Usage: node loadtest/cpu-cost.mjs [--protocol h1|h2|grpc] [--setups bare,pc-10] [--baseline-dist DIR]
 //        [--rounds 10] [--requests 2000] [--concurrency 8] [--body-bytes N (h1: POST /api/upload with an N-byte body)]
-//        [--dist dist] [--json FILE] [--trace-gc] [--together] [--keep]
+//        [--dist dist] [--json FILE] [--trace-gc] [--together] [--keep] [--node-flags '--flag ...' (every setup's node)]
 // --together sends every setup its round at the same time instead of one after another, so whatever else the
 // machine does in that window weighs on all of them alike: the paired ratios then spread far less.
 // --trace-gc starts the setups with V8's --trace-gc-nvp and adds the bytes promoted to old space per request
@@ -34,6 +34,8 @@ const { values: args } = parseArgs({
     requests: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '8' },
     'body-bytes': { type: 'string', default: '0' },
+    // Extra node/V8 flags for every setup's process (e.g. --trace-pretenuring), space-separated; output in their logs (--keep).
+    'node-flags': { type: 'string', default: '' },
     dist: { type: 'string', default: join(here, '..', 'dist') },
     json: { type: 'string' },
     'trace-gc': { type: 'boolean', default: false },
@@ -55,7 +57,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'portcullis-cpu-cost-'));
 const log = (m) => process.stderr.write(`[cpu-cost ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 const traceGc = args['trace-gc'];
-const env = await createEnvironment({ dist: resolve(args.dist), baselineDist: args['baseline-dist'] && resolve(args['baseline-dist']), tmp, setups, log, nodeOptions: traceGc ? ['--trace-gc-nvp'] : [] });
+const env = await createEnvironment({ dist: resolve(args.dist), baselineDist: args['baseline-dist'] && resolve(args['baseline-dist']), tmp, setups, log, nodeOptions: [...(traceGc ? ['--trace-gc-nvp'] : []), ...args['node-flags'].split(' ').filter(Boolean)] });
 
 /** The setup's stdout log, where --trace-gc-nvp writes one line per collection. */
 const gcLog = (name) => join(tmp, `${name}.stdout.log`);
@@ -164,7 +166,8 @@ try {
   result = {
     protocol, body_bytes: bodyBytes, rounds, requests_per_round: perRound, concurrency, together,
     cpu_us_per_request: Object.fromEntries(setups.map((s) => [s, { median: median(perRequestUs[s]), all: perRequestUs[s].map((x) => Math.round(x)) }])),
-    ratios: Object.fromEntries(setups.flatMap((a) => setups.filter((b) => b !== a && (b === 'bare' || b === 'pc-10-baseline') && a !== 'bare').map((b) => [`${a}/${b}`, ratio(a, b)]))),
+    // Against each reference: bare (and bare-bindfix) and the previous build.
+    ratios: Object.fromEntries(setups.flatMap((a) => setups.filter((b) => b !== a && ['bare', 'bare-bindfix', 'pc-10-baseline'].includes(b) && !a.startsWith('bare')).map((b) => [`${a}/${b}`, ratio(a, b)]))),
     load_average_1m: { min: Math.min(...loads), max: Math.max(...loads) },
     // VmRSS sampled every 100 ms during the rounds: the largest seen (not VmHWM, which includes start-up).
     rss_mb_max: rssMb,

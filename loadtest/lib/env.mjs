@@ -21,6 +21,7 @@ export const SETUP_CATALOG = {
   direct: { kind: 'direct', label: 'direct (no proxy, plaintext)' },
   nginx: { kind: 'nginx', label: 'nginx mTLS' },
   bare: { kind: 'bare', label: 'bare Node mTLS proxy (reference, not the product): node:https + undici / node:http2, one path rule, no identity, no log' },
+  'bare-bindfix': { kind: 'bare', bindFix: true, label: "as bare, with Portcullis' replacement of Node 20's AsyncResource.prototype.bind (src/proxy/async-resource-bind.ts) for its HTTP/2 client leg" },
   'pc-10': { kind: 'portcullis', rules: 10, mode: 'enforce', label: 'Portcullis mTLS, 10 rules' },
   'pc-10-baseline': { kind: 'portcullis', rules: 10, mode: 'enforce', baseline: true, label: 'Portcullis mTLS, 10 rules, built from --baseline-dist (before/after in one run)' },
   'pc-10-c2': { kind: 'portcullis', rules: 10, mode: 'enforce', concurrency: 2, label: 'Portcullis mTLS, 10 rules, concurrency 2 (primary + 2 workers; CPU and RSS summed)' },
@@ -227,12 +228,15 @@ export async function createEnvironment({ dist, baselineDist, tmp, setups, log, 
         };
       } else if (def.kind === 'bare') {
         const ports = { h1: await freePort(), h2: await freePort(), grpc: await freePort() };
-        const cfg = { cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts };
+        const cfg = {
+          cert: files.workload.cert, key: files.workload.key, ca: files.ca, listen: ports, upstream: upstreamPorts,
+          ...(def.bindFix ? { bindFix: join(dist, 'src', 'proxy', 'async-resource-bind.js') } : {}),
+        };
         const profArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] : [];
-        const child = start('bare', process.execPath, [...nodeOptions, ...profArgs, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
+        const child = start(name, process.execPath, [...nodeOptions, ...profArgs, join(here, 'bare-proxy.mjs'), JSON.stringify(cfg)]);
         await waitFor(async () => {
-          if (child.exitInfo) throw exited(`bare proxy exited (see ${tmp}/bare.stderr.log)`);
-          return readFileSync(join(tmp, 'bare.stdout.log'), 'utf8').includes('READY');
+          if (child.exitInfo) throw exited(`bare proxy exited (see ${tmp}/${name}.stderr.log)`);
+          return readFileSync(join(tmp, `${name}.stdout.log`), 'utf8').includes('READY');
         }, 'bare proxy');
         info.setups[name] = {
           ...def,

@@ -9,6 +9,7 @@ import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { Deadline, DeadlineQueue } from './deadline-queue.js';
 import { BodyIdleClock } from './body-progress.js';
+import { useScavengeFriendlyAsyncBind } from './async-resource-bind.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -358,6 +359,8 @@ function onUpstreamError(this: RelayedStream, err: Error): void { this[relayOf]?
 function onUpstreamClose(this: RelayedStream): void { this[relayOf]?.closed(); }
 
 export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
+  // Every upstream request goes through ClientHttp2Session.request(), which binds it with AsyncResource (see there).
+  useScavengeFriendlyAsyncBind();
   const sessions = 'sessions' in options ? options.sessions : oneH2cSession(options.origin, options.connectTimeoutMs);
   const scheme = 'sessions' in options ? options.scheme : 'http';
   const classify = options.classifyError ?? classifyUpstreamError;
