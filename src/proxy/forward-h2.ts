@@ -307,7 +307,11 @@ class H2Relay extends Deadline {
     const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     if (this.ex.aborted) { this.finish({ ok: true, status, outcome: 'client_aborted' }); return; }
     this.ex.response.start(status, out, { endStream: trailersOnly, trailers: !trailersOnly && this.withTrailers });
-    if (trailersOnly) { this.upstream.resume(); this.finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(this.request.grpc, out) }); }
+    if (trailersOnly) { this.upstream.resume(); this.finish({ ok: true, status, outcome: 'ok', ...grpcStatusOf(this.request.grpc, out) }); return; }
+    // The body is read from here on, never before: node:http2 emits 'response' on a later tick than the one that
+    // parsed the HEADERS, and when HEADERS and DATA are parsed in one pass (seen over TLS under load), a stream
+    // already flowing emits its DATA first. Until now the stream stays paused and holds what arrived.
+    this.upstream.on('data', onUpstreamData);
   }
 
   trailersArrived(t: http2.IncomingHttpHeaders): void {
@@ -404,7 +408,7 @@ export function createH2Forwarder(options: H2ForwarderOptions): Forwarder {
       r.start();
       upstream.on('response', onUpstreamResponse);
       upstream.on('trailers', onUpstreamTrailers);
-      upstream.on('data', onUpstreamData);
+      // 'data' only once the response started (response()).
       upstream.on('end', onUpstreamEnd);
       upstream.on('error', onUpstreamError);
       upstream.on('close', onUpstreamClose);
