@@ -177,15 +177,19 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
     // restarts on every body chunk sent, so a long upload is not cut while it progresses.
     this.headersDueAt = performance.now() + this.headersTimeoutMs;
-    this.deadlines.start(this, this.bodyClock !== null && this.bodyTimeoutMs > 0 ? Math.min(this.headersTimeoutMs, this.bodyTimeoutMs) : this.headersTimeoutMs);
+    this.checkLimits();
+  }
+
+  deadlineReached(): void {
+    if (this.done || this.headersSent) return;
+    this.checkLimits();
   }
 
   /**
    * Before the response: the body's limit passed (408; first, as a workload cannot be blamed for not answering a
-   * request whose body stalled), or the headers' (504); else the deadline goes on for the sooner of the two.
+   * request whose body stalled), or the headers' (504); else the deadline is started for the sooner of the two.
    */
-  deadlineReached(): void {
-    if (this.done || this.headersSent) return;
+  private checkLimits(): void {
     const now = performance.now();
     let next = this.headersDueAt - now;
     const clock = this.bodyClock;
@@ -199,7 +203,8 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
       this.abortUpstream?.(new UpstreamHeadersTimeoutError());
       return;
     }
-    this.deadlines.start(this, next);
+    // Infinity: no limit runs (a body without bodyTimeout, before the request is written).
+    if (next !== Number.POSITIVE_INFINITY) this.deadlines.start(this, next);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
