@@ -97,7 +97,7 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     body.on('resume', onRequestProgress);
     body.once('end', onRequestBodyDone);
     body.once('close', onRequestBodyDone);
-    if (this.bodyTimeoutMs > 0) this.deadlines.start(this, this.bodyTimeoutMs);
+    this.checkLimits();
   }
 
   /** A request body chunk arrived (or the body flows again): the body is not idle, and undici's rule restarts the headers' limit. */

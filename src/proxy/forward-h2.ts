@@ -319,8 +319,9 @@ class H2Relay extends Deadline {
   }
 
   data(chunk: Buffer): void {
+    // Read only once the response started (response()); after the exchange settled, what arrives is dropped.
+    if (this.settled) return;
     const res = this.ex.response;
-    if (!res.started || this.settled) return;
     if (!res.body.write(chunk)) {
       const upstream = this.upstream;
       upstream.pause();
