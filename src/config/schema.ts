@@ -156,7 +156,7 @@ export const configSchema: readonly KeySpec[] = [
     help: 'RST_STREAMs per connection per second before the connection is closed (rapid reset)' },
   { key: 'limits.maxConnections', flag: 'max-connections', kind: 'integer', default: '10000', min: 1, max: 1_000_000, type: 'integer', help: 'concurrent connections per listener' },
   { key: 'limits.upstreamConnectTimeout', flag: 'upstream-connect-timeout', kind: 'duration', default: '5s', min: 1, max: 120_000, type: 'duration', help: 'connect deadline to the workload' },
-  { key: 'limits.upstreamTimeout', flag: 'upstream-timeout', kind: 'duration', default: '300s', min: 1, max: 24 * hour, type: 'duration', help: 'deadline for the workload\'s response headers' },
+  { key: 'limits.upstreamTimeout', flag: 'upstream-timeout', kind: 'duration', default: '300s', min: 1, max: 24 * hour, type: 'duration', help: 'wait for the workload\'s response headers, restarted by each request body chunk sent (a gRPC caller\'s `grpc-timeout` is a deadline of its own)' },
   { key: 'limits.drainDelay', flag: 'drain-delay', kind: 'duration', default: '0s', min: 0, max: 600_000, type: 'duration',
     help: 'on SIGTERM, keep accepting new connections this long (with /ready failing) before draining, so endpoints stop sending first (Istio terminationDrainDuration)' },
   { key: 'limits.drainTimeout', flag: 'drain-timeout', kind: 'duration', default: '20s', min: 0, max: hour, type: 'duration', help: 'grace period for in-flight requests on shutdown' },

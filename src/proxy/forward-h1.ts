@@ -63,9 +63,10 @@ function onRequestBodyDone(this: WatchedBody): void { this[relayOf]?.stopBodyWat
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
  * upstream socket until the downstream drains. Settles exactly once with the outcome.
  *
- * One deadline (in the forwarder's queue) serves both limits before the response, as in the HTTP/2 relay: the
- * response headers' (limits.upstreamTimeout) and the request body's progress (limits.bodyTimeout). A body chunk
- * only moves the times they are due; the deadline, when reached, starts itself again for whichever comes first.
+ * One deadline (in the forwarder's queue) serves every limit before the response, as in the HTTP/2 relay: the
+ * response headers' (limits.upstreamTimeout), the caller's gRPC deadline, and the request body's progress
+ * (limits.bodyTimeout). A body chunk only moves the times they are due; the deadline, when reached, starts itself
+ * again for whichever comes first.
  */
 class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | null = null;
@@ -75,20 +76,34 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   private done = false;
   /** When the response headers are due (performance.now()); Infinity until the request is written. */
   private headersDueAt = Number.POSITIVE_INFINITY;
+  /** When the caller's gRPC deadline passes (performance.now()), counted from the forward; Infinity: none. */
+  private readonly deadlineAt: number;
   /** The forwarded request body's idle clock, and the pipe it goes upstream through, while it is watched. */
   private bodyClock: BodyIdleClock | null = null;
   private upstreamBody: PassThrough | null = null;
 
-  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, private readonly headersTimeoutMs: number, private readonly bodyTimeoutMs: number, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
+  private readonly headersTimeoutMs: number;
+  private readonly bodyTimeoutMs: number;
+
+  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, request: UpstreamRequest, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
     super();
+    this.headersTimeoutMs = request.headersTimeoutMs;
+    this.bodyTimeoutMs = request.bodyTimeoutMs;
+    this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + request.deadlineMs;
     ex.onAbort(this);
   }
 
   /**
-   * Watches the request body going upstream through `upstreamBody` until it ends, the response starts or the
-   * exchange settles: a caller that delivers nothing for limits.bodyTimeout (0: no limit) is cut (PC-20).
+   * Starts the limits before the response. A request body going upstream through `upstreamBody` is watched until
+   * it ends, the response starts or the exchange settles: a caller that delivers nothing for limits.bodyTimeout
+   * (0: no limit) is cut (PC-20).
    */
-  watchBody(upstreamBody: PassThrough): void {
+  begin(upstreamBody: PassThrough | null): void {
+    if (upstreamBody !== null) this.watchBody(upstreamBody);
+    this.checkLimits();
+  }
+
+  private watchBody(upstreamBody: PassThrough): void {
     this.bodyClock = new BodyIdleClock();
     this.upstreamBody = upstreamBody;
     const body = this.ex.body as WatchedBody;
@@ -97,7 +112,6 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     body.on('resume', onRequestProgress);
     body.once('end', onRequestBodyDone);
     body.once('close', onRequestBodyDone);
-    this.checkLimits();
   }
 
   /** A request body chunk arrived (or the body flows again): the body is not idle, and undici's rule restarts the headers' limit. */
@@ -187,11 +201,12 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
 
   /**
    * Before the response: the body's limit passed (408; first, as a workload cannot be blamed for not answering a
-   * request whose body stalled), or the headers' (504); else the deadline is started for the sooner of the two.
+   * request whose body stalled), or the headers' or the caller's deadline (504); else the deadline is started for
+   * the soonest.
    */
   private checkLimits(): void {
     const now = performance.now();
-    let next = this.headersDueAt - now;
+    let next = Math.min(this.headersDueAt, this.deadlineAt) - now;
     const clock = this.bodyClock;
     if (clock !== null && this.bodyTimeoutMs > 0) {
       const left = clock.idleLeftMs(this.ex.body, now, this.bodyTimeoutMs);
@@ -203,7 +218,7 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
       this.abortUpstream?.(new UpstreamHeadersTimeoutError());
       return;
     }
-    // Infinity: no limit runs (a body without bodyTimeout, before the request is written).
+    // Infinity: no limit runs (no deadline, and a body without bodyTimeout before the request is written).
     if (next !== Number.POSITIVE_INFINITY) this.deadlines.start(this, next);
   }
 
@@ -289,8 +304,8 @@ export function createH1Forwarder(options: H1ForwarderOptions): Forwarder {
       if (ex.contentLength !== undefined) headers['content-length'] = String(ex.contentLength);
     }
     return new Promise<ForwardOutcome>((resolve) => {
-      const handler = new RelayHandler(ex, resolve, request.headersTimeoutMs, request.bodyTimeoutMs, classify, deadlines);
-      if (pipe) handler.watchBody(pipe);
+      const handler = new RelayHandler(ex, resolve, request, classify, deadlines);
+      handler.begin(pipe);
       try {
         ex.continueIfExpected();
         pool.dispatch({

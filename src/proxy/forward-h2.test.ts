@@ -52,7 +52,7 @@ describe('h2 forwarder: the response body whatever the order node:http2 emits it
     const front = http2.createServer();
     front.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       const ex = h2Exchange({}, stream, headers, rawHeaders, true);
-      const request = { method: 'GET', path: String(headers[':path']), authority: 'workload.test', headers: {}, grpc: false, headersTimeoutMs: 5000, bodyTimeoutMs: 5000 };
+      const request = { method: 'GET', path: String(headers[':path']), authority: 'workload.test', headers: {}, grpc: false, headersTimeoutMs: 5000, deadlineMs: undefined, bodyTimeoutMs: 5000 };
       void forwarder.forward({} as Permit, request, ex).then((o) => outcomes.push(o));
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));

@@ -158,7 +158,9 @@ class H2BodyForward extends BodyIdleClock {
     const upstream = this.upstream;
     // The upstream stream is gone: stop, and leave the rest unread, as pipe() does when its destination closes.
     if (upstream.destroyed || upstream.writableEnded) { this.detach(); this.body.pause(); return; }
-    this.progressed();
+    const now = performance.now();
+    this.progressed(now);
+    this.relay?.requestProgressed(now);
     if (!upstream.write(chunk)) {
       this.body.pause();
       upstream[forwardOf] = this;
@@ -169,7 +171,9 @@ class H2BodyForward extends BodyIdleClock {
   drained(): void {
     this.upstream[forwardOf] = undefined;
     if (!this.reading) return;
-    this.progressed();
+    const now = performance.now();
+    this.progressed(now);
+    this.relay?.requestProgressed(now);
     this.body.resume();
   }
 
@@ -219,8 +223,13 @@ class H2Relay extends Deadline {
   private status = 0;
   private trailers: Record<string, string | string[]> | null = null;
   private forwardBody: H2BodyForward | null = null;
-  /** One deadline (in the forwarder's queue) serves both before the response: the response headers', and the request body's progress. */
-  private readonly headersDeadline: number;
+  /**
+   * One deadline (in the forwarder's queue) serves every limit before the response, as in the HTTP/1.1 relay: the
+   * response headers' (restarted by each body chunk forwarded), the caller's gRPC deadline, and the body's progress.
+   */
+  private headersDueAt: number;
+  /** When the caller's gRPC deadline passes (performance.now()); Infinity: none. */
+  private readonly deadlineAt: number;
 
   constructor(
     private readonly ex: Exchange<unknown>,
@@ -233,7 +242,14 @@ class H2Relay extends Deadline {
     private readonly deadlines: DeadlineQueue,
   ) {
     super();
-    this.headersDeadline = performance.now() + request.headersTimeoutMs;
+    const now = performance.now();
+    this.headersDueAt = now + request.headersTimeoutMs;
+    this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : now + request.deadlineMs;
+  }
+
+  /** A body chunk went upstream (or the workload read on): the wait for its answer starts again, as undici's does. */
+  requestProgressed(now: number): void {
+    this.headersDueAt = now + this.request.headersTimeoutMs;
   }
 
   /** The body is no longer read: its forward is let go (H2BodyForward). */
@@ -243,14 +259,12 @@ class H2Relay extends Deadline {
 
   /** Sends the caller's body (if any) and arms the deadlines. */
   start(): void {
-    const { ex, request } = this;
-    let first = request.headersTimeoutMs;
+    const ex = this.ex;
     if (!ex.bodyless) {
       ex.continueIfExpected();
       this.forwardBody = new H2BodyForward(ex.body, this.upstream, this);
-      if (request.bodyTimeoutMs > 0 && request.bodyTimeoutMs < first) first = request.bodyTimeoutMs;
     }
-    this.deadlines.start(this, first);
+    this.checkLimits();
   }
 
   private finish(outcome: ForwardOutcome): void {
@@ -269,20 +283,20 @@ class H2Relay extends Deadline {
     resetWithoutEnd(this.upstream);
   }
 
-  /**
-   * Before the response started: the workload that has not answered by the headers deadline gets its stream
-   * cancelled (504); a caller whose body delivered nothing for limits.bodyTimeout gets the upstream stream reset
-   * without END_STREAM and a 408. Otherwise the deadline is started again for whichever comes first.
-   */
   deadlineReached(): void {
     if (this.settled || this.status !== 0) return;
+    this.checkLimits();
+  }
+
+  /**
+   * Before the response started: a caller whose body delivered nothing for limits.bodyTimeout gets the upstream
+   * stream reset without END_STREAM and a 408 (first, as in the HTTP/1.1 relay: a workload cannot be blamed for not
+   * answering a request whose body stalled); a workload that has not answered by the headers' limit or the caller's
+   * deadline gets its stream cancelled (504). Otherwise the deadline is started for the soonest.
+   */
+  private checkLimits(): void {
     const now = performance.now();
-    let next = this.headersDeadline - now;
-    if (next <= 0) {
-      this.upstream.close(NGHTTP2_CANCEL);
-      this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
-      return;
-    }
+    let next = Math.min(this.headersDueAt, this.deadlineAt) - now;
     const body = this.forwardBody;
     const bodyTimeoutMs = this.request.bodyTimeoutMs;
     if (body !== null && bodyTimeoutMs > 0) {
@@ -294,6 +308,11 @@ class H2Relay extends Deadline {
         return;
       }
       if (left < next) next = left;
+    }
+    if (next <= 0) {
+      this.upstream.close(NGHTTP2_CANCEL);
+      this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
+      return;
     }
     this.deadlines.start(this, next);
   }

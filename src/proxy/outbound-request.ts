@@ -18,7 +18,7 @@ export interface OutboundRoute {
   port: number;
   target: Destination;
   expectIdentity: string;
-  /** Deadline for the destination's response headers (gRPC callers' shorter `grpc-timeout` wins). */
+  /** Wait for the destination's response headers, restarted by each body chunk sent (a gRPC caller's `grpc-timeout` is a deadline of its own). */
   headersTimeoutMs: number;
   sink: DecisionSink;
   metrics?: ProxyMetrics | undefined;
@@ -52,16 +52,15 @@ export function outboundRequest(ex: Exchange<unknown>, route: OutboundRoute): Up
   const contentType = headers['content-type'];
   // gRPC needs HTTP/2: an HTTP/1.1 caller is plain HTTP whatever its content-type.
   const grpc = ex.httpVersion === '2' && typeof contentType === 'string' && isGrpcContentType(contentType);
-  let headersTimeoutMs = route.headersTimeoutMs;
   const deadline = grpc ? parseGrpcTimeoutMs(headers['grpc-timeout']) : undefined;
-  if (deadline !== undefined) headersTimeoutMs = Math.max(1, Math.min(headersTimeoutMs, Math.ceil(deadline)));
   return {
     method: ex.method,
     path: ex.target,
     authority: destinationAuthority(authority, route),
     headers,
     grpc,
-    headersTimeoutMs,
+    headersTimeoutMs: route.headersTimeoutMs,
+    deadlineMs: deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline)),
     // The local app is not a caller to guard against: its body may pause as long as it likes.
     bodyTimeoutMs: 0,
   };

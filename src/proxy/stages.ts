@@ -233,18 +233,15 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
   const xfcc = connectionForwardedClientCert(conn, ownSpiffeId);
   if (xfcc !== null) headers['x-forwarded-client-cert'] = xfcc;
   headers['x-forwarded-proto'] = conn.tls ? 'https' : 'http';
-  let headersTimeoutMs = deps.limits.upstreamTimeoutMs;
-  if (state.grpc) {
-    const deadline = parseGrpcTimeoutMs(scanned.original['grpc-timeout']);
-    if (deadline !== undefined) headersTimeoutMs = Math.max(1, Math.min(headersTimeoutMs, Math.ceil(deadline)));
-  }
+  const deadline = state.grpc ? parseGrpcTimeoutMs(scanned.original['grpc-timeout']) : undefined;
   return {
     method: ctx.method,
     path: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
     authority: ctx.authority,
     headers,
     grpc: state.grpc,
-    headersTimeoutMs,
+    headersTimeoutMs: deps.limits.upstreamTimeoutMs,
+    deadlineMs: deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline)),
     bodyTimeoutMs: deps.limits.bodyTimeoutMs,
   };
 }

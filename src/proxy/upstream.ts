@@ -14,8 +14,16 @@ export interface UpstreamRequest {
   /** Made for this request alone: the forwarder adds its framing fields (host, pseudo-headers) to it in place. */
   headers: Record<string, string | string[]>;
   grpc: boolean;
-  /** Milliseconds to wait for response headers; includes a gRPC deadline when shorter. */
+  /**
+   * Milliseconds to wait for the response headers from the request being written (limits.upstreamTimeout, or the
+   * outbound route's), restarted by each request body chunk forwarded: a long upload that keeps going is not cut.
+   */
   headersTimeoutMs: number;
+  /**
+   * The caller's gRPC deadline (`grpc-timeout`) in milliseconds from the forward, never restarted: a gRPC deadline
+   * covers the whole call (PROTOCOL-HTTP2). Undefined when the request carries none.
+   */
+  deadlineMs: number | undefined;
   /** Longest wait for the next downstream body byte while the body is forwarded (limits.bodyTimeout); 0: no limit. */
   bodyTimeoutMs: number;
 }
