@@ -370,6 +370,40 @@ test('a destination that never answers: 504 upstream_timeout after the response-
   assert.deepEqual(events.map((e) => [e.request.path, e.status, e.reason, e.upstream?.outcome]).sort(), [['/slow-h1', 504, 'upstream_timeout', 'upstream_timeout'], ['/slow-h2', 504, 'upstream_timeout', 'upstream_timeout']]);
 });
 
+test("a gRPC caller's grpc-timeout is a deadline of its own: DEADLINE_EXCEEDED at it while the call still sends, whatever the route's longer wait", async () => {
+  const cert = pki.issue({ spiffeId: TEST_IDS.httpbin });
+  const dest = await h2Destination(cert, (stream) => { stream.resume(); /* reads the call, never answers */ });
+  const out = await outbound(dest.port, TEST_IDS.httpbin, { headersMs: 60_000 });
+  events.length = 0;
+  const http2 = await import('node:http2');
+  const session = http2.connect(`http://127.0.0.1:${out.address.port}`);
+  session.on('error', () => { /* reported by the stream */ });
+  try {
+    const started = performance.now();
+    const req = session.request({ ':method': 'POST', ':path': '/echo.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' }, { endStream: false });
+    let answeredAt = 0;
+    let grpcStatus: unknown;
+    req.on('response', (h) => { answeredAt = performance.now(); grpcStatus = h['grpc-status']; });
+    req.on('trailers', (t) => { grpcStatus ??= t['grpc-status']; });
+    req.on('error', () => undefined);
+    req.resume();
+    const closed = new Promise<void>((r) => req.on('close', r));
+    // A chunk every 100 ms for 1.5 s: the deadline must not move with them.
+    for (let i = 0; i < 15 && answeredAt === 0 && !req.closed; i++) {
+      req.write(Buffer.from([0, 0, 0, 0, 0]));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!req.closed) req.end();
+    await closed;
+    const after = answeredAt - started;
+    assert.equal(grpcStatus, '4', 'DEADLINE_EXCEEDED');
+    assert.ok(after >= 295 && after < 900, `answered ${after.toFixed(0)} ms after the start`);
+    assert.deepEqual(events.map((e) => [e.request.path, e.reason, e.upstream?.outcome]), [['/echo.Echo/Echo', 'upstream_timeout', 'upstream_timeout']]);
+  } finally {
+    session.destroy();
+  }
+});
+
 test('a destination that accepts TCP but never finishes the TLS handshake: 503 after the connect timeout, over HTTP/1.1 and h2c', async () => {
   const { createServer: createNetServer } = await import('node:net');
   const held = new Set<import('node:net').Socket>();
