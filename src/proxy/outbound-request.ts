@@ -8,7 +8,7 @@ import { sendReply, type Exchange } from './exchange.js';
 import { hopRequestHeaders } from './headers.js';
 import { isGrpcContentType, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ProxyMetrics } from './types.js';
-import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
+import { grpcDeadlineMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
 import type { Destination } from './outbound-destination.js';
 
 /** What every request of one outbound listener shares. */
@@ -52,7 +52,6 @@ export function outboundRequest(ex: Exchange<unknown>, route: OutboundRoute): Up
   const contentType = headers['content-type'];
   // gRPC needs HTTP/2: an HTTP/1.1 caller is plain HTTP whatever its content-type.
   const grpc = ex.httpVersion === '2' && typeof contentType === 'string' && isGrpcContentType(contentType);
-  const deadline = grpc ? parseGrpcTimeoutMs(headers['grpc-timeout']) : undefined;
   return {
     method: ex.method,
     path: ex.target,
@@ -60,7 +59,7 @@ export function outboundRequest(ex: Exchange<unknown>, route: OutboundRoute): Up
     headers,
     grpc,
     headersTimeoutMs: route.headersTimeoutMs,
-    deadlineMs: deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline)),
+    deadlineMs: grpc ? grpcDeadlineMs(headers['grpc-timeout']) : undefined,
     // The local app is not a caller to guard against: its body may pause as long as it likes.
     bodyTimeoutMs: 0,
   };

@@ -14,7 +14,7 @@ import { cleanRequestHeaders, connectionForwardedClientCert, scanRequestHeaders,
 import { removeQueryParams } from '../jwt/extract.js';
 import { isGrpcContentType, linkerdError, refusalForDecision, replyFor, type Refusal, type Reply } from './respond.js';
 import type { ConnectionInfo, ProxyDeps } from './types.js';
-import { parseGrpcTimeoutMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
+import { grpcDeadlineMs, type ForwardOutcome, type Forwarder, type UpstreamRequest } from './upstream.js';
 
 /** Everything learned about one request so far; stages fill it in order. */
 export interface RequestState {
@@ -234,7 +234,6 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
   const xfcc = connectionForwardedClientCert(conn, ownSpiffeId);
   if (xfcc !== null) headers['x-forwarded-client-cert'] = xfcc;
   headers['x-forwarded-proto'] = conn.tls ? 'https' : 'http';
-  const deadline = state.grpc ? parseGrpcTimeoutMs(scanned.original['grpc-timeout']) : undefined;
   return {
     method: ctx.method,
     path: ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path,
@@ -242,7 +241,7 @@ export function buildUpstreamRequest(state: RequestState, deps: ProxyDeps, ownSp
     headers,
     grpc: state.grpc,
     headersTimeoutMs: deps.limits.upstreamTimeoutMs,
-    deadlineMs: deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline)),
+    deadlineMs: state.grpc ? grpcDeadlineMs(scanned.original['grpc-timeout']) : undefined,
     bodyTimeoutMs: deps.limits.bodyTimeoutMs,
   };
 }

@@ -45,12 +45,15 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-/** gRPC `grpc-timeout` (PROTOCOL-HTTP2): up to 8 digits and a unit; undefined when absent or malformed. */
-export function parseGrpcTimeoutMs(value: string | string[] | undefined): number | undefined {
+const grpcTimeoutUnitMs: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/**
+ * A caller's gRPC deadline from its `grpc-timeout` (PROTOCOL-HTTP2: up to 8 digits and a unit) in whole
+ * milliseconds, at least 1 (UpstreamRequest.deadlineMs); undefined when absent or malformed.
+ */
+export function grpcDeadlineMs(value: string | string[] | undefined): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value.trim());
   if (!m) return undefined;
-  const n = Number(m[1]);
-  const unitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-  return n * (unitMs[m[2] as string] as number);
+  return Math.max(1, Math.ceil(Number(m[1]) * (grpcTimeoutUnitMs[m[2] as string] as number)));
 }
