@@ -9,7 +9,8 @@ import type { Exchange } from './exchange.js';
 import { cleanRawResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
 import { BodyIdleClock } from './body-progress.js';
-import { Deadline, DeadlineQueue } from './deadline-queue.js';
+import { DeadlineQueue } from './deadline-queue.js';
+import { ResponseWait } from './response-wait.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
 
 export interface H1ForwarderOptions {
@@ -55,41 +56,29 @@ function onBodyClose(this: RelayedBody): void { this[relayOf]?.downstreamClosed(
 function onBodyFinish(this: RelayedBody): void { this[relayOf]?.finished(); }
 /** While the request body is forwarded, it carries its relay too (its progress is the relay's business). */
 type WatchedBody = Readable & { [relayOf]?: RelayHandler | undefined };
-function onRequestProgress(this: WatchedBody): void { this[relayOf]?.requestProgressed(); }
+function onRequestProgress(this: WatchedBody): void { this[relayOf]?.bodyProgressed(); }
 function onRequestBodyDone(this: WatchedBody): void { this[relayOf]?.stopBodyWatch(); }
 
 /**
  * One request's undici handler: writes the workload's response straight into the downstream response
  * (no response Readable, no pipe, no promise per chunk). Returning false from onData pauses the
  * upstream socket until the downstream drains. Settles exactly once with the outcome.
- *
- * One deadline (in the forwarder's queue) serves every limit before the response, as in the HTTP/2 relay: the
- * response headers' (limits.upstreamTimeout), the caller's gRPC deadline, and the request body's progress
- * (limits.bodyTimeout). A body chunk only moves the times they are due; the deadline, when reached, starts itself
- * again for whichever comes first.
+ * The limits before the response are ResponseWait's, as in the HTTP/2 relay.
  */
-class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
+class RelayHandler extends ResponseWait implements Dispatcher.DispatchHandler {
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resumeUpstream: (() => void) | null = null;
   private status = 0;
   private headersSent = false;
   private done = false;
-  /** When the response headers are due (performance.now()); Infinity until the request is written. */
-  private headersDueAt = Number.POSITIVE_INFINITY;
-  /** When the caller's gRPC deadline passes (performance.now()), counted from the forward; Infinity: none. */
-  private readonly deadlineAt: number;
   /** The forwarded request body's idle clock, and the pipe it goes upstream through, while it is watched. */
   private bodyClock: BodyIdleClock | null = null;
   private upstreamBody: PassThrough | null = null;
-
-  private readonly headersTimeoutMs: number;
   private readonly bodyTimeoutMs: number;
 
-  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, request: UpstreamRequest, private readonly classify: UpstreamErrorClassifier, private readonly deadlines: DeadlineQueue) {
-    super();
-    this.headersTimeoutMs = request.headersTimeoutMs;
+  constructor(private readonly ex: Exchange<unknown>, private readonly resolve: (outcome: ForwardOutcome) => void, request: UpstreamRequest, private readonly classify: UpstreamErrorClassifier, deadlines: DeadlineQueue) {
+    super(request.headersTimeoutMs, request.deadlineMs, deadlines);
     this.bodyTimeoutMs = request.bodyTimeoutMs;
-    this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + request.deadlineMs;
     ex.onAbort(this);
   }
 
@@ -115,10 +104,10 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
   }
 
   /** A request body chunk arrived (or the body flows again): the body is not idle, and undici's rule restarts the headers' limit. */
-  requestProgressed(): void {
+  bodyProgressed(): void {
     const now = performance.now();
     this.bodyClock?.progressed(now);
-    if (this.headersDueAt !== Number.POSITIVE_INFINITY) this.headersDueAt = now + this.headersTimeoutMs;
+    this.requestProgressed(now);
   }
 
   stopBodyWatch(): void {
@@ -167,7 +156,7 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
    * The caller stopped sending its body (limits.bodyTimeout) before the workload answered: the upstream
    * request is aborted, so the workload sees a reset connection and never a complete request; the caller gets 408.
    */
-  private bodyStalled(): void {
+  protected bodyStalled(): void {
     const upstreamBody = this.upstreamBody as PassThrough;
     this.settle({ ok: false, refusal: { kind: 'body_timeout' } });
     this.ex.body.unpipe(upstreamBody);
@@ -190,7 +179,7 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     // The response-headers deadline is ours, not undici's: undici runs timeouts of a second or more on a
     // 500 ms tick (a 1 s limit fired at 1.5 s). Like undici's, it starts when the request is written and
     // restarts on every body chunk sent, so a long upload is not cut while it progresses.
-    this.headersDueAt = performance.now() + this.headersTimeoutMs;
+    this.requestWritten(performance.now());
     this.checkLimits();
   }
 
@@ -199,27 +188,14 @@ class RelayHandler extends Deadline implements Dispatcher.DispatchHandler {
     this.checkLimits();
   }
 
-  /**
-   * Before the response: the body's limit passed (408; first, as a workload cannot be blamed for not answering a
-   * request whose body stalled), or the headers' or the caller's deadline (504); else the deadline is started for
-   * the soonest.
-   */
-  private checkLimits(): void {
-    const now = performance.now();
-    let next = Math.min(this.headersDueAt, this.deadlineAt) - now;
+  protected bodyIdleLeftMs(now: number): number {
     const clock = this.bodyClock;
-    if (clock !== null && this.bodyTimeoutMs > 0) {
-      const left = clock.idleLeftMs(this.ex.body, now, this.bodyTimeoutMs);
-      if (left <= 0) { this.bodyStalled(); return; }
-      if (left < next) next = left;
-    }
-    if (next <= 0) {
-      this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
-      this.abortUpstream?.(new UpstreamHeadersTimeoutError());
-      return;
-    }
-    // Infinity: no limit runs (no deadline, and a body without bodyTimeout before the request is written).
-    if (next !== Number.POSITIVE_INFINITY) this.deadlines.start(this, next);
+    return clock !== null && this.bodyTimeoutMs > 0 ? clock.idleLeftMs(this.ex.body, now, this.bodyTimeoutMs) : Number.POSITIVE_INFINITY;
+  }
+
+  protected answerOverdue(): void {
+    this.settle({ ok: false, refusal: { kind: 'upstream_timeout' } });
+    this.abortUpstream?.(new UpstreamHeadersTimeoutError());
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

@@ -7,7 +7,8 @@ import type { Permit } from '../policy/decision.js';
 import type { Exchange } from './exchange.js';
 import { cleanResponseHeaders } from './headers.js';
 import { classifyUpstreamError } from './respond.js';
-import { Deadline, DeadlineQueue } from './deadline-queue.js';
+import { DeadlineQueue } from './deadline-queue.js';
+import { ResponseWait } from './response-wait.js';
 import { BodyIdleClock } from './body-progress.js';
 import { useScavengeFriendlyAsyncBind } from './async-resource-bind.js';
 import type { ForwardOutcome, Forwarder, UpstreamErrorClassifier, UpstreamRequest } from './upstream.js';
@@ -215,21 +216,14 @@ function onBodyError(this: ForwardedBody): void { this[forwardOf]?.failed(); }
 function onUpstreamDrain(this: RelayedStream): void { this[forwardOf]?.drained(); }
 
 /**
- * One request's relay from an upstream stream to the downstream response: trailers, backpressure, the
- * response-headers deadline and the request body's progress. Settles exactly once with the outcome.
+ * One request's relay from an upstream stream to the downstream response: trailers, backpressure, and the limits
+ * before the response (ResponseWait's, as in the HTTP/1.1 relay). Settles exactly once with the outcome.
  */
-class H2Relay extends Deadline {
+class H2Relay extends ResponseWait {
   private settled = false;
   private status = 0;
   private trailers: Record<string, string | string[]> | null = null;
   private forwardBody: H2BodyForward | null = null;
-  /**
-   * One deadline (in the forwarder's queue) serves every limit before the response, as in the HTTP/1.1 relay: the
-   * response headers' (restarted by each body chunk forwarded), the caller's gRPC deadline, and the body's progress.
-   */
-  private headersDueAt: number;
-  /** When the caller's gRPC deadline passes (performance.now()); Infinity: none. */
-  private readonly deadlineAt: number;
 
   constructor(
     private readonly ex: Exchange<unknown>,
@@ -239,17 +233,11 @@ class H2Relay extends Deadline {
     private readonly withTrailers: boolean,
     private readonly classify: UpstreamErrorClassifier,
     private readonly resolve: (outcome: ForwardOutcome) => void,
-    private readonly deadlines: DeadlineQueue,
+    deadlines: DeadlineQueue,
   ) {
-    super();
-    const now = performance.now();
-    this.headersDueAt = now + request.headersTimeoutMs;
-    this.deadlineAt = request.deadlineMs === undefined ? Number.POSITIVE_INFINITY : now + request.deadlineMs;
-  }
-
-  /** A body chunk went upstream (or the workload read on): the wait for its answer starts again, as undici's does. */
-  requestProgressed(now: number): void {
-    this.headersDueAt = now + this.request.headersTimeoutMs;
+    super(request.headersTimeoutMs, request.deadlineMs, deadlines);
+    // The stream is open: the request is written as far as the wait for its answer goes.
+    this.requestWritten(performance.now());
   }
 
   /** The body is no longer read: its forward is let go (H2BodyForward). */
@@ -288,33 +276,22 @@ class H2Relay extends Deadline {
     this.checkLimits();
   }
 
-  /**
-   * Before the response started: a caller whose body delivered nothing for limits.bodyTimeout gets the upstream
-   * stream reset without END_STREAM and a 408 (first, as in the HTTP/1.1 relay: a workload cannot be blamed for not
-   * answering a request whose body stalled); a workload that has not answered by the headers' limit or the caller's
-   * deadline gets its stream cancelled (504). Otherwise the deadline is started for the soonest.
-   */
-  private checkLimits(): void {
-    const now = performance.now();
-    let next = Math.min(this.headersDueAt, this.deadlineAt) - now;
+  protected bodyIdleLeftMs(now: number): number {
     const body = this.forwardBody;
     const bodyTimeoutMs = this.request.bodyTimeoutMs;
-    if (body !== null && bodyTimeoutMs > 0) {
-      const left = body.bodyIdleLeftMs(now, bodyTimeoutMs);
-      if (left <= 0) {
-        body.stop();
-        resetWithoutEnd(this.upstream);
-        this.finish({ ok: false, refusal: { kind: 'body_timeout' } });
-        return;
-      }
-      if (left < next) next = left;
-    }
-    if (next <= 0) {
-      this.upstream.close(NGHTTP2_CANCEL);
-      this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
-      return;
-    }
-    this.deadlines.start(this, next);
+    return body !== null && bodyTimeoutMs > 0 ? body.bodyIdleLeftMs(now, bodyTimeoutMs) : Number.POSITIVE_INFINITY;
+  }
+
+  /** The caller's body stalled: the upstream stream is reset without END_STREAM, never ended as if complete. */
+  protected bodyStalled(): void {
+    (this.forwardBody as H2BodyForward).stop();
+    resetWithoutEnd(this.upstream);
+    this.finish({ ok: false, refusal: { kind: 'body_timeout' } });
+  }
+
+  protected answerOverdue(): void {
+    this.upstream.close(NGHTTP2_CANCEL);
+    this.finish({ ok: false, refusal: { kind: 'upstream_timeout' } });
   }
 
   response(resHeaders: http2.IncomingHttpHeaders, flags: number): void {
